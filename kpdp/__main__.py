@@ -1,0 +1,106 @@
+"""``python -m kpdp``: fit the identity space, train the generator, anonymise a folder."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def _landmarks_for(dataset: str, root: str, split: str, cache: Path):
+    from . import landmark_cache as lc
+    from .datasets import get_dataset
+
+    if cache.exists():
+        return lc.load(cache), get_dataset(dataset, root, split)
+    ds = get_dataset(dataset, root, split)
+    arrays = lc.extract_landmarks(ds)
+    lc.save(cache, arrays)
+    return arrays, ds
+
+
+def cmd_landmarks(a):
+    from . import landmark_cache as lc
+    from .datasets import get_dataset
+
+    ds = get_dataset(a.dataset, a.root, a.split)
+    arrays = lc.extract_landmarks(ds)
+    lc.save(Path(a.out), arrays)
+    print(f"{len(arrays['image_id'])} faces, {len(arrays['failed'])} failures -> {a.out}")
+
+
+def cmd_train(a):
+    from .train import TrainConfig, train
+    from . import train_data
+
+    data = a.data
+    if data is None:
+        if a.root is None:
+            sys.exit("kpdp train: give --data (a packed file) or --root and --split")
+        work = Path(a.out) / "data"
+        lms, ds = _landmarks_for("lfw", a.root, a.split, work / f"landmarks_{a.split}.npz")
+        data = work / f"crops_{a.split}.npz"
+        if not data.exists():
+            train_data.pack(lms, {s.image_id: s.path for s in ds}, data)
+    deepprivacy = a.deepprivacy
+    cfg = TrainConfig(data=str(data), out=a.out, condition="sparse7" if deepprivacy else "dense68",
+                      mask="box" if deepprivacy else "landmarks", steps=a.steps, batch=a.batch, lr=a.lr,
+                      seed=a.seed, device=a.device, minutes=a.minutes, base=a.base)
+    print(f"checkpoint: {train(cfg)}")
+
+
+def cmd_pack(a):
+    from . import landmark_cache as lc, train_data
+    from .datasets import get_dataset
+
+    lms = lc.merge([lc.load(Path(p)) for p in a.landmarks])
+    ds = get_dataset("lfw", a.root, a.split)
+    print(train_data.pack(lms, {s.image_id: s.path for s in ds}, Path(a.out)))
+
+
+def cmd_export(a):
+    from .train import export
+
+    meta = {"condition": a.condition, "train_command": a.command, "train_data": a.data_desc}
+    print(export(Path(a.ckpt), Path(a.out), meta))
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(prog="python -m kpdp", description=__doc__)
+    sub = p.add_subparsers(dest="cmd", required=True)
+
+    s = sub.add_parser("landmarks", help="dlib68 landmarks of a data set split, cached as .npz")
+    s.add_argument("--dataset", default="lfw"), s.add_argument("--root", required=True)
+    s.add_argument("--split", default="devtrain"), s.add_argument("--out", required=True)
+    s.set_defaults(func=cmd_landmarks)
+
+    s = sub.add_parser("pack", help="aligned training crops from landmark caches")
+    s.add_argument("--landmarks", nargs="+", required=True), s.add_argument("--root", required=True)
+    s.add_argument("--split", default="devtrain"), s.add_argument("--out", required=True)
+    s.set_defaults(func=cmd_pack)
+
+    s = sub.add_parser("train", help="train the generator (resumes from OUT/last.pt)")
+    s.add_argument("--root"), s.add_argument("--split", default="devtrain")
+    s.add_argument("--data", help="a packed crops file (skips landmark extraction)")
+    s.add_argument("--out", required=True), s.add_argument("--steps", type=int, default=20000)
+    s.add_argument("--batch", type=int, default=32), s.add_argument("--lr", type=float, default=2e-4)
+    s.add_argument("--base", type=int, default=32)
+    s.add_argument("--seed", type=int, default=0), s.add_argument("--device", default="cpu")
+    s.add_argument("--minutes", type=float, default=0.0, help="stop with a checkpoint after this long")
+    s.add_argument("--deepprivacy", action="store_true", help="7 sparse keypoints, box mask (baseline)")
+    s.set_defaults(func=cmd_train)
+
+    s = sub.add_parser("export-generator", help="EMA generator -> fp16 safetensors + metadata")
+    s.add_argument("--ckpt", required=True), s.add_argument("--out", required=True)
+    s.add_argument("--condition", default="dense68"), s.add_argument("--command", default="")
+    s.add_argument("--data-desc", default="LFW devtrain (peopleDevTrain.txt), dlib68 landmarks")
+    s.set_defaults(func=cmd_export)
+
+    from . import cli_space  # the identity-space and anonymise commands live beside it
+
+    cli_space.add_commands(sub)
+    a = p.parse_args(argv)
+    return a.func(a)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

