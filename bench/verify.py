@@ -1,0 +1,83 @@
+"""LFW View 2 verification of a recognizer on original images (``bench lfw-verify``).
+
+Protocol: the 6,000 pairs of ``pairs.txt`` in 10 folds; for each fold the cosine-similarity
+threshold that maximises accuracy on the other 9 folds is applied to it; the result is the mean
+and standard deviation of the 10 fold accuracies. Faces are found as everywhere else in the
+project (:class:`kpdp.faces.analyze.FaceFinder`; the face nearest the centre), then each
+recognizer applies its own published preprocessing. Images where no detector finds a face fall
+back to a centred box of 0.4 x the image (LFW faces are centred at a fixed scale) and are counted.
+"""
+from __future__ import annotations
+
+import numpy as np
+from tqdm import tqdm
+
+from kpdp.datasets import LFW, load_image
+from kpdp.faces import Face, get_detector, get_landmarker, get_recognizer
+from kpdp.faces.analyze import FaceFinder, NoFaceError, primary_index
+
+from .cache import FeatureCache, file_digest
+
+
+def locate(image: np.ndarray, recognizer, finder: FaceFinder) -> tuple[Face, bool]:
+    """The face in the form the recognizer's preprocessing wants; (face, used_fallback)."""
+    h, w = image.shape[:2]
+    if recognizer.needs == "box":  # FaceNet's evaluation used MTCNN boxes
+        faces = get_detector("mtcnn", finder.device).detect(image)
+        if faces:
+            return faces[primary_index(faces, image.shape)], False
+    try:
+        return finder.primary(image), False
+    except NoFaceError:
+        s = 0.4 * min(h, w)
+        f = Face(np.array([w / 2 - s / 2, h / 2 - s / 2, w / 2 + s / 2, h / 2 + s / 2]))
+        f.landmarks = get_landmarker(finder.landmarker, finder.device).landmarks(image, f)
+        return f, True
+
+
+def embed_paths(paths, recognizer_name: str, device: str = "cpu", cache: FeatureCache | None = None,
+                progress: bool = True) -> tuple[np.ndarray, int]:
+    rec = get_recognizer(recognizer_name, device)
+    finder = FaceFinder(device=device)
+    cache = cache or FeatureCache()
+    out, fallbacks = [], 0
+    for p in tqdm(paths, desc=f"embed {recognizer_name}", disable=not progress, mininterval=10):
+        key = FeatureCache.key("verify-embedding", rec.version + "|" + finder.version, file_digest(p))
+        e = cache.get_array(key)
+        if e is None:
+            image = load_image(p)
+            face, fb = locate(image, rec, finder)
+            e = rec.embed(image, face)
+            cache.put_array(key, np.append(e, float(fb)))
+        else:
+            e, fb = e[:-1], bool(e[-1])
+        fallbacks += int(fb)
+        out.append(np.asarray(e)[: rec.dim])
+    return np.stack(out), fallbacks
+
+
+def ten_fold_accuracy(scores: np.ndarray, same: np.ndarray, folds: np.ndarray) -> np.ndarray:
+    """Per-fold accuracy with the threshold chosen on the other folds."""
+    accs = []
+    for k in np.unique(folds):
+        train, test = folds != k, folds == k
+        cands = np.unique(scores[train])
+        acc_train = [((scores[train] >= t) == same[train]).mean() for t in cands]
+        t = cands[int(np.argmax(acc_train))]
+        accs.append(((scores[test] >= t) == same[test]).mean())
+    return np.array(accs)
+
+
+def lfw_verify(root: str, recognizer: str, device: str = "cpu", progress: bool = True) -> dict:
+    lfw = LFW(root, "all")
+    pairs = lfw.pairs()
+    paths = sorted({p for _, a, b, _ in pairs for p in (a, b)})
+    emb, fallbacks = embed_paths(paths, recognizer, device, progress=progress)
+    index = {p: i for i, p in enumerate(paths)}
+    a = emb[[index[p[1]] for p in pairs]]
+    b = emb[[index[p[2]] for p in pairs]]
+    scores = np.einsum("ij,ij->i", a, b)
+    same = np.array([p[3] for p in pairs])
+    accs = ten_fold_accuracy(scores, same, np.array([p[0] for p in pairs]))
+    return {"recognizer": recognizer, "accuracy": float(accs.mean()), "std": float(accs.std()),
+            "folds": accs.tolist(), "n_images": len(paths), "n_fallback_boxes": fallbacks}

@@ -1,0 +1,69 @@
+"""Draw a face with given landmarks into the masked original, with a trained generator, and paste
+it back (spec section 4). Shared by `kpdp` (68 privatised landmarks) and the DeepPrivacy-style
+baseline (7 keypoints, box mask)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from .faces import geometry as geo
+from .generator import Generator, render_condition
+
+ASSETS = Path(__file__).parent / "assets"
+SIZE = 128
+WEIGHTS = {"dense68": ASSETS / "generator_kpdp.safetensors", "sparse7": ASSETS / "generator_deepprivacy.safetensors"}
+
+
+def load_generator(condition: str, path: Path | None = None, device: str = "cpu") -> tuple[Generator, dict]:
+    """Generator weights (safetensors: no pickled code runs) and their recorded metadata."""
+    from safetensors.torch import load_file
+
+    path = Path(path) if path else WEIGHTS[condition]
+    if not path.is_file():
+        raise FileNotFoundError(f"generator weights {path} not found (train with `python -m kpdp train`)")
+    meta_file = path.with_suffix(".json")
+    meta = json.loads(meta_file.read_text()) if meta_file.is_file() else {}
+    state = {k: v.float() for k, v in load_file(str(path)).items()}
+    g = Generator(condition, base=state["stem.0.weight"].shape[0]).eval()
+    g.load_state_dict(state)
+    return g.to(device), meta
+
+
+class FaceInpainter:
+    def __init__(self, condition: str = "dense68", weights: Path | None = None, device: str = "cpu",
+                 mask_kind: str = "landmarks"):
+        self.condition, self.device, self.mask_kind = condition, torch.device(device), mask_kind
+        self.G, self.meta = load_generator(condition, weights, device)
+
+    def crop_mask(self, lm_src: np.ndarray, lm_tgt: np.ndarray) -> np.ndarray:
+        """Mask in crop coordinates: must hide the original face *and* make room for the new one."""
+        if self.mask_kind == "box":
+            from .train import box_masks
+
+            both = torch.from_numpy(np.stack([lm_src])).float()
+            return box_masks(both, SIZE)[0, 0].numpy().astype(np.uint8)
+        return geo.landmark_mask(lm_src, (SIZE, SIZE)) | geo.landmark_mask(lm_tgt, (SIZE, SIZE))
+
+    @torch.no_grad()
+    def inpaint(self, image: np.ndarray, lm_src: np.ndarray, lm_tgt: np.ndarray, seed: int | None):
+        """Returns (new image, mask of changed pixels in image coordinates)."""
+        m = geo.alignment_matrix(lm_src, SIZE)
+        crop = geo.align_crop(image, m, SIZE)
+        src_c, tgt_c = geo.apply_affine(m, lm_src), geo.apply_affine(m, lm_tgt)
+        mask = self.crop_mask(src_c, tgt_c)
+        gen = torch.Generator().manual_seed(seed) if seed is not None else None
+        noise = torch.randn((1, 1, SIZE, SIZE), generator=gen)
+        x = torch.from_numpy(crop).permute(2, 0, 1)[None].float().div(127.5).sub(1)
+        mt = torch.from_numpy(mask)[None, None].float()
+        cond = render_condition(torch.from_numpy(tgt_c)[None].float(), SIZE, self.condition)
+        dev = self.device
+        y = self.G(x.to(dev), mt.to(dev), cond.to(dev), noise.to(dev))[0].float().cpu()
+        out_crop = ((y.clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).numpy()
+        new = geo.paste_back(image, out_crop, m, mask, feather=3)
+        h, w = image.shape[:2]
+        changed = cv2.warpAffine(mask, geo.invert_affine(m), (w, h), flags=cv2.INTER_NEAREST, borderValue=0)
+        return new, changed
