@@ -69,6 +69,7 @@ def ten_fold_accuracy(scores: np.ndarray, same: np.ndarray, folds: np.ndarray) -
 
 
 def lfw_verify(root: str, recognizer: str, device: str = "cpu", progress: bool = True) -> dict:
+    get_recognizer(recognizer, device)  # an online-only recognizer fails here, before any work
     lfw = LFW(root, "all")
     pairs = lfw.pairs()
     paths = sorted({p for _, a, b, _ in pairs for p in (a, b)})

@@ -69,7 +69,9 @@ def load_image(path: Path | str) -> np.ndarray:
                 arr = _to_rgb8(im)
     except ImageLoadError:
         raise
-    except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ImageLoadError(path, f"image too large (over PIL's decompression-bomb limit; max {MAX_PIXELS} pixels)") from None
+    except UnidentifiedImageError as exc:
         raise ImageLoadError(path, f"not a readable image ({type(exc).__name__})") from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise ImageLoadError(path, f"corrupt or truncated image ({exc})") from None

