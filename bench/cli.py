@@ -15,6 +15,34 @@ def cmd_lfw_verify(a) -> int:
     return 0
 
 
+def cmd_landmark_privacy(a) -> int:
+    import numpy as np
+
+    from kpdp import landmark_cache as lc
+    from kpdp.datasets import get_dataset
+    from kpdp.space import IdentitySpace
+
+    from .landmark_privacy import chance_level, landmark_identification, majority_level
+
+    if a.landmarks:
+        lms = lc.load(a.landmarks)
+    else:
+        lms = lc.extract_landmarks(get_dataset(a.dataset, a.root, a.split), progress=not a.quiet)
+    space = IdentitySpace.load()
+    print("identity space: Fisher ratio of each component (training set)")
+    print(" ".join(f"{k + 1}:{r:.2f}" for k, r in enumerate(space.fisher_ratio)))
+    eps_list = [float(e) for e in a.eps.split(",")]
+    clamp = landmark_identification(lms["landmarks"], lms["identity"], eps_list, a.seed, space, "clamp")
+    post = landmark_identification(lms["landmarks"], lms["identity"], eps_list, a.seed, space, "posterior")
+    chance, major = chance_level(lms["identity"]), majority_level(lms["identity"])
+    print(f"landmark-only rank-1 identification (cross-image), {len(lms['identity'])} images, "
+          f"{clamp[0]['n']} probes")
+    print("eps      rank1(clamp)  rank1(posterior)  chance(uniform)  chance(largest identity)")
+    for c, p in zip(clamp, post):
+        print(f"{c['eps']:<8g} {c['rank1']:.4f}        {p['rank1']:.4f}            {chance:.4f}           {major:.4f}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m bench", description="kpdp-bench: benchmark face anonymisation")
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -22,6 +50,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--recognizer", required=True), s.add_argument("--root", required=True)
     s.add_argument("--device", default="cpu"), s.add_argument("--quiet", action="store_true")
     s.set_defaults(func=cmd_lfw_verify)
+    s = sub.add_parser("landmark-privacy", help="rank-1 identification from the 16 identity coordinates vs eps")
+    s.add_argument("--dataset", default="lfw"), s.add_argument("--root"), s.add_argument("--split", default="devtest")
+    s.add_argument("--landmarks", help="a landmark cache (python -m kpdp landmarks) instead of extracting")
+    s.add_argument("--eps", default="0.5,1,2,4,8,inf"), s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--quiet", action="store_true")
+    s.set_defaults(func=cmd_landmark_privacy)
     from . import cli_run
 
     cli_run.add_commands(sub)
