@@ -1,2 +1,53 @@
+"""``bench report`` and ``bench check``."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+
+def cmd_report(a) -> int:
+    from .report import ReportSpec, write_report
+
+    spec = ReportSpec.load(Path(a.spec)) if a.spec else ReportSpec()
+    runs = [Path(r) for r in (a.runs or spec.runs)]
+    if not runs:
+        print("error: give run directories (or a spec with `runs = [...]`)", file=sys.stderr)
+        return 2
+    for r in runs:
+        if not (r / "metrics.csv").is_file():
+            print(f"error: {r} has no metrics.csv (is it a `bench run --out` directory?)", file=sys.stderr)
+            return 2
+    index = write_report(runs, Path(a.out), spec, samples=not a.no_samples)
+    print(f"report: {index}")
+    return 0
+
+
+def cmd_check(a) -> int:
+    from .check import check, make_baseline
+
+    if a.write_baseline:
+        import json
+
+        Path(a.baseline).parent.mkdir(parents=True, exist_ok=True)
+        Path(a.baseline).write_text(json.dumps(make_baseline(Path(a.run_dir)), indent=1) + "\n")
+        print(f"baseline written: {a.baseline}")
+        return 0
+    ok, table = check(Path(a.run_dir), Path(a.baseline))
+    moved = table[table.status != "ok"] if len(table) else table
+    print(f"{len(table)} values compared, {len(moved)} moved")
+    if len(moved):
+        print(moved.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    print("PASS" if ok else "FAIL: privacy or utility regressed (see REGRESSED / MISSING rows)")
+    return 0 if ok else 1
+
+
 def add_commands(sub):
+    s = sub.add_parser("report", help="tables (md/csv/tex), figures, sample grid and index.html from runs")
+    s.add_argument("runs", nargs="*"), s.add_argument("--out", required=True), s.add_argument("--spec")
+    s.add_argument("--no-samples", action="store_true")
+    s.set_defaults(func=cmd_report)
+    s = sub.add_parser("check", help="regression gate against a committed baseline; exit 1 on regression")
+    s.add_argument("run_dir"), s.add_argument("--baseline", required=True)
+    s.add_argument("--write-baseline", action="store_true", help="write the baseline from this run instead")
+    s.set_defaults(func=cmd_check)
     return sub

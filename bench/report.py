@@ -1,0 +1,236 @@
+"""``bench report``: paper tables (Markdown, CSV, LaTeX), figures, a sample grid and one
+``index.html``, from one or more run directories. A report spec (``reports/<name>.toml``) fixes
+which data set, methods, ε and metrics a table shows."""
+from __future__ import annotations
+
+import html
+import math
+import sqlite3
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .store import CSV_COLUMNS
+
+DEFAULT_TABLE_METRICS = [("reid_rank1", "max"), ("reid_tar_far1e-3", "max"), ("detection_rate", "mtcnn"),
+                         ("detection_rate", "dlib-hog"), ("fid", "inception-2015-12-05"), ("landmark_nme", "dlib68"),
+                         ("landmark_nme_target", "dlib68"), ("bg_psnr", "")]
+LOWER_IS_BETTER = {"reid_rank1", "reid_rank1_same", "reid_tar_far1e-3", "intrusion_rate", "fid", "kid",
+                   "landmark_nme", "landmark_nme_target", "landmark_fail_rate", "sec_per_image"}
+
+
+@dataclass
+class ReportSpec:
+    title: str = "kpdp-bench report"
+    dataset: str | None = None
+    methods: list[str] | None = None
+    eps: list[float] | None = None
+    metrics: list[tuple[str, str]] = field(default_factory=lambda: list(DEFAULT_TABLE_METRICS))
+    runs: list[str] = field(default_factory=list)
+
+    @classmethod
+    def load(cls, path: Path) -> "ReportSpec":
+        d = tomllib.loads(Path(path).read_text())
+        metrics = [tuple(m.split("@", 1)) if "@" in m else (m, "") for m in d.get("metrics", [])]
+        return cls(title=d.get("title", cls.title), dataset=d.get("dataset"), methods=d.get("methods"),
+                   eps=d.get("eps"), metrics=metrics or list(DEFAULT_TABLE_METRICS), runs=d.get("runs", []))
+
+
+def load_runs(run_dirs: list[Path]) -> pd.DataFrame:
+    frames = [pd.read_csv(Path(r) / "metrics.csv", keep_default_na=False) for r in run_dirs]
+    df = pd.concat(frames, ignore_index=True)
+    df["eps"] = df["eps"].astype(str)
+    df = df.drop_duplicates(subset=CSV_COLUMNS[:6], keep="last")
+    return df
+
+
+def _eps_label(e: str) -> str:
+    return "–" if e in ("", "nan") else f"{float(e):g}"
+
+
+def select(df: pd.DataFrame, spec: ReportSpec) -> pd.DataFrame:
+    d = df
+    if spec.dataset:
+        d = d[d.dataset == spec.dataset]
+    if spec.methods:
+        d = d[d.method.isin(spec.methods)]
+    if spec.eps:
+        keep = {"" , *[repr(float(e)) for e in spec.eps]}
+        d = d[d.eps.isin(keep)]
+    return d
+
+
+def table(df: pd.DataFrame, spec: ReportSpec) -> pd.DataFrame:
+    """Rows: method (ε); columns: metrics. Seeds are averaged; n is the smallest over seeds."""
+    d = select(df, spec)
+    rows = []
+    methods = spec.methods or list(dict.fromkeys(d.method))
+    for m in methods:
+        dm = d[d.method == m]
+        for e in sorted(set(dm.eps), key=lambda x: -1 if x == "" else float(x)):
+            de = dm[dm.eps == e]
+            row = {"method": m, "eps": _eps_label(e)}
+            for metric, backend in spec.metrics:
+                v = de[(de.metric == metric) & (de.backend == backend)]
+                row[f"{metric}" + (f" [{backend}]" if backend and not backend.startswith("inception") else "")] = \
+                    v.value.astype(float).mean() if len(v) else float("nan")
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def to_latex(t: pd.DataFrame, caption: str) -> str:
+    cols = list(t.columns)
+    esc = lambda s: str(s).replace("_", r"\_").replace("@", r"@").replace("–", "--")  # noqa: E731
+    lines = [r"\begin{table}[t]", r"\centering", r"\small", r"\begin{tabular}{ll" + "r" * (len(cols) - 2) + "}",
+             r"\toprule", " & ".join(esc(c) for c in cols) + r" \\", r"\midrule"]
+    for _, r in t.iterrows():
+        cells = [esc(r[c]) if not isinstance(r[c], float) else ("--" if math.isnan(r[c]) else f"{r[c]:.3f}")
+                 for c in cols]
+        lines.append(" & ".join(cells) + r" \\")
+    lines += [r"\bottomrule", r"\end{tabular}", rf"\caption{{{esc(caption)}}}", r"\end{table}"]
+    return "\n".join(lines) + "\n"
+
+
+def to_markdown(t: pd.DataFrame) -> str:
+    cols = list(t.columns)
+    out = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for _, r in t.iterrows():
+        out.append("| " + " | ".join(f"{r[c]:.3f}" if isinstance(r[c], float) else str(r[c]) for c in cols) + " |")
+    return "\n".join(out) + "\n"
+
+
+def figures(df: pd.DataFrame, spec: ReportSpec, out: Path) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    d = select(df, spec)
+    paths = []
+    for metric, backend, ylabel, fname in [("reid_rank1", "max", "re-identification rank-1 (max over recognizers)",
+                                            "reid_vs_eps.png"),
+                                           ("detection_rate", "mtcnn", "MTCNN detection rate", "detection_vs_eps.png")]:
+        fig, ax = plt.subplots(figsize=(5.5, 3.8))
+        sel = d[(d.metric == metric) & (d.backend == backend)]
+        eps_vals = sorted({float(e) for e in sel.eps if e not in ("", "inf")}) or [1.0]
+        for k, m in enumerate(dict.fromkeys(sel.method)):
+            sm = sel[sel.method == m]
+            if (sm.eps == "").all():  # methods without ε: a reference line
+                ax.axhline(sm.value.astype(float).mean(), ls="--", lw=1, color=f"C{k}", label=m)
+            else:
+                sm = sm[sm.eps != ""].assign(e=lambda x: x.eps.astype(float)).groupby("e").value.mean()
+                ax.plot(sm.index, sm.values, "o-", color=f"C{k}", label=m)
+        ax.set_xscale("log")
+        ax.set_xticks(eps_vals, [f"{e:g}" for e in eps_vals])
+        ax.set_xlabel("privacy budget ε (per face)"), ax.set_ylabel(ylabel), ax.set_ylim(-0.02, 1.02)
+        ax.legend(fontsize=7, ncol=2), ax.grid(alpha=0.3)
+        fig.tight_layout(), fig.savefig(out / fname, dpi=150), plt.close(fig)
+        paths.append(out / fname)
+    fig, ax = plt.subplots(figsize=(5.5, 3.8))
+    piv = d[d.metric.isin(["reid_rank1", "fid"]) & d.backend.isin(["max", "inception-2015-12-05"])]
+    for k, ((m, e), g) in enumerate(piv.groupby(["method", "eps"], sort=False)):
+        vals = dict(zip(g.metric, g.value.astype(float)))
+        if "fid" in vals and "reid_rank1" in vals:
+            ax.scatter(vals["fid"], vals["reid_rank1"], color=f"C{list(dict.fromkeys(piv.method)).index(m)}")
+            ax.annotate(m + (f" ε={float(e):g}" if e else ""), (vals["fid"], vals["reid_rank1"]), fontsize=6)
+    ax.set_xlabel("FID to the originals (lower = more natural)"), ax.set_ylabel("re-identification rank-1 (max)")
+    ax.grid(alpha=0.3), fig.tight_layout(), fig.savefig(out / "fid_vs_reid.png", dpi=150), plt.close(fig)
+    paths.append(out / "fid_vs_reid.png")
+    return paths
+
+
+def sample_grid(run_dirs: list[Path], spec: ReportSpec, out: Path, n_faces: int = 4, seed: int = 0) -> Path | None:
+    """Faces x (original, each method and ε): re-runs the methods on a few originals of the run."""
+    from PIL import Image
+
+    from kpdp.datasets import load_image
+
+    from . import registry
+    from .analysis import face_from_json
+    from .evaluate import derive_seed
+
+    db = sqlite3.connect(Path(run_dirs[0]) / "results.sqlite")
+    rows = db.execute("SELECT dataset, image_id, path, record FROM originals ORDER BY image_id").fetchall()
+    if not rows:
+        return None
+    import json
+
+    picks = rows[:: max(1, len(rows) // n_faces)][:n_faces]
+    df = load_runs(run_dirs)
+    cells = [(m, e) for m, e in df[["method", "eps"]].drop_duplicates().itertuples(index=False)
+             if (not spec.methods or m in spec.methods)]
+    cells = [c for c in cells if c[0] != "original"]
+    tiles_rows = []
+    for dataset, image_id, path, rec in picks:
+        rec = json.loads(rec)
+        image = load_image(path)
+        faces = [face_from_json(f) for f in rec["faces"]]
+        crop = _crop_box(faces[rec["primary"]].box, image.shape)
+        row = [_tile(image, crop)]
+        for m, e in cells:
+            eps = float(e) if e else None
+            try:
+                meth = registry.create(m, eps)
+                res = meth.anonymize(image, faces, seed=derive_seed(seed, dataset, m, eps, image_id)).image
+            except Exception:  # a method that cannot run here leaves a grey tile
+                res = np.full_like(image, 128)
+            row.append(_tile(res, crop))
+        tiles_rows.append(np.concatenate(row, axis=1))
+    grid = np.concatenate(tiles_rows, axis=0)
+    header = ["original"] + [m + (f" ε={float(e):g}" if e else "") for m, e in cells]
+    path = out / "samples.png"
+    Image.fromarray(_with_header(grid, header)).save(path)
+    return path
+
+
+def _crop_box(box, shape, margin=0.6):
+    x0, y0, x1, y1 = box
+    s = max(x1 - x0, y1 - y0) * (1 + margin)
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+    return [int(max(0, cx - s / 2)), int(max(0, cy - s / 2)), int(min(shape[1], cx + s / 2)),
+            int(min(shape[0], cy + s / 2))]
+
+
+def _tile(image, crop, size=128):
+    from PIL import Image
+
+    x0, y0, x1, y1 = crop
+    return np.asarray(Image.fromarray(image[y0:y1, x0:x1]).resize((size, size), Image.BICUBIC))
+
+
+def _with_header(grid, labels, tile=128):
+    from PIL import Image, ImageDraw
+
+    canvas = Image.new("RGB", (grid.shape[1], grid.shape[0] + 18), "white")
+    canvas.paste(Image.fromarray(grid), (0, 18))
+    draw = ImageDraw.Draw(canvas)
+    for k, label in enumerate(labels):
+        draw.text((k * tile + 3, 3), label, fill="black")
+    return np.asarray(canvas)
+
+
+def write_report(run_dirs: list[Path], out: Path, spec: ReportSpec | None = None, samples: bool = True) -> Path:
+    spec = spec or ReportSpec()
+    out.mkdir(parents=True, exist_ok=True)
+    df = load_runs(run_dirs)
+    t = table(df, spec)
+    t.to_csv(out / "table.csv", index=False)
+    (out / "table.md").write_text(f"# {spec.title}\n\n" + to_markdown(t))
+    (out / "table.tex").write_text(to_latex(t, spec.title))
+    figs = figures(df, spec, out)
+    grid = sample_grid(run_dirs, spec, out) if samples else None
+    body = [f"<h1>{html.escape(spec.title)}</h1>", f"<p>Runs: {', '.join(html.escape(str(r)) for r in run_dirs)}</p>",
+            t.to_html(index=False, float_format=lambda v: f"{v:.3f}", na_rep="–")]
+    body += [f'<figure><img src="{p.name}" width="520"><figcaption>{p.stem}</figcaption></figure>' for p in figs]
+    if grid:
+        body.append(f'<h2>Samples</h2><img src="{grid.name}">')
+    body.append('<p>Files: <a href="table.md">table.md</a>, <a href="table.csv">table.csv</a>, '
+                '<a href="table.tex">table.tex</a></p>')
+    (out / "index.html").write_text("<!doctype html><meta charset='utf-8'><title>" + html.escape(spec.title) +
+                                    "</title><style>body{font-family:sans-serif;max-width:1200px;margin:auto}"
+                                    "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:3px 6px}"
+                                    "</style>" + "\n".join(body))
+    return out / "index.html"

@@ -1,0 +1,46 @@
+import numpy as np
+import torch
+
+from kpdp import landmark_cache as lc, train_data
+from kpdp.generator import FLIP_68, Generator, PatchDiscriminator, render_condition
+from kpdp.inpaint import load_generator
+from kpdp.train import TrainConfig, train
+
+
+def test_condition_maps_and_networks():
+    lm = torch.rand(2, 68, 2) * 60 + 30
+    for kind, ch in (("dense68", 9), ("sparse7", 7)):
+        c = render_condition(lm, 128, kind)
+        assert c.shape == (2, ch, 128, 128) and 0.9 < c.max() <= 1
+        g = Generator(kind, base=8)
+        x, m = torch.rand(2, 3, 128, 128) * 2 - 1, torch.zeros(2, 1, 128, 128)
+        m[:, :, 40:90, 40:90] = 1
+        y = g(x, m, c)
+        assert torch.equal(y[m.expand_as(y) == 0], x[m.expand_as(x) == 0])  # outside the mask: the input
+        assert [f[-1].shape[1] for f in PatchDiscriminator(kind, base=8)(y, c, m)] == [1, 1]
+    assert sorted(FLIP_68) == list(range(68))
+
+
+def test_training_resumes_from_its_checkpoint(tmp_path, sample, sample_landmarks):
+    arrays = {"image_id": sample_landmarks["image_id"][:16], "identity": sample_landmarks["identity"][:16],
+              "landmarks": sample_landmarks["landmarks"][:16]}
+    paths = {s.image_id: s.path for s in sample}
+    info = train_data.pack(arrays, paths, tmp_path / "crops.npz")
+    assert info["n"] == 16
+    cfg = TrainConfig(data=str(tmp_path / "crops.npz"), out=str(tmp_path / "g"), steps=2, batch=2, base=8,
+                      ckpt_every=1, sample_every=1)
+    train(cfg, log=lambda *_: None)
+    cfg.steps = 3
+    logs = []
+    train(cfg, log=logs.append)
+    assert any("resumed" in m and "step 2" in m for m in logs)
+    state = torch.load(tmp_path / "g" / "last.pt", weights_only=True)
+    assert int(state["step"]) == 3 and (tmp_path / "g" / "samples_000003.png").exists()
+    assert (tmp_path / "g" / "losses.csv").read_text().startswith("step,d_loss")
+
+
+def test_shipped_generators_load_without_pickle():
+    for cond in ("dense68", "sparse7"):
+        g, meta = load_generator(cond)
+        assert meta["condition"] == cond and len(meta["sha256"]) == 64 and int(meta["step"]) > 1000
+        assert sum(p.numel() for p in g.parameters()) > 1e6
