@@ -18,10 +18,11 @@ def test_ten_fold_threshold_is_chosen_on_other_folds():
 
 @needs_lfw
 def test_lfw_verification_reaches_the_reference():
-    """Runs the full View 2 protocol (about 10 min per recognizer on 2 CPU cores; cached)."""
-    r = lfw_verify(str(LFW_ROOT), "dlib", progress=False)
+    """View 2 restricted to folds 1-3 (1,800 pairs, a few minutes per recognizer on 2 cores); the
+    full 10-fold figure comes from `python -m bench lfw-verify` (README)."""
+    r = lfw_verify(str(LFW_ROOT), "dlib", progress=False, folds=[0, 1, 2])
     print(r)
-    assert r["accuracy"] >= 0.985
-    r = lfw_verify(str(LFW_ROOT), "facenet-casia", progress=False)
+    assert r["accuracy"] >= 0.985 and len(r["folds"]) == 3
+    r = lfw_verify(str(LFW_ROOT), "facenet-casia", progress=False, folds=[0, 1, 2])
     print(r)
     assert r["accuracy"] >= 0.980

@@ -1,0 +1,27 @@
+import numpy as np
+
+from bench.landmark_privacy import chance_level, landmark_identification, majority_level
+from kpdp import landmark_cache as lc
+
+
+def test_chance_levels():
+    ids = np.array(["a", "a", "b", "b", "b", "c"])
+    assert chance_level(ids) == np.mean([1 / 5, 1 / 5, 2 / 5, 2 / 5, 2 / 5])
+    assert majority_level(ids) == 3 / 5
+
+
+def test_identification_falls_towards_chance_as_eps_falls(sample_landmarks):
+    lm, ids = sample_landmarks["landmarks"], sample_landmarks["identity"]
+    rows = {r["eps"]: r["rank1"] for r in landmark_identification(lm, ids, [0.5, 4, float("inf")], postprocess="clamp")}
+    assert rows[float("inf")] > 3 * chance_level(ids)
+    assert rows[0.5] < rows[float("inf")] and rows[0.5] < 2 * chance_level(ids) + 0.02
+
+
+def test_landmark_cache_round_trip(tmp_path, sample):
+    from kpdp.datasets import get_dataset
+
+    arrays = lc.extract_landmarks(get_dataset("lfw-sample"), shard=(0, 64), progress=False)
+    assert len(arrays["image_id"]) == 4 and arrays["landmarks"].shape == (4, 68, 2)
+    lc.save(tmp_path / "l.npz", arrays)
+    back = lc.merge([lc.load(tmp_path / "l.npz")])
+    assert back["image_id"].tolist() == sorted(arrays["image_id"].tolist())
