@@ -61,9 +61,11 @@ def ten_fold_accuracy(scores: np.ndarray, same: np.ndarray, folds: np.ndarray) -
     accs = []
     for k in np.unique(folds):
         train, test = folds != k, folds == k
-        cands = np.unique(scores[train])
-        acc_train = [((scores[train] >= t) == same[train]).mean() for t in cands]
-        t = cands[int(np.argmax(acc_train))]
+        u = np.unique(scores[train])
+        cands = (u[1:] + u[:-1]) / 2  # midpoints: a threshold never sits on a training score
+        acc_train = np.array([((scores[train] >= t) == same[train]).mean() for t in cands])
+        best = np.flatnonzero(acc_train == acc_train.max())
+        t = cands[best[len(best) // 2]]  # the middle of the best plateau, not its edge
         accs.append(((scores[test] >= t) == same[test]).mean())
     return np.array(accs)
 

@@ -18,11 +18,11 @@ def test_ten_fold_threshold_is_chosen_on_other_folds():
 
 @needs_lfw
 def test_lfw_verification_reaches_the_reference():
-    """View 2 restricted to folds 1-3 (1,800 pairs, a few minutes per recognizer on 2 cores); the
-    full 10-fold figure comes from `python -m bench lfw-verify` (README)."""
-    r = lfw_verify(str(LFW_ROOT), "dlib", progress=False, folds=[0, 1, 2])
+    """The full View 2 protocol, as `python -m bench lfw-verify` runs it (about 12 min per
+    recognizer on 2 cores the first time; embeddings are cached by image content)."""
+    r = lfw_verify(str(LFW_ROOT), "dlib", progress=False)
     print(r)
-    assert r["accuracy"] >= 0.985 and len(r["folds"]) == 3
-    r = lfw_verify(str(LFW_ROOT), "facenet-casia", progress=False, folds=[0, 1, 2])
+    assert r["accuracy"] >= 0.985 and len(r["folds"]) == 10
+    r = lfw_verify(str(LFW_ROOT), "facenet-casia", progress=False)
     print(r)
     assert r["accuracy"] >= 0.980
