@@ -234,3 +234,36 @@ def write_report(run_dirs: list[Path], out: Path, spec: ReportSpec | None = None
                                     "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:3px 6px}"
                                     "</style>" + "\n".join(body))
     return out / "index.html"
+
+
+def contact_sheet(dataset, indices: list[int], cells: list[tuple[str, float | None]], out: Path, seed: int = 0,
+                  device: str = "cpu") -> Path:
+    """Faces (rows) under each (method, ε) (columns), for a person to look at. Faces are found on
+    the originals as in `bench run`; every method gets the same faces and per-image seed."""
+    from PIL import Image
+
+    from kpdp.datasets import load_image
+    from kpdp.faces.analyze import FaceFinder, primary_index
+
+    from . import registry
+    from .evaluate import derive_seed
+
+    finder = FaceFinder(device=device)
+    methods = {c: registry.create(c[0], c[1], device) for c in cells}
+    rows = []
+    for i in indices:
+        s = dataset[i]
+        image = load_image(s.path)
+        faces = finder.all_faces(image)
+        if not faces:
+            continue
+        crop = _crop_box(faces[primary_index(faces, image.shape)].box, image.shape)
+        row = [_tile(image, crop)]
+        for (m, e), meth in methods.items():
+            res = meth.anonymize(image, faces, seed=derive_seed(seed, dataset.name, m, e, s.image_id)).image
+            row.append(_tile(res, crop))
+        rows.append(np.concatenate(row, axis=1))
+    labels = ["original"] + [m + (f" e={e:g}" if e is not None else "") for m, e in cells]
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(_with_header(np.concatenate(rows, axis=0), labels)).save(out)
+    return Path(out)

@@ -41,11 +41,34 @@ def cmd_check(a) -> int:
     return 0 if ok else 1
 
 
+def cmd_sheet(a) -> int:
+    from kpdp.datasets import get_dataset
+
+    from . import registry
+    from .report import contact_sheet
+
+    eps = [float(e) for e in a.eps.split(",")]
+    cells = []
+    for m in a.methods.split(","):
+        cells += [(m, e) for e in eps] if registry.uses_eps(m) else [(m, None)]
+    ds = get_dataset(a.dataset, a.root, a.split)
+    idx = [int(i) for i in a.index.split(",")]
+    print(f"sheet: {contact_sheet(ds, idx, cells, Path(a.out), a.seed, a.device)}")
+    return 0
+
+
 def add_commands(sub):
     s = sub.add_parser("report", help="tables (md/csv/tex), figures, sample grid and index.html from runs")
     s.add_argument("runs", nargs="*"), s.add_argument("--out", required=True), s.add_argument("--spec")
     s.add_argument("--no-samples", action="store_true")
     s.set_defaults(func=cmd_report)
+    s = sub.add_parser("sheet", help="a contact sheet: faces x (method, eps), for a person to look at")
+    s.add_argument("--methods", default="blur,blur-strong,pixelate-8,pixelate-16,mask,mask-noise,dppix,deepprivacy,kpdp")
+    s.add_argument("--eps", default="0.5,1,4"), s.add_argument("--dataset", default="lfw-sample")
+    s.add_argument("--root"), s.add_argument("--split"), s.add_argument("--index", default="0")
+    s.add_argument("--seed", type=int, default=0), s.add_argument("--device", default="cpu")
+    s.add_argument("--out", required=True)
+    s.set_defaults(func=cmd_sheet)
     s = sub.add_parser("check", help="regression gate against a committed baseline; exit 1 on regression")
     s.add_argument("run_dir"), s.add_argument("--baseline", required=True)
     s.add_argument("--write-baseline", action="store_true", help="write the baseline from this run instead")
