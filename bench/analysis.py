@@ -21,6 +21,7 @@ from .metrics.background import background_psnr_ssim
 from .metrics.detection import iou
 from .metrics.fid import get_extractor, inception_features
 from .metrics.landmarks import nme
+from .timing import model_call
 
 MATCH_IOU = 0.3  # a detection "is" the labelled face when it overlaps the primary face this much
 
@@ -84,7 +85,8 @@ def analyse_original(image: np.ndarray, b: Backends, cache: FeatureCache) -> tup
         feats = {k: cache.get_array(key + "|" + k) for k in hit["feature_names"]}
         if all(v is not None for v in feats.values()):
             return hit, feats
-    faces = b.finder.all_faces(image)
+    with model_call("finder"):
+        faces = b.finder.all_faces(image)
     if not faces:
         raise ValueError("no face found in the original (dlib-hog, mtcnn)")
     p = primary_index(faces, image.shape)
@@ -92,18 +94,24 @@ def analyse_original(image: np.ndarray, b: Backends, cache: FeatureCache) -> tup
     record = {"faces": [face_to_json(f) for f in faces], "primary": p, "rec_face": {}, "det_ref": {}, "det_hit": {}}
     feats = {}
     for name, det in b.dets.items():
-        m = best_match(det.detect(image), primary.box)
+        with model_call(f"detector:{name}"):
+            dets = det.detect(image)
+        m = best_match(dets, primary.box)
         record["det_hit"][name] = m is not None
         record["det_ref"][name] = [float(v) for v in (m.box if m is not None else primary.box)]
     for name, rec in b.recs.items():
         face = primary
         if rec.needs == "box":  # FaceNet-family preprocessing is defined on MTCNN boxes
-            m = best_match(get_detector("mtcnn", b.device).detect(image), primary.box)
+            with model_call("detector:mtcnn"):
+                dets = get_detector("mtcnn", b.device).detect(image)
+            m = best_match(dets, primary.box)
             face = Face(m.box, primary.landmarks) if m is not None else primary
         record["rec_face"][name] = face_to_json(face)
-        feats[f"emb:{name}"] = rec.embed(image, face)
+        with model_call(f"recognizer:{name}"):
+            feats[f"emb:{name}"] = rec.embed(image, face)
     if b.fid:
-        feats["incep"] = inception_features([image], b.device)[0]
+        with model_call("inception"):
+            feats["incep"] = inception_features([image], b.device)[0]
     record["feature_names"] = sorted(feats)
     cache.put_json(key, record)
     for k, v in feats.items():
@@ -151,22 +159,29 @@ def _measure(original, out, orig_record, primary, b: Backends):
     record, feats = {"det_hit": {}}, {}
     for name, det in b.dets.items():
         ref = np.array(orig_record["det_ref"][name])
-        record["det_hit"][name] = any(iou(f.box, ref) >= 0.5 for f in det.detect(out))
+        with model_call(f"detector:{name}"):
+            dets = det.detect(out)
+        record["det_hit"][name] = any(iou(f.box, ref) >= 0.5 for f in dets)
     for name, rec in b.recs.items():
-        feats[f"emb:{name}"] = rec.embed(out, face_from_json(orig_record["rec_face"][name]))
+        with model_call(f"recognizer:{name}"):
+            feats[f"emb:{name}"] = rec.embed(out, face_from_json(orig_record["rec_face"][name]))
     found = None
     for det in b.lm_dets:
-        found = best_match(det.detect(out), primary.box)
+        with model_call(f"detector:{det.name}"):
+            dets = det.detect(out)
+        found = best_match(dets, primary.box)
         if found is not None:
             break
     if found is None:
         record["lm_fail"], record["lm_found"], record["nme"] = True, None, None
     else:
-        lm = b.lm.landmarks(out, found)
+        with model_call("landmarks"):
+            lm = b.lm.landmarks(out, found)
         record["lm_fail"], record["lm_found"] = False, lm.round(3).tolist()
         record["nme"] = nme(lm, primary.landmarks)
     if b.fid:
-        feats["incep"] = inception_features([out], b.device)[0]
+        with model_call("inception"):
+            feats["incep"] = inception_features([out], b.device)[0]
     return record, feats
 
 

@@ -26,6 +26,8 @@ from .analysis import Backends, analyse_original, face_from_json, measure_anonym
 from .cache import FeatureCache, file_digest
 from .metrics import METRIC_GROUPS
 from .store import ResultStore, eps_key
+from .timing import model_call
+from . import timing
 
 DEFAULT_METRICS = tuple(METRIC_GROUPS)
 DEFAULT_RECOGNIZERS = ("dlib", "facenet-casia")
@@ -133,6 +135,8 @@ def evaluate(cfg: RunConfig, argv: list[str] | None = None, log=print):
     """Run (or resume) the grid; returns the aggregates as a pandas DataFrame (``metrics.csv``)."""
     from tqdm import tqdm
 
+    wall0 = time.perf_counter()
+    timing.reset()
     notes = cfg.validate()
     datasets = []
     for d in cfg.datasets:
@@ -192,6 +196,7 @@ def evaluate(cfg: RunConfig, argv: list[str] | None = None, log=print):
     df = store.aggregates()
     from .export import write_exports
 
+    store.set_meta(timing={**timing.snapshot(), "wall": time.perf_counter() - wall0})
     write_exports(store, df)
     store.close()
     return df
@@ -201,7 +206,8 @@ def _run_image(store, cache, backends, method, c: Cell, s, image, faces, orig_re
     seed = derive_seed(c.seed, c.dataset, c.method, c.eps, s.image_id)
     t0 = time.perf_counter()
     try:
-        out = method.anonymize(image, faces, seed=seed)
+        with model_call(f"method:{c.method}"):
+            out = method.anonymize(image, faces, seed=seed)
     except Exception as exc:  # one image's failure is recorded, the run goes on
         store.put_image(c.dataset, c.method, c.eps, c.seed, s.image_id, "failed", f"{type(exc).__name__}: {exc}",
                         {}, None)

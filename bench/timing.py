@@ -1,0 +1,29 @@
+"""Seconds spent inside model calls (anonymiser, detectors, recognizers, landmarks, Inception),
+so that a run can report how much of its wall time is the models' and how much the harness's."""
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from contextlib import contextmanager
+
+MODEL_SECONDS: dict[str, float] = defaultdict(float)
+MODEL_CALLS: dict[str, int] = defaultdict(int)
+
+
+@contextmanager
+def model_call(name: str):
+    t = time.perf_counter()
+    try:
+        yield
+    finally:
+        MODEL_SECONDS[name] += time.perf_counter() - t
+        MODEL_CALLS[name] += 1
+
+
+def reset() -> None:
+    MODEL_SECONDS.clear()
+    MODEL_CALLS.clear()
+
+
+def snapshot() -> dict:
+    return {"seconds": dict(MODEL_SECONDS), "calls": dict(MODEL_CALLS), "total": sum(MODEL_SECONDS.values())}

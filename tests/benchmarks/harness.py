@@ -1,0 +1,66 @@
+"""Harness efficiency, cache speed-up and peak memory, measured in one go (issue: performance).
+
+    python -m tests.benchmarks.harness [--limit N] [--datasets lfw --root PATH --split devtest]
+
+Runs, each as its own process with a fresh feature cache:
+  1. the README's main job (kpdp, blur at ε 0.5, 1, 4, every metric that runs here);
+  2. the same command again on the same --out (a resumed/finished run: everything cached);
+  3. the same plus one more method (pixelate-8) on the same --out.
+Prints wall times, the fraction of run 1's wall time spent inside model calls (harness
+efficiency), the speed-up of run 2, run 3's extra cost against pixelate-8's own model time, and the
+peak resident memory of run 1.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def run(args, out, env):
+    t = time.perf_counter()
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    subprocess.run([sys.executable, "-m", "bench", "run", *args, "--out", str(out), "--quiet"], check=True, env=env,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wall = time.perf_counter() - t
+    rss_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    meta = dict(sqlite3.connect(Path(out) / "results.sqlite").execute("SELECT key, value FROM run"))
+    return wall, json.loads(meta["timing"]), max(rss_kib, before)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser()
+    p.add_argument("--limit", type=int)
+    p.add_argument("--datasets", default="lfw-sample"), p.add_argument("--root"), p.add_argument("--split")
+    a = p.parse_args(argv)
+    base = ["--methods", "kpdp,blur", "--eps", "0.5,1,4", "--datasets", a.datasets]
+    for flag, v in (("--root", a.root), ("--split", a.split), ("--limit", a.limit)):
+        if v is not None:
+            base += [flag, str(v)]
+    with tempfile.TemporaryDirectory() as tmp:
+        env = {**os.environ, "KPDP_BENCH_CACHE": str(Path(tmp) / "cache")}
+        out = Path(tmp) / "run"
+        w1, t1, rss = run(base, out, env)
+        w2, t2, _ = run(base, out, env)
+        more = [*base]
+        more[1] = "kpdp,blur,pixelate-8"
+        w3, t3, _ = run(more, out, env)
+    eff = t1["total"] / t1["wall"]
+    print(f"run 1 (first):           wall {w1:7.1f} s  in-process {t1['wall']:7.1f} s  model calls {t1['total']:7.1f} s")
+    print(f"harness efficiency:      {eff:.3f}  (model time / in-process wall time; target >= 0.85)")
+    print("  model seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in sorted(t1["seconds"].items(), key=lambda x: -x[1])))
+    print(f"run 2 (identical):       wall {w2:7.1f} s  -> {w1 / w2:.1f}x faster (target >= 5x)")
+    own = t3["seconds"].get("method:pixelate-8", 0.0) + sum(v for k, v in t3["seconds"].items() if not k.startswith("method:"))
+    print(f"run 3 (+pixelate-8):     wall {w3:7.1f} s  model calls {t3['total']:.1f} s (pixelate-8's cells: {own:.1f} s)")
+    print(f"peak RSS of the runs:    {rss / 1024:.0f} MiB (target < 4096)")
+
+
+if __name__ == "__main__":
+    main()
