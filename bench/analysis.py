@@ -92,19 +92,20 @@ def analyse_original(image: np.ndarray, b: Backends, cache: FeatureCache) -> tup
     p = primary_index(faces, image.shape)
     primary = faces[p]
     record = {"faces": [face_to_json(f) for f in faces], "primary": p, "rec_face": {}, "det_ref": {}, "det_hit": {}}
-    feats = {}
+    feats, detections = {}, {}
     for name, det in b.dets.items():
         with model_call(f"detector:{name}"):
-            dets = det.detect(image)
-        m = best_match(dets, primary.box)
+            detections[name] = det.detect(image)
+        m = best_match(detections[name], primary.box)
         record["det_hit"][name] = m is not None
         record["det_ref"][name] = [float(v) for v in (m.box if m is not None else primary.box)]
     for name, rec in b.recs.items():
         face = primary
         if rec.needs == "box":  # FaceNet-family preprocessing is defined on MTCNN boxes
-            with model_call("detector:mtcnn"):
-                dets = get_detector("mtcnn", b.device).detect(image)
-            m = best_match(dets, primary.box)
+            if "mtcnn" not in detections:
+                with model_call("detector:mtcnn"):
+                    detections["mtcnn"] = get_detector("mtcnn", b.device).detect(image)
+            m = best_match(detections["mtcnn"], primary.box)
             face = Face(m.box, primary.landmarks) if m is not None else primary
         record["rec_face"][name] = face_to_json(face)
         with model_call(f"recognizer:{name}"):
@@ -156,20 +157,21 @@ def measure_anonymised(original: np.ndarray, out: np.ndarray, orig_record: dict,
 
 
 def _measure(original, out, orig_record, primary, b: Backends):
-    record, feats = {"det_hit": {}}, {}
+    record, feats, detections = {"det_hit": {}}, {}, {}
     for name, det in b.dets.items():
         ref = np.array(orig_record["det_ref"][name])
         with model_call(f"detector:{name}"):
-            dets = det.detect(out)
-        record["det_hit"][name] = any(iou(f.box, ref) >= 0.5 for f in dets)
+            detections[name] = det.detect(out)
+        record["det_hit"][name] = any(iou(f.box, ref) >= 0.5 for f in detections[name])
     for name, rec in b.recs.items():
         with model_call(f"recognizer:{name}"):
             feats[f"emb:{name}"] = rec.embed(out, face_from_json(orig_record["rec_face"][name]))
     found = None
-    for det in b.lm_dets:
-        with model_call(f"detector:{det.name}"):
-            dets = det.detect(out)
-        found = best_match(dets, primary.box)
+    for det in b.lm_dets:  # the detection metric's results are reused, never recomputed
+        if det.name not in detections:
+            with model_call(f"detector:{det.name}"):
+                detections[det.name] = det.detect(out)
+        found = best_match(detections[det.name], primary.box)
         if found is not None:
             break
     if found is None:
