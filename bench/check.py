@@ -42,7 +42,7 @@ def check(run_dir: Path, baseline_file: Path) -> tuple[bool, pd.DataFrame]:
         if r is None:
             rows.append({**_label(e), "baseline": e["value"], "now": None, "delta": None, "status": "MISSING"})
             continue
-        now = float(r.value)
+        now = float(r.value) if r.value != "" else float("nan")
         delta = now - e["value"]
         worse = delta if e["worse"] == "up" else -delta
         status = "REGRESSED" if worse > e["tolerance"] or now != now else ("improved" if worse < -e["tolerance"]

@@ -43,6 +43,7 @@ def load_runs(run_dirs: list[Path]) -> pd.DataFrame:
     frames = [pd.read_csv(Path(r) / "metrics.csv", keep_default_na=False) for r in run_dirs]
     df = pd.concat(frames, ignore_index=True)
     df["eps"] = df["eps"].astype(str)
+    df["value"] = pd.to_numeric(df["value"], errors="coerce")  # an empty value (nothing measured) is NaN
     df = df.drop_duplicates(subset=CSV_COLUMNS[:6], keep="last")
     return df
 
@@ -104,6 +105,7 @@ def to_markdown(t: pd.DataFrame) -> str:
 
 def figures(df: pd.DataFrame, spec: ReportSpec, out: Path) -> list[Path]:
     import matplotlib
+    import matplotlib.ticker
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -125,6 +127,7 @@ def figures(df: pd.DataFrame, spec: ReportSpec, out: Path) -> list[Path]:
                 ax.plot(sm.index, sm.values, "o-", color=f"C{k}", label=m)
         ax.set_xscale("log")
         ax.set_xticks(eps_vals, [f"{e:g}" for e in eps_vals])
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         ax.set_xlabel("privacy budget ε (per face)"), ax.set_ylabel(ylabel), ax.set_ylim(-0.02, 1.02)
         ax.legend(fontsize=7, ncol=2), ax.grid(alpha=0.3)
         fig.tight_layout(), fig.savefig(out / fname, dpi=150), plt.close(fig)
