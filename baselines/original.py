@@ -1,4 +1,6 @@
 """`original`: no change, the reference row of every table."""
+import numpy as np
+
 from kpdp.method import Anonymizer, MethodOutput
 
 
@@ -6,6 +8,4 @@ class Original(Anonymizer):
     name = "original"
 
     def anonymize(self, image, faces, seed=None):
-        import numpy as np
-
         return MethodOutput(image.copy(), np.zeros(image.shape[:2], np.uint8), None, {})

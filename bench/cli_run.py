@@ -20,7 +20,7 @@ def _list(text: str) -> list[str]:
 
 
 def cmd_run(a) -> int:
-    from .evaluate import ArgumentError, DatasetSpec, RunConfig, evaluate
+    from .evaluate import DEFAULT_METRICS, ArgumentError, DatasetSpec, RunConfig, evaluate
     from .export import markdown_table, wide_table
 
     try:
@@ -33,7 +33,7 @@ def cmd_run(a) -> int:
         datasets = [DatasetSpec(n, roots[i] if roots else None, splits[i] if splits else None)
                     for i, n in enumerate(names)]
         cfg = RunConfig(methods=_list(a.methods), eps=eps, datasets=datasets,
-                        metrics=_list(a.metrics) if a.metrics else RunConfig.__dataclass_fields__["metrics"].default_factory(),
+                        metrics=_list(a.metrics) if a.metrics else list(DEFAULT_METRICS),
                         recognizers=_list(a.recognizers), detectors=_list(a.detectors),
                         seeds=[int(s) for s in _list(a.seeds)], limit=a.limit, device=a.device, out=a.out,
                         quiet=a.quiet)
@@ -43,6 +43,13 @@ def cmd_run(a) -> int:
         return 2
     print(markdown_table(wide_table(df)))
     print(f"results: {a.out}/metrics.csv, {a.out}/summary.md")
+    return 0
+
+
+def cmd_methods(a) -> int:
+    from . import registry
+
+    print("\n".join(registry.available()))
     return 0
 
 
@@ -59,7 +66,7 @@ def add_commands(sub):
     s.set_defaults(func=cmd_run)
 
     s = sub.add_parser("methods", help="list the registered anonymisation methods")
-    s.set_defaults(func=lambda a: print("\n".join(__import__("bench.registry").registry.available())) or 0)
+    s.set_defaults(func=cmd_methods)
 
     from . import report_cli
 

@@ -61,6 +61,19 @@ def render_condition(lm: torch.Tensor, size: int, kind: str = "dense68", sigma: 
     return torch.cat(chans, dim=1)
 
 
+def box_masks(lm: torch.Tensor, size: int, margin: float = 0.15) -> torch.Tensor:
+    """(B, 68, 2) landmarks -> (B, 1, size, size) masks of their box, grown, with a forehead band
+    (the DeepPrivacy-style baseline masks the whole box)."""
+    lo, hi = lm.amin(1), lm.amax(1)
+    pad = (hi - lo) * margin
+    lo, hi = lo - pad, hi + pad
+    lo[:, 1] -= (hi[:, 1] - lo[:, 1]) * 0.1  # forehead
+    g = torch.arange(size, device=lm.device, dtype=lm.dtype) + 0.5
+    inx = (g[None] >= lo[:, :1]) & (g[None] <= hi[:, :1])
+    iny = (g[None] >= lo[:, 1:]) & (g[None] <= hi[:, 1:])
+    return (iny[:, :, None] & inx[:, None, :]).float()[:, None]
+
+
 class SPADE(nn.Module):
     def __init__(self, channels: int, cond_channels: int, hidden: int = 64):
         super().__init__()

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from .faces import geometry as geo
-from .generator import Generator, render_condition
+from .generator import Generator, box_masks, render_condition
 
 ASSETS = Path(__file__).parent / "assets"
 SIZE = 128
@@ -42,8 +42,6 @@ class FaceInpainter:
     def crop_mask(self, lm_src: np.ndarray, lm_tgt: np.ndarray) -> np.ndarray:
         """Mask in crop coordinates: must hide the original face *and* make room for the new one."""
         if self.mask_kind == "box":
-            from .train import box_masks
-
             both = torch.from_numpy(np.stack([lm_src])).float()
             return box_masks(both, SIZE)[0, 0].numpy().astype(np.uint8)
         return geo.landmark_mask(lm_src, (SIZE, SIZE)) | geo.landmark_mask(lm_tgt, (SIZE, SIZE))

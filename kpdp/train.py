@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import csv
 import json
-import math
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -17,7 +16,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from . import train_data
-from .generator import FLIP_68, Generator, PatchDiscriminator, render_condition, sparse7
+from .generator import FLIP_68, Generator, PatchDiscriminator, box_masks, render_condition
 
 
 @dataclass
@@ -38,17 +37,6 @@ class TrainConfig:
     minutes: float = 0.0  # stop (with a checkpoint) after this wall time; 0 = no limit
     ckpt_every: int = 1000
     sample_every: int = 1000
-
-
-def box_masks(lm: torch.Tensor, size: int, margin: float = 0.15) -> torch.Tensor:
-    lo, hi = lm.amin(1), lm.amax(1)
-    pad = (hi - lo) * margin
-    lo, hi = lo - pad, hi + pad
-    lo[:, 1] -= (hi[:, 1] - lo[:, 1]) * 0.1  # forehead
-    g = torch.arange(size, device=lm.device, dtype=lm.dtype) + 0.5
-    inx = (g[None] >= lo[:, :1]) & (g[None] <= hi[:, :1])
-    iny = (g[None] >= lo[:, 1:]) & (g[None] <= hi[:, 1:])
-    return (iny[:, :, None] & inx[:, None, :]).float()[:, None]
 
 
 class Batches:
@@ -201,9 +189,3 @@ def export(ckpt: Path, out: Path, meta: dict) -> str:
     Path(str(out) + ".json").write_text(json.dumps({**meta, "sha256": digest}, indent=2) + "\n")
     return digest
 
-
-def sec(x):  # pragma: no cover - used by the CLI to print times
-    return f"{x:.0f}s" if x < 120 else f"{x / 60:.1f}min" if x < 7200 else f"{x / 3600:.1f}h"
-
-
-__all__ = ["TrainConfig", "train", "export", "math"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from .geometry import Face
-from .registry import DETECTORS, BackendUnavailable, file_sha256, insightface_model_dir, require_file
+from .registry import DETECTORS, file_sha256, insightface_model_dir, require_file
 
 
 class Detector:
@@ -113,9 +113,3 @@ class SCRFDDetector(Detector):
         boxes, kps = self.model.detect(bgr)
         return sorted([Face(b[:4].astype(np.float64), None, float(b[4])) for b in boxes], key=lambda f: -f.score)
 
-
-def get_detector(name: str, device: str = "cpu") -> Detector:
-    return DETECTORS.get(name, device)
-
-
-__all__ = ["Detector", "get_detector", "BackendUnavailable"]

