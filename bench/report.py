@@ -183,7 +183,7 @@ def sample_grid(run_dirs: list[Path], spec: ReportSpec, out: Path, n_faces: int 
             row.append(_tile(res, crop))
         tiles_rows.append(np.concatenate(row, axis=1))
     grid = np.concatenate(tiles_rows, axis=0)
-    header = ["original"] + [m + (f" ε={float(e):g}" if e else "") for m, e in cells]
+    header = ["original"] + [m + (f" eps={float(e):g}" if e else "") for m, e in cells]  # PIL's default font has no ε
     path = out / "samples.png"
     Image.fromarray(_with_header(grid, header)).save(path)
     return path
