@@ -22,6 +22,24 @@ def gallery(store, dataset: str):
     return ids, idents, feats
 
 
+def verification_threshold(ds, recognizer: str, gallery_emb, gallery_ids, device: str = "cpu"):
+    """Threshold at FAR = 1e-3, fitted on originals only: LFW's own calibration set (the impostor
+    pairs of View 2 ``pairs.txt``) when the data set is LFW with its protocol files, otherwise every
+    impostor pair of the evaluated originals. Returns (threshold, source)."""
+    from kpdp.datasets import LFW, LFWSample
+
+    if isinstance(ds, LFW) and not isinstance(ds, LFWSample) and (ds.root / "pairs.txt").is_file():
+        from .verify import embed_paths
+
+        impostors = [(a, b) for _, a, b, same in LFW(ds.root, "all").pairs() if not same]
+        paths = sorted({p for pair in impostors for p in pair})
+        emb, _ = embed_paths(paths, recognizer, device, progress=False)
+        index = {p: i for i, p in enumerate(paths)}
+        scores = np.einsum("ij,ij->i", emb[[index[a] for a, _ in impostors]], emb[[index[b] for _, b in impostors]])
+        return fit_threshold(scores), "lfw pairs.txt impostor pairs"
+    return fit_threshold(impostor_scores(gallery_emb, gallery_ids)), "impostor pairs of the evaluated originals"
+
+
 def _mean(xs):
     xs = [x for x in xs if x is not None]
     return (float(np.mean(xs)) if xs else float("nan")), len(xs)
@@ -42,7 +60,8 @@ def aggregate_cell(store, c, cfg, backends, ds) -> list[tuple[str, str, float, i
         for rec in cfg.recognizers:
             G = np.array([f[f"emb:{rec}"] for f in g_feats])
             P = np.stack([r[4][f"emb:{rec}"] for r in ok])
-            thr = fit_threshold(impostor_scores(G, g_idents))
+            thr, source = verification_threshold(ds, rec, G, g_idents, cfg.device)
+            store.set_meta(**{f"threshold:{c.dataset}:{rec}": {"value": thr, "source": source}})
             args = (P, probe_ids, probe_idx, G, g_idents)
             results = {"reid_rank1": reid_rank1(*args), "reid_rank1_same": reid_rank1(*args, same_image=True),
                        "reid_tar_far1e-3": tar_at_far(*args, thr), "intrusion_rate": intrusion_rate(*args, thr)}
