@@ -45,7 +45,9 @@ def _mean(xs):
     return (float(np.mean(xs)) if xs else float("nan")), len(xs)
 
 
-def aggregate_cell(store, c, cfg, backends, ds) -> list[tuple[str, str, float, int]]:
+def aggregate_cell(store, c, cfg, backends, ds, thresholds: dict | None = None) -> list[tuple[str, str, float, int]]:
+    """``thresholds`` memoises the verification threshold per recognizer across a data set's cells."""
+    thresholds = {} if thresholds is None else thresholds
     g_ids, g_idents, g_feats = gallery(store, c.dataset)
     index = {i: k for k, i in enumerate(g_ids)}
     images = [r for r in store.images(c.dataset, c.method, c.eps, c.seed) if r[0] in index]
@@ -60,8 +62,11 @@ def aggregate_cell(store, c, cfg, backends, ds) -> list[tuple[str, str, float, i
         for rec in cfg.recognizers:
             G = np.array([f[f"emb:{rec}"] for f in g_feats])
             P = np.stack([r[4][f"emb:{rec}"] for r in ok])
-            thr, source = verification_threshold(ds, rec, G, g_idents, cfg.device)
-            store.set_meta(**{f"threshold:{c.dataset}:{rec}": {"value": thr, "source": source}})
+            if rec not in thresholds:
+                thr, source = verification_threshold(ds, rec, G, g_idents, cfg.device)
+                thresholds[rec] = thr
+                store.set_meta(**{f"threshold:{c.dataset}:{rec}": {"value": thr, "source": source}})
+            thr = thresholds[rec]
             args = (P, probe_ids, probe_idx, G, g_idents)
             results = {"reid_rank1": reid_rank1(*args), "reid_rank1_same": reid_rank1(*args, same_image=True),
                        "reid_tar_far1e-3": tar_at_far(*args, thr), "intrusion_rate": intrusion_rate(*args, thr)}

@@ -189,8 +189,9 @@ def evaluate(cfg: RunConfig, argv: list[str] | None = None, log=print):
                 _run_image(store, cache, backends, methods[(c.method, c.eps)], c, s, image, faces, orig_record,
                            orig_feats)
             store.commit()
+        thresholds: dict[str, float] = {}
         for c in cells:
-            rows = aggregate_cell(store, c, cfg, backends, ds)
+            rows = aggregate_cell(store, c, cfg, backends, ds, thresholds)
             if not cfg.quiet:
                 log(cell_line(c, rows))
     df = store.aggregates()

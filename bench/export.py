@@ -12,18 +12,20 @@ SUMMARY_METRICS = [("reid_rank1", "max"), ("reid_rank1_same", "max"), ("reid_tar
                    ("bg_ssim", ""), ("sec_per_image", ""), ("skipped", "")]
 
 
+def column_name(metric: str, backend: str) -> str:
+    return metric + (f"[{backend}]" if backend and backend != "inception-2015-12-05" else "")
+
+
 def wide_table(df: pd.DataFrame) -> pd.DataFrame:
     """methods (x ε) as rows, the headline metrics as columns, seeds averaged."""
     if df.empty:
         return pd.DataFrame()
     d = df.copy()
-    d["col"] = d["metric"] + d["backend"].map(lambda b: f"[{b}]" if b and b != "inception-2015-12-05" else "")
-    keep = {m + (f"[{b}]" if b and b != "inception-2015-12-05" else "") for m, b in SUMMARY_METRICS}
-    d = d[d["col"].isin(keep)]
+    d["col"] = [column_name(m, b) for m, b in zip(d["metric"], d["backend"])]
+    order = [column_name(m, b) for m, b in SUMMARY_METRICS]
+    d = d[d["col"].isin(order)]
     t = d.pivot_table(index=["dataset", "method", "eps"], columns="col", values="value", aggfunc="mean", sort=False)
-    order = [c for c in (m + (f"[{b}]" if b and b != "inception-2015-12-05" else "") for m, b in SUMMARY_METRICS)
-             if c in t.columns]
-    return t[order]
+    return t[[c for c in order if c in t.columns]]
 
 
 def markdown_table(t: pd.DataFrame) -> str:
