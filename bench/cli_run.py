@@ -36,7 +36,8 @@ def cmd_run(a) -> int:
                         metrics=_list(a.metrics) if a.metrics else list(DEFAULT_METRICS),
                         recognizers=_list(a.recognizers), detectors=_list(a.detectors),
                         seeds=[int(s) for s in _list(a.seeds)], limit=a.limit, device=a.device, out=a.out,
-                        quiet=a.quiet)
+                        quiet=a.quiet, executor=a.executor, ray_address=a.ray_address, workers=a.workers,
+                        shard_size=a.shard_size)
         df = evaluate(cfg, argv=sys.argv)
     except (ArgumentError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -63,6 +64,10 @@ def add_commands(sub):
     s.add_argument("--seeds", default="0"), s.add_argument("--limit", type=int)
     s.add_argument("--device", default="cpu"), s.add_argument("--out", default="runs/default")
     s.add_argument("--quiet", action="store_true")
+    s.add_argument("--executor", default="local", help="local (this process) or ray (cells x shards as Ray tasks)")
+    s.add_argument("--ray-address", help="Ray cluster to join (e.g. auto, ray://head:10001); default: start a local one")
+    s.add_argument("--workers", type=int, default=2, help="Ray actors (CPUs of the local cluster)")
+    s.add_argument("--shard-size", type=int, default=32, help="images per Ray task")
     s.set_defaults(func=cmd_run)
 
     s = sub.add_parser("methods", help="list the registered anonymisation methods")

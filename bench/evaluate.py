@@ -15,18 +15,16 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 
-from kpdp.datasets import DATASETS, DatasetError, ImageLoadError, get_dataset, load_image
+from kpdp.datasets import DATASETS, DatasetError, get_dataset
 from kpdp.faces import backend_names
 
 from . import registry
 from .aggregate import aggregate_cell
-from .analysis import Backends, analyse_original, face_from_json, measure_anonymised, warm_up
-from .cache import FeatureCache, file_digest
+from .analysis import Backends, warm_up
+from .executor import EXECUTORS, ImageWorker, run_local, run_ray
 from .metrics import METRIC_GROUPS
 from .store import ResultStore, eps_key
-from .timing import model_call
 from . import timing
 
 DEFAULT_METRICS = tuple(METRIC_GROUPS)
@@ -67,6 +65,10 @@ class RunConfig:
     out: str = "runs/default"
     quiet: bool = False
     reference: bool = True  # add the `original` row (detection on originals, FID 0, ...)
+    executor: str = "local"  # or "ray" (see bench.executor)
+    ray_address: str | None = None  # None: start a local Ray cluster of `workers` CPUs
+    workers: int = 2
+    shard_size: int = 32  # images per Ray task
 
     def validate(self) -> list[str]:
         """Raise :class:`ArgumentError` listing what is valid; return notes for the user."""
@@ -91,6 +93,15 @@ class RunConfig:
                 raise ArgumentError(f"unknown data set '{d.name}'; valid: {', '.join(sorted(DATASETS))}")
             if d.root is not None and not Path(d.root).is_dir():
                 raise ArgumentError(f"data set '{d.name}': root {d.root} does not exist")
+        if self.executor not in EXECUTORS:
+            raise ArgumentError(f"unknown executor '{self.executor}'; valid: {', '.join(EXECUTORS)}")
+        if self.executor == "ray":
+            try:
+                import ray  # noqa: F401
+            except ImportError:
+                raise ArgumentError("--executor ray needs Ray: pip install 'ray>=2.9'") from None
+        if self.workers < 1 or self.shard_size < 1:
+            raise ArgumentError("--workers and --shard-size must be at least 1")
         if self.device.startswith("cuda"):
             import torch
 
@@ -155,40 +166,23 @@ def evaluate(cfg: RunConfig, argv: list[str] | None = None, log=print):
     for n in notes:
         log(f"note: {n}")
     store = ResultStore(cfg.out)
-    cache = FeatureCache()
     store.set_meta(argv=argv or sys.argv, versions=versions(), backends=backends.versions(), seeds=cfg.seeds,
                    noise_mode="seeded", methods={f"{m}@{eps_key(e)}": {**obj.describe(), "version": obj.version}
                                                  for (m, e), obj in methods.items()},
                    datasets=[{"name": ds.name, "root": str(ds.root), "split": ds.split} for ds in datasets],
-                   metrics=cfg.metrics, limit=cfg.limit)
+                   metrics=cfg.metrics, limit=cfg.limit,
+                   executor={"name": cfg.executor, "workers": cfg.workers, "shard_size": cfg.shard_size})
     warm_up(backends)
+    worker = ImageWorker(cfg, backends, methods) if cfg.executor == "local" else None
     for ds in datasets:
         samples = list(ds.samples)[: cfg.limit] if cfg.limit else list(ds.samples)
         cells = cfg.cells(ds.name)
-        done = {id(c): store.done_images(ds.name, c.method, c.eps, c.seed) for c in cells}
-        bar = tqdm(samples, desc=f"{ds.name}: {len(cells)} cells", disable=cfg.quiet, mininterval=2)
-        for i, s in enumerate(bar):
-            todo = [c for c in cells if s.image_id not in done[id(c)]]
-            if store.is_skipped(ds.name, s.image_id) or (not todo and store.original(ds.name, s.image_id)):
-                continue
-            try:
-                image = load_image(s.path)
-                orig_record, orig_feats = analyse_original(image, backends, cache)
-            except (ImageLoadError, ValueError) as exc:
-                store.skip(ds.name, s.image_id, s.path, "original", getattr(exc, "reason", str(exc)))
-                store.commit()
-                continue
-            except Exception as exc:  # a backend crashing on one odd image must not end the run
-                store.skip(ds.name, s.image_id, s.path, "original", f"{type(exc).__name__}: {exc}")
-                store.commit()
-                continue
-            store.put_original(ds.name, s.image_id, s.identity, s.path, file_digest(s.path),
-                               {**orig_record, "features": {k: np.asarray(v).tolist() for k, v in orig_feats.items()}})
-            faces = [face_from_json(f) for f in orig_record["faces"]]
-            for c in todo:
-                _run_image(store, cache, backends, methods[(c.method, c.eps)], c, s, image, faces, orig_record,
-                           orig_feats)
-            store.commit()
+        with tqdm(total=len(samples), desc=f"{ds.name}: {len(cells)} cells", disable=cfg.quiet,
+                  mininterval=2) as bar:
+            if worker is not None:
+                run_local(worker, store, ds.name, samples, cells, bar)
+            else:
+                run_ray(cfg, store, ds.name, samples, cells, bar)
         thresholds: dict[str, float] = {}
         for c in cells:
             rows = aggregate_cell(store, c, cfg, backends, ds, thresholds)
@@ -201,24 +195,6 @@ def evaluate(cfg: RunConfig, argv: list[str] | None = None, log=print):
     write_exports(store, df)
     store.close()
     return df
-
-
-def _run_image(store, cache, backends, method, c: Cell, s, image, faces, orig_record, orig_feats):
-    seed = derive_seed(c.seed, c.dataset, c.method, c.eps, s.image_id)
-    t0 = time.perf_counter()
-    try:
-        with model_call(f"method:{c.method}"):
-            out = method.anonymize(image, faces, seed=seed)
-    except Exception as exc:  # one image's failure is recorded, the run goes on
-        store.put_image(c.dataset, c.method, c.eps, c.seed, s.image_id, "failed", f"{type(exc).__name__}: {exc}",
-                        {}, None)
-        return
-    sec = time.perf_counter() - t0
-    target = out.target_landmarks[orig_record["primary"]] if out.target_landmarks else None
-    record, feats = measure_anonymised(image, out.image, orig_record, orig_feats, target, backends, cache)
-    record["sec"] = sec
-    record["identity"] = s.identity
-    store.put_image(c.dataset, c.method, c.eps, c.seed, s.image_id, "ok", "", record, feats)
 
 
 def cell_line(c: Cell, rows) -> str:

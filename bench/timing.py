@@ -27,3 +27,11 @@ def reset() -> None:
 
 def snapshot() -> dict:
     return {"seconds": dict(MODEL_SECONDS), "calls": dict(MODEL_CALLS), "total": sum(MODEL_SECONDS.values())}
+
+
+def merge(snap: dict) -> None:
+    """Add a worker's :func:`snapshot` (the Ray executor's actors time their own model calls)."""
+    for k, v in snap.get("seconds", {}).items():
+        MODEL_SECONDS[k] += v
+    for k, v in snap.get("calls", {}).items():
+        MODEL_CALLS[k] += v

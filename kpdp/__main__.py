@@ -28,6 +28,11 @@ def cmd_landmarks(a):
     print(f"{len(arrays['image_id'])} faces, {len(arrays['failed'])} failures -> {a.out}")
 
 
+def _range(text: str) -> tuple[float, float]:
+    lo, hi = (float(v) for v in text.split(","))
+    return lo, hi
+
+
 def cmd_train(a):
     from .train import TrainConfig, train
     from . import train_data
@@ -44,7 +49,9 @@ def cmd_train(a):
     deepprivacy = a.deepprivacy
     cfg = TrainConfig(data=str(data), out=a.out, condition="sparse7" if deepprivacy else "dense68",
                       mask="box" if deepprivacy else "landmarks", steps=a.steps, batch=a.batch, lr=a.lr,
-                      seed=a.seed, device=a.device, minutes=a.minutes, base=a.base)
+                      seed=a.seed, device=a.device, minutes=a.minutes, base=a.base,
+                      mask_dilate=_range(a.mask_dilate), mask_forehead=_range(a.mask_forehead),
+                      init_from=a.init_from, ckpt_every=a.ckpt_every, sample_every=a.sample_every)
     print(f"checkpoint: {train(cfg)}")
 
 
@@ -87,6 +94,11 @@ def main(argv=None):
     s.add_argument("--seed", type=int, default=0), s.add_argument("--device", default="cpu")
     s.add_argument("--minutes", type=float, default=0.0, help="stop with a checkpoint after this long")
     s.add_argument("--deepprivacy", action="store_true", help="7 sparse keypoints, box mask (baseline)")
+    s.add_argument("--mask-dilate", default="0,0", help="LO,HI: landmark-mask dilation drawn per sample "
+                   "(x face width); 0,0 = the packed masks")
+    s.add_argument("--mask-forehead", default="0.1,0.1", help="LO,HI: forehead lift drawn per sample (x face height)")
+    s.add_argument("--init-from", default="", help="exported generator to start from (fine-tuning)")
+    s.add_argument("--ckpt-every", type=int, default=1000), s.add_argument("--sample-every", type=int, default=1000)
     s.set_defaults(func=cmd_train)
 
     s = sub.add_parser("export-generator", help="EMA generator -> fp16 safetensors + metadata")

@@ -35,8 +35,9 @@ def load_generator(condition: str, path: Path | None = None, device: str = "cpu"
 
 class FaceInpainter:
     def __init__(self, condition: str = "dense68", weights: Path | None = None, device: str = "cpu",
-                 mask_kind: str = "landmarks"):
+                 mask_kind: str = "landmarks", mask_dilate: float = 0.08, mask_forehead: float = 0.10):
         self.condition, self.device, self.mask_kind = condition, torch.device(device), mask_kind
+        self.mask_dilate, self.mask_forehead = mask_dilate, mask_forehead
         self.G, self.meta = load_generator(condition, weights, device)
 
     def crop_mask(self, lm_src: np.ndarray, lm_tgt: np.ndarray) -> np.ndarray:
@@ -44,7 +45,8 @@ class FaceInpainter:
         if self.mask_kind == "box":
             both = torch.from_numpy(np.stack([lm_src])).float()
             return box_masks(both, SIZE)[0, 0].numpy().astype(np.uint8)
-        return geo.landmark_mask(lm_src, (SIZE, SIZE)) | geo.landmark_mask(lm_tgt, (SIZE, SIZE))
+        kw = {"dilate": self.mask_dilate, "forehead": self.mask_forehead}
+        return geo.landmark_mask(lm_src, (SIZE, SIZE), **kw) | geo.landmark_mask(lm_tgt, (SIZE, SIZE), **kw)
 
     @torch.no_grad()
     def inpaint(self, image: np.ndarray, lm_src: np.ndarray, lm_tgt: np.ndarray, seed: int | None):

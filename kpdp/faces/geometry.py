@@ -92,14 +92,15 @@ def align_crop(image: np.ndarray, m: np.ndarray, size: int = 128) -> np.ndarray:
     return cv2.warpAffine(image, m, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT101)
 
 
-def landmark_mask(lm68: np.ndarray, shape: tuple[int, int], dilate: float = 0.08) -> np.ndarray:
+def landmark_mask(lm68: np.ndarray, shape: tuple[int, int], dilate: float = 0.08,
+                  forehead: float = 0.10) -> np.ndarray:
     """Binary ``uint8`` mask of the area enclosed by the jaw and the brows, dilated by
-    ``dilate`` x the face width (pixels). Brows are lifted by 10 % of the face height so that the
-    mask covers the forehead band where brow shape carries identity."""
+    ``dilate`` x the face width (pixels). Brows are lifted by ``forehead`` x the face height so
+    that the mask covers the forehead band where brow shape carries identity."""
     lm = np.asarray(lm68, np.float64)
     brows = lm[BROWS].copy()
     face_h = lm[:, 1].max() - lm[:, 1].min()
-    brows[:, 1] -= 0.10 * face_h
+    brows[:, 1] -= forehead * face_h
     hull = cv2.convexHull(np.vstack([lm[JAW], brows]).astype(np.float32))
     mask = np.zeros(shape[:2], np.uint8)
     cv2.fillConvexPoly(mask, np.round(hull).astype(np.int32), 1)

@@ -1,0 +1,216 @@
+"""Where the per-image work of a grid runs: in this process (``local``) or as Ray tasks (``ray``).
+
+Both executors run the same :class:`ImageWorker` and write through one writer, the driver's
+:class:`bench.store.ResultStore`:
+
+* ``local``: image-major. Each image is decoded once, analysed once (cached), and every cell not
+  yet done runs on it before the next image; the store commits after every image, so a killed
+  run loses at most one image's work.
+* ``ray``: the grid is cut into tasks of (cell, shard of ``shard_size`` images) and handed to a
+  pool of Ray actors (one per worker; each loads the models once). Workers never touch the store:
+  a task returns its records and the driver writes and commits them when the task finishes, so a
+  killed run loses at most the tasks in flight. Per-image seeds depend only on (seed, data set,
+  method, ε, image), so the records equal those of the local executor. Each task decodes its
+  images again (a cell-major cut trades that for parallelism); the originals' analysis comes from
+  the feature cache, which is shared on one machine and per node on a cluster.
+"""
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from kpdp.datasets import ImageLoadError, load_image
+
+from . import registry
+from .analysis import Backends, analyse_original, face_from_json, measure_anonymised, warm_up
+from .cache import FeatureCache, default_cache_dir, file_digest
+from .timing import model_call
+
+EXECUTORS = ("local", "ray")
+
+
+class RecordingSink:
+    """Collects what a worker would write, to be replayed into the store by the one writer."""
+
+    def __init__(self):
+        self.ops: list[tuple] = []
+
+    def put_original(self, *args):
+        self.ops.append(("put_original", args))
+
+    def put_image(self, *args):
+        self.ops.append(("put_image", args))
+
+    def skip(self, *args):
+        self.ops.append(("skip", args))
+
+    def commit(self):
+        pass
+
+
+def replay(ops: list[tuple], store) -> int:
+    """Write a worker's records; returns how many anonymised images they hold."""
+    n = 0
+    for name, args in ops:
+        if name == "put_original" and store.original(args[0], args[1]) is not None:
+            continue
+        getattr(store, name)(*args)
+        n += name == "put_image"
+    store.commit()
+    return n
+
+
+class ImageWorker:
+    """The models of one process and the loop that runs cells on images."""
+
+    def __init__(self, cfg, backends: Backends | None = None, methods: dict | None = None):
+        self.cfg = cfg
+        self.backends = backends or Backends(tuple(cfg.recognizers), tuple(cfg.detectors), device=cfg.device,
+                                             fid="fid" in cfg.metrics)
+        self.methods = methods if methods is not None else {}
+        self.cache = FeatureCache()
+        if backends is None:
+            warm_up(self.backends)
+
+    def method(self, name: str, eps):
+        if (name, eps) not in self.methods:
+            self.methods[(name, eps)] = registry.create(name, eps, self.cfg.device)
+        return self.methods[(name, eps)]
+
+    def run(self, dataset: str, samples, cells, done: dict, sink, known_originals: set | None = None,
+            skipped: set | None = None, on_image=None) -> None:
+        """Run every cell of ``cells`` not in ``done[(method, eps, seed)]`` on every sample."""
+        from .evaluate import derive_seed  # one definition of the per-image seed
+
+        known_originals = known_originals or set()
+        skipped = skipped or set()
+        for s in samples:
+            todo = [c for c in cells if s.image_id not in done.get((c.method, c.eps, c.seed), ())]
+            if s.image_id in skipped or (not todo and s.image_id in known_originals):
+                if on_image:
+                    on_image()
+                continue
+            try:
+                image = load_image(s.path)
+                orig_record, orig_feats = analyse_original(image, self.backends, self.cache)
+            except (ImageLoadError, ValueError) as exc:
+                sink.skip(dataset, s.image_id, str(s.path), "original", getattr(exc, "reason", str(exc)))
+            except Exception as exc:  # a backend crashing on one odd image must not end the run
+                sink.skip(dataset, s.image_id, str(s.path), "original", f"{type(exc).__name__}: {exc}")
+            else:
+                if s.image_id not in known_originals:
+                    sink.put_original(dataset, s.image_id, s.identity, str(s.path), file_digest(s.path),
+                                      {**orig_record,
+                                       "features": {k: np.asarray(v).tolist() for k, v in orig_feats.items()}})
+                faces = [face_from_json(f) for f in orig_record["faces"]]
+                for c in todo:
+                    seed = derive_seed(c.seed, c.dataset, c.method, c.eps, s.image_id)
+                    self._run_cell(sink, self.method(c.method, c.eps), c, s, seed, image, faces, orig_record,
+                                   orig_feats)
+            sink.commit()
+            if on_image:
+                on_image()
+
+    def _run_cell(self, sink, method, c, s, seed, image, faces, orig_record, orig_feats):
+        t0 = time.perf_counter()
+        try:
+            with model_call(f"method:{c.method}"):
+                out = method.anonymize(image, faces, seed=seed)
+        except Exception as exc:  # one image's failure is recorded, the run goes on
+            sink.put_image(c.dataset, c.method, c.eps, c.seed, s.image_id, "failed", f"{type(exc).__name__}: {exc}",
+                           {}, None)
+            return
+        sec = time.perf_counter() - t0
+        target = out.target_landmarks[orig_record["primary"]] if out.target_landmarks else None
+        record, feats = measure_anonymised(image, out.image, orig_record, orig_feats, target, self.backends,
+                                           self.cache)
+        record["sec"] = sec
+        record["identity"] = s.identity
+        sink.put_image(c.dataset, c.method, c.eps, c.seed, s.image_id, "ok", "", record, feats)
+
+
+@dataclass
+class Progress:
+    """What an executor reports back to :func:`bench.evaluate`."""
+    images_written: int = 0
+    tasks: int = 0
+
+
+def run_local(worker: ImageWorker, store, dataset: str, samples, cells, bar) -> Progress:
+    done = {(c.method, c.eps, c.seed): store.done_images(dataset, c.method, c.eps, c.seed) for c in cells}
+    known = {s.image_id for s in samples if store.original(dataset, s.image_id) is not None}
+    skipped = {s.image_id for s in samples if store.is_skipped(dataset, s.image_id)}
+    worker.run(dataset, samples, cells, done, store, known, skipped, on_image=bar.update)
+    return Progress()
+
+
+class _RayWorker(ImageWorker):
+    """An actor: models loaded once, tasks return records instead of writing."""
+
+    def __init__(self, cfg, threads: int = 1):
+        import torch
+
+        torch.set_num_threads(threads)
+        super().__init__(cfg)
+
+    def run_task(self, dataset, samples, cells, done, known_originals, skipped):
+        from . import timing
+
+        timing.reset()
+        sink = RecordingSink()
+        self.run(dataset, samples, cells, done, sink, known_originals, skipped)
+        return sink.ops, timing.snapshot(), len(samples)
+
+
+def start_ray(address: str | None, workers: int):
+    """Connect to ``address`` (``auto``, ``ray://host:port``) or start a local cluster of
+    ``workers`` CPUs; workers inherit the feature cache location and one thread each."""
+    import ray
+
+    if not ray.is_initialized():
+        env = {"KPDP_BENCH_CACHE": str(default_cache_dir()), "OMP_NUM_THREADS": "1"}
+        kw = {"address": address} if address else {"num_cpus": workers, "include_dashboard": False}
+        ray.init(runtime_env={"env_vars": env}, log_to_driver=False, **kw)
+    return ray
+
+
+def run_ray(cfg, store, dataset: str, samples, cells, bar) -> Progress:
+    from . import timing
+
+    ray = start_ray(cfg.ray_address, cfg.workers)
+    from ray.util import ActorPool
+
+    known = {s.image_id for s in samples if store.original(dataset, s.image_id) is not None}
+    skipped = {s.image_id for s in samples if store.is_skipped(dataset, s.image_id)}
+    tasks = []
+    for c in cells:
+        done = store.done_images(dataset, c.method, c.eps, c.seed)
+        for i in range(0, len(samples), cfg.shard_size):
+            shard = [s for s in samples[i: i + cfg.shard_size] if s.image_id not in done and s.image_id not in skipped]
+            if shard:
+                tasks.append((c, shard))
+    missing = [s for s in samples if s.image_id not in known and s.image_id not in skipped]
+    if not tasks and missing:  # every cell done but some originals unrecorded: analyse them alone
+        tasks = [(None, missing[i: i + cfg.shard_size]) for i in range(0, len(missing), cfg.shard_size)]
+    bar.total = sum(len(t[1]) for t in tasks)
+    if not tasks:
+        return Progress()
+    n_actors = min(cfg.workers, len(tasks))
+    Actor = ray.remote(num_cpus=1)(_RayWorker)
+    pool = ActorPool([Actor.remote(cfg) for _ in range(n_actors)])
+    submit = lambda actor, t: actor.run_task.remote(dataset, t[1], [t[0]] if t[0] else [], {}, known, skipped)  # noqa: E731
+    prog = Progress(tasks=len(tasks))
+    for ops, t_snap, n_images in pool.map_unordered(submit, tasks):
+        prog.images_written += replay(ops, store)
+        timing.merge(t_snap)
+        bar.update(n_images)
+    for actor in pool._idle_actors:
+        ray.kill(actor)
+    return prog
+
+
+def default_workers() -> int:
+    return max(1, (os.cpu_count() or 1))
