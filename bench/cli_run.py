@@ -64,10 +64,11 @@ def add_commands(sub):
     s.add_argument("--seeds", default="0"), s.add_argument("--limit", type=int)
     s.add_argument("--device", default="cpu"), s.add_argument("--out", default="runs/default")
     s.add_argument("--quiet", action="store_true")
-    s.add_argument("--executor", default="local", help="local (this process) or ray (cells x shards as Ray tasks)")
+    s.add_argument("--executor", default="local",
+                   help="local (this process), processes (--workers processes here) or ray (cells x shards as Ray tasks)")
     s.add_argument("--ray-address", help="Ray cluster to join (e.g. auto, ray://head:10001); default: start a local one")
-    s.add_argument("--workers", type=int, default=2, help="Ray actors (CPUs of the local cluster)")
-    s.add_argument("--shard-size", type=int, default=32, help="images per Ray task")
+    s.add_argument("--workers", type=int, default=2, help="worker processes / Ray actors, one thread each")
+    s.add_argument("--shard-size", type=int, default=16, help="images per task (processes, ray)")
     s.set_defaults(func=cmd_run)
 
     s = sub.add_parser("methods", help="list the registered anonymisation methods")

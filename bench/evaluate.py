@@ -22,7 +22,7 @@ from kpdp.faces import backend_names
 from . import registry
 from .aggregate import aggregate_cell
 from .analysis import Backends, warm_up
-from .executor import EXECUTORS, ImageWorker, run_local, run_ray
+from .executor import EXECUTORS, ImageWorker, run_local, run_processes, run_ray
 from .metrics import METRIC_GROUPS
 from .store import ResultStore, eps_key
 from . import timing
@@ -65,10 +65,10 @@ class RunConfig:
     out: str = "runs/default"
     quiet: bool = False
     reference: bool = True  # add the `original` row (detection on originals, FID 0, ...)
-    executor: str = "local"  # or "ray" (see bench.executor)
+    executor: str = "local"  # "processes" (a pool on this machine) or "ray" (see bench.executor)
     ray_address: str | None = None  # None: start a local Ray cluster of `workers` CPUs
-    workers: int = 2
-    shard_size: int = 32  # images per Ray task
+    workers: int = 2  # processes / Ray actors, one thread each
+    shard_size: int = 16  # images per task
 
     def validate(self) -> list[str]:
         """Raise :class:`ArgumentError` listing what is valid; return notes for the user."""
@@ -181,6 +181,8 @@ def evaluate(cfg: RunConfig, argv: list[str] | None = None, log=print):
                   mininterval=2) as bar:
             if worker is not None:
                 run_local(worker, store, ds.name, samples, cells, bar)
+            elif cfg.executor == "processes":
+                run_processes(cfg, store, ds.name, samples, cells, bar)
             else:
                 run_ray(cfg, store, ds.name, samples, cells, bar)
         thresholds: dict[str, float] = {}

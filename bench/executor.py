@@ -1,11 +1,14 @@
-"""Where the per-image work of a grid runs: in this process (``local``) or as Ray tasks (``ray``).
+"""Where the per-image work of a grid runs: in this process (``local``), in a pool of worker
+processes on this machine (``processes``) or as Ray tasks (``ray``).
 
-Both executors run the same :class:`ImageWorker` and write through one writer, the driver's
+All run the same :class:`ImageWorker` and write through one writer, the driver's
 :class:`bench.store.ResultStore`:
 
 * ``local``: image-major. Each image is decoded once, analysed once (cached), and every cell not
   yet done runs on it before the next image; the store commits after every image, so a killed
   run loses at most one image's work.
+* ``processes``: tasks of ``shard_size`` images with every cell, on ``workers`` spawned
+  processes of one thread each; records come back to the driver, which writes them.
 * ``ray``: the grid is cut into tasks of (cell, shard of ``shard_size`` images) and handed to a
   pool of Ray actors (one per worker; each loads the models once). Workers never touch the store:
   a task returns its records and the driver writes and commits them when the task finishes, so a
@@ -29,7 +32,7 @@ from .analysis import Backends, analyse_original, face_from_json, measure_anonym
 from .cache import FeatureCache, default_cache_dir, file_digest
 from .timing import model_call
 
-EXECUTORS = ("local", "ray")
+EXECUTORS = ("local", "processes", "ray")
 
 
 class RecordingSink:
@@ -139,14 +142,96 @@ class Progress:
     tasks: int = 0
 
 
-def run_local(worker: ImageWorker, store, dataset: str, samples, cells, bar) -> Progress:
+def _state(store, dataset, samples, cells):
     done = {(c.method, c.eps, c.seed): store.done_images(dataset, c.method, c.eps, c.seed) for c in cells}
     known = {s.image_id for s in samples if store.original(dataset, s.image_id) is not None}
     skipped = {s.image_id for s in samples if store.is_skipped(dataset, s.image_id)}
+    return done, known, skipped
+
+
+def run_local(worker: ImageWorker, store, dataset: str, samples, cells, bar) -> Progress:
+    done, known, skipped = _state(store, dataset, samples, cells)
     worker.run(dataset, samples, cells, done, store, known, skipped, on_image=bar.update)
     return Progress()
 
 
+def plan_tasks(store, dataset, samples, cells, shard_size: int, per_cell: bool) -> tuple[list, set, set]:
+    """Tasks ``(cells, shard, done)`` still to run. ``per_cell``: one cell per task (Ray's cut:
+    cells spread over a cluster); otherwise every cell of a shard of images in one task (each image
+    decoded and analysed once, as in the local executor)."""
+    done, known, skipped = _state(store, dataset, samples, cells)
+    tasks = []
+    for i in range(0, len(samples), shard_size):
+        chunk = [s for s in samples[i: i + shard_size] if s.image_id not in skipped]
+        groups = [[c] for c in cells] if per_cell else [cells]
+        added = False
+        for group in groups:
+            todo = [s for s in chunk if any(s.image_id not in done[(c.method, c.eps, c.seed)] for c in group)]
+            if todo:
+                ids = {s.image_id for s in todo}
+                tasks.append((group, todo, {k: done[k] & ids for k in ((c.method, c.eps, c.seed) for c in group)}))
+                added = True
+        missing = [s for s in chunk if s.image_id not in known]
+        if missing and not added:  # every cell done but originals unrecorded: analyse them alone
+            tasks.append(([], missing, {}))
+    return tasks, known, skipped
+
+
+def _drain(results, store, bar, prog: Progress) -> Progress:
+    from . import timing
+
+    for ops, t_snap, n_images in results:
+        prog.images_written += replay(ops, store)
+        timing.merge(t_snap)
+        bar.update(n_images)
+    return prog
+
+
+def _task_result(worker: ImageWorker, dataset, cells, samples, done, known, skipped):
+    from . import timing
+
+    timing.reset()
+    sink = RecordingSink()
+    worker.run(dataset, samples, cells, done, sink, known, skipped)
+    return sink.ops, timing.snapshot(), len(samples)
+
+
+# -- processes: a pool of worker processes on this machine (standard library) --------------------
+_PROCESS_WORKER: ImageWorker | None = None
+
+
+def _process_init(cfg, threads: int):
+    global _PROCESS_WORKER
+    import torch
+
+    torch.set_num_threads(threads)
+    _PROCESS_WORKER = ImageWorker(cfg)
+
+
+def _process_task(dataset, cells, samples, done, known, skipped):
+    return _task_result(_PROCESS_WORKER, dataset, cells, samples, done, known, skipped)
+
+
+def run_processes(cfg, store, dataset: str, samples, cells, bar) -> Progress:
+    """``workers`` processes of one thread each (dlib's models are single-threaded, so processes,
+    not threads, fill the cores); image-major tasks of ``shard_size`` images."""
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    tasks, known, skipped = plan_tasks(store, dataset, samples, cells, cfg.shard_size, per_cell=False)
+    bar.total = sum(len(t[1]) for t in tasks)
+    prog = Progress(tasks=len(tasks))
+    if not tasks:
+        return prog
+    # spawn: the driver has torch's and OpenMP's threads running, which fork would copy half-alive
+    with ProcessPoolExecutor(min(cfg.workers, len(tasks)), mp_context=mp.get_context("spawn"),
+                             initializer=_process_init, initargs=(cfg, 1)) as pool:
+        futures = [pool.submit(_process_task, dataset, group, shard, done, known, skipped)
+                   for group, shard, done in tasks]
+        return _drain((f.result() for f in as_completed(futures)), store, bar, prog)
+
+
+# -- ray: a local or remote Ray cluster -----------------------------------------------------------
 class _RayWorker(ImageWorker):
     """An actor: models loaded once, tasks return records instead of writing."""
 
@@ -156,13 +241,8 @@ class _RayWorker(ImageWorker):
         torch.set_num_threads(threads)
         super().__init__(cfg)
 
-    def run_task(self, dataset, samples, cells, done, known_originals, skipped):
-        from . import timing
-
-        timing.reset()
-        sink = RecordingSink()
-        self.run(dataset, samples, cells, done, sink, known_originals, skipped)
-        return sink.ops, timing.snapshot(), len(samples)
+    def run_task(self, dataset, cells, samples, done, known, skipped):
+        return _task_result(self, dataset, cells, samples, done, known, skipped)
 
 
 def start_ray(address: str | None, workers: int):
@@ -178,39 +258,20 @@ def start_ray(address: str | None, workers: int):
 
 
 def run_ray(cfg, store, dataset: str, samples, cells, bar) -> Progress:
-    from . import timing
-
     ray = start_ray(cfg.ray_address, cfg.workers)
     from ray.util import ActorPool
 
-    known = {s.image_id for s in samples if store.original(dataset, s.image_id) is not None}
-    skipped = {s.image_id for s in samples if store.is_skipped(dataset, s.image_id)}
-    tasks = []
-    for c in cells:
-        done = store.done_images(dataset, c.method, c.eps, c.seed)
-        for i in range(0, len(samples), cfg.shard_size):
-            shard = [s for s in samples[i: i + cfg.shard_size] if s.image_id not in done and s.image_id not in skipped]
-            if shard:
-                tasks.append((c, shard))
-    missing = [s for s in samples if s.image_id not in known and s.image_id not in skipped]
-    if not tasks and missing:  # every cell done but some originals unrecorded: analyse them alone
-        tasks = [(None, missing[i: i + cfg.shard_size]) for i in range(0, len(missing), cfg.shard_size)]
+    tasks, known, skipped = plan_tasks(store, dataset, samples, cells, cfg.shard_size, per_cell=True)
     bar.total = sum(len(t[1]) for t in tasks)
-    if not tasks:
-        return Progress()
-    n_actors = min(cfg.workers, len(tasks))
-    Actor = ray.remote(num_cpus=1)(_RayWorker)
-    pool = ActorPool([Actor.remote(cfg) for _ in range(n_actors)])
-    submit = lambda actor, t: actor.run_task.remote(dataset, t[1], [t[0]] if t[0] else [], {}, known, skipped)  # noqa: E731
     prog = Progress(tasks=len(tasks))
-    for ops, t_snap, n_images in pool.map_unordered(submit, tasks):
-        prog.images_written += replay(ops, store)
-        timing.merge(t_snap)
-        bar.update(n_images)
-    for actor in pool._idle_actors:
-        ray.kill(actor)
-    return prog
-
-
-def default_workers() -> int:
-    return max(1, (os.cpu_count() or 1))
+    if not tasks:
+        return prog
+    Actor = ray.remote(num_cpus=1)(_RayWorker)
+    actors = [Actor.remote(cfg) for _ in range(min(cfg.workers, len(tasks)))]
+    pool = ActorPool(actors)
+    submit = lambda actor, t: actor.run_task.remote(dataset, t[0], t[1], t[2], known, skipped)  # noqa: E731
+    try:
+        return _drain(pool.map_unordered(submit, tasks), store, bar, prog)
+    finally:
+        for actor in actors:
+            ray.kill(actor)

@@ -39,9 +39,10 @@ def sparse7(lm: torch.Tensor) -> torch.Tensor:
 def _gauss(points: torch.Tensor, size: int, sigma: float) -> torch.Tensor:
     """(B, K, P, 2) points -> (B, K, size, size): max over P of Gaussian bumps."""
     g = torch.arange(size, device=points.device, dtype=points.dtype) + 0.5
-    dx = (g.view(1, 1, 1, 1, size) - points[..., 0, None, None]) ** 2  # B,K,P,1,S
-    dy = (g.view(1, 1, 1, size, 1) - points[..., 1, None, None]) ** 2  # B,K,P,S,1
-    return torch.exp(-(dx + dy) / (2 * sigma ** 2)).amax(dim=2)
+    # separable: exp(-(dx²+dy²)/2σ²) = exp(-dx²/2σ²)·exp(-dy²/2σ²), P·2S exponentials instead of P·S²
+    ex = torch.exp(-(g.view(1, 1, 1, 1, size) - points[..., 0, None, None]) ** 2 / (2 * sigma ** 2))  # B,K,P,1,S
+    ey = torch.exp(-(g.view(1, 1, 1, size, 1) - points[..., 1, None, None]) ** 2 / (2 * sigma ** 2))  # B,K,P,S,1
+    return (ey * ex).amax(dim=2)
 
 
 def render_condition(lm: torch.Tensor, size: int, kind: str = "dense68", sigma: float = 1.2) -> torch.Tensor:

@@ -3,6 +3,7 @@ written once through the driver; the recording sink replays idempotently."""
 import sqlite3
 
 import pytest
+import torch
 
 from bench import RunConfig, evaluate
 from bench.executor import RecordingSink, replay
@@ -27,10 +28,28 @@ def test_replay_writes_once_and_skips_known_originals(tmp_path):
     assert store.done_images("d", "blur", None, 0) == {"a"} and len(store.skipped("d")) == 1
 
 
-def test_ray_two_workers_equal_local(tmp_path):
+@pytest.fixture(scope="module")
+def local_run(tmp_path_factory):
+    """The reference: this process, one thread (as each worker), so floats reduce in the same order."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        out = tmp_path_factory.mktemp("local")
+        evaluate(RunConfig(**GRID, out=str(out)), argv=["test"])
+    finally:
+        torch.set_num_threads(threads)
+    return out
+
+
+def test_process_pool_equals_local(tmp_path, local_run):
+    run = tmp_path / "processes"
+    evaluate(RunConfig(**GRID, out=str(run), executor="processes", workers=2, shard_size=3), argv=["test"])
+    assert _aggregates(run) == _aggregates(local_run)
+
+
+def test_ray_two_workers_equal_local(tmp_path, local_run):
     ray = pytest.importorskip("ray", reason="Ray is in the test extras; install .[test]")
-    local = tmp_path / "local"
-    evaluate(RunConfig(**GRID, out=str(local)), argv=["test"])
+    local = local_run
     remote = tmp_path / "ray"
     try:
         evaluate(RunConfig(**GRID, out=str(remote), executor="ray", workers=2, shard_size=4), argv=["test"])

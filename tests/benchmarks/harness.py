@@ -9,13 +9,16 @@ Runs, each as its own process with a fresh feature cache:
 Prints wall times, the fraction of run 1's wall time spent inside model calls (harness
 efficiency), the speed-up of run 2, run 3's extra cost against pixelate-8's own model time, and the
 peak resident memory of run 1.
+
+    python -m tests.benchmarks.harness --memory 1000,0 --methods blur --datasets lfw --root PATH --split devtest
+
+prints the peak memory of a run over the first 1,000 images and over all of them.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
-import resource
 import sqlite3
 import subprocess
 import sys
@@ -25,21 +28,29 @@ from pathlib import Path
 
 
 def run(args, out, env):
+    """(wall s, the run's model-call timing, this run's own peak RSS in KiB)."""
     t = time.perf_counter()
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    subprocess.run([sys.executable, "-m", "bench", "run", *args, "--out", str(out), "--quiet"], check=True, env=env,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    p = subprocess.Popen([sys.executable, "-m", "bench", "run", *args, "--out", str(out), "--quiet"], env=env,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _, status, usage = os.wait4(p.pid, 0)  # this child's rusage alone, not the max over all children
+    p.returncode = os.waitstatus_to_exitcode(status)
+    if p.returncode:
+        raise SystemExit(f"bench run {' '.join(args)} exited {p.returncode}")
     wall = time.perf_counter() - t
-    rss_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     meta = dict(sqlite3.connect(Path(out) / "results.sqlite").execute("SELECT key, value FROM run"))
-    return wall, json.loads(meta["timing"]), max(rss_kib, before)
+    return wall, json.loads(meta["timing"]), usage.ru_maxrss
 
 
 def main(argv=None):
     p = argparse.ArgumentParser()
     p.add_argument("--limit", type=int)
     p.add_argument("--datasets", default="lfw-sample"), p.add_argument("--root"), p.add_argument("--split")
+    p.add_argument("--memory", help="instead: peak RSS of `--methods M` at these comma-separated --limit values "
+                   "(e.g. 1000,0 for 1,000 images vs all), feature cache as it is")
+    p.add_argument("--methods", default="blur")
     a = p.parse_args(argv)
+    if a.memory:
+        return memory(a)
     base = ["--methods", "kpdp,blur", "--eps", "0.5,1,4", "--datasets", a.datasets]
     for flag, v in (("--root", a.root), ("--split", a.split), ("--limit", a.limit)):
         if v is not None:
@@ -60,6 +71,21 @@ def main(argv=None):
     own = t3["seconds"].get("method:pixelate-8", 0.0) + sum(v for k, v in t3["seconds"].items() if not k.startswith("method:"))
     print(f"run 3 (+pixelate-8):     wall {w3:7.1f} s  model calls {t3['total']:.1f} s (pixelate-8's cells: {own:.1f} s)")
     print(f"peak RSS of the runs:    {rss / 1024:.0f} MiB (target < 4096)")
+
+
+def memory(a):
+    """Peak RSS against the number of images: models dominate, features are streamed to SQLite."""
+    for limit in (int(v) for v in a.memory.split(",")):
+        args = ["--methods", a.methods, "--datasets", a.datasets]
+        for flag, v in (("--root", a.root), ("--split", a.split)):
+            if v is not None:
+                args += [flag, v]
+        if limit:
+            args += ["--limit", str(limit)]
+        with tempfile.TemporaryDirectory() as tmp:
+            wall, t, rss = run(args, Path(tmp) / "run", dict(os.environ))
+            n = sqlite3.connect(Path(tmp) / "run" / "results.sqlite").execute("SELECT COUNT(*) FROM originals").fetchone()[0]
+        print(f"{n:5d} images: peak RSS {rss / 1024:7.0f} MiB, wall {wall:7.1f} s, model calls {t['total']:.1f} s")
 
 
 if __name__ == "__main__":
