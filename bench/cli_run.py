@@ -55,6 +55,8 @@ def cmd_methods(a) -> int:
 
 
 def add_commands(sub):
+    from .executor import default_workers
+
     s = sub.add_parser("run", help="run methods x data sets x eps x seeds and measure every metric")
     s.add_argument("--methods", required=True, help="comma-separated registry names (see `bench methods`)")
     s.add_argument("--eps", default="1", help="comma-separated privacy budgets (methods without ε ignore it)")
@@ -64,10 +66,12 @@ def add_commands(sub):
     s.add_argument("--seeds", default="0"), s.add_argument("--limit", type=int)
     s.add_argument("--device", default="cpu"), s.add_argument("--out", default="runs/default")
     s.add_argument("--quiet", action="store_true")
-    s.add_argument("--executor", default="local",
-                   help="local (this process), processes (--workers processes here) or ray (cells x shards as Ray tasks)")
+    s.add_argument("--executor", default="auto", help="local (this process), processes (--workers processes "
+                   "here), ray (cells x shards as Ray tasks); auto: processes when there are >1 workers and "
+                   ">= 4 shards of images, else local")
     s.add_argument("--ray-address", help="Ray cluster to join (e.g. auto, ray://head:10001); default: start a local one")
-    s.add_argument("--workers", type=int, default=2, help="worker processes / Ray actors, one thread each")
+    s.add_argument("--workers", type=int, default=default_workers(),
+                   help="worker processes / Ray actors, one thread each (default: cores, at most 4)")
     s.add_argument("--shard-size", type=int, default=16, help="images per task (processes, ray)")
     s.set_defaults(func=cmd_run)
 

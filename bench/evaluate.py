@@ -22,7 +22,8 @@ from kpdp.faces import backend_names
 from . import registry
 from .aggregate import aggregate_cell
 from .analysis import Backends, warm_up
-from .executor import EXECUTORS, ImageWorker, run_local, run_processes, run_ray
+from .executor import (EXECUTORS, ImageWorker, default_workers, resolve_executor, run_local, run_processes,
+                       run_ray)
 from .metrics import METRIC_GROUPS
 from .store import ResultStore, eps_key
 from . import timing
@@ -65,9 +66,9 @@ class RunConfig:
     out: str = "runs/default"
     quiet: bool = False
     reference: bool = True  # add the `original` row (detection on originals, FID 0, ...)
-    executor: str = "local"  # "processes" (a pool on this machine) or "ray" (see bench.executor)
+    executor: str = "auto"  # local | processes (a pool on this machine) | ray (see bench.executor)
     ray_address: str | None = None  # None: start a local Ray cluster of `workers` CPUs
-    workers: int = 2  # processes / Ray actors, one thread each
+    workers: int = field(default_factory=default_workers)  # processes / Ray actors, one thread each
     shard_size: int = 16  # images per task
 
     def validate(self) -> list[str]:
@@ -93,7 +94,7 @@ class RunConfig:
                 raise ArgumentError(f"unknown data set '{d.name}'; valid: {', '.join(sorted(DATASETS))}")
             if d.root is not None and not Path(d.root).is_dir():
                 raise ArgumentError(f"data set '{d.name}': root {d.root} does not exist")
-        if self.executor not in EXECUTORS:
+        if self.executor not in EXECUTORS + ("auto",):
             raise ArgumentError(f"unknown executor '{self.executor}'; valid: {', '.join(EXECUTORS)}")
         if self.executor == "ray":
             try:
@@ -163,6 +164,8 @@ def evaluate(cfg: RunConfig, argv: list[str] | None = None, log=print):
         for c in cfg.cells(ds.name):
             if (c.method, c.eps) not in methods:
                 methods[(c.method, c.eps)] = registry.create(c.method, c.eps, cfg.device)
+    n_images = sum(min(len(ds.samples), cfg.limit or len(ds.samples)) for ds in datasets)
+    cfg.executor = resolve_executor(cfg.executor, cfg.workers, n_images, cfg.shard_size)
     for n in notes:
         log(f"note: {n}")
     store = ResultStore(cfg.out)

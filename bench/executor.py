@@ -135,6 +135,19 @@ class ImageWorker:
         sink.put_image(c.dataset, c.method, c.eps, c.seed, s.image_id, "ok", "", record, feats)
 
 
+def default_workers() -> int:
+    """One per core, at most 4: each worker holds every model (~1.5 GiB)."""
+    return max(1, min(os.cpu_count() or 1, 4))
+
+
+def resolve_executor(name: str, workers: int, n_images: int, shard_size: int) -> str:
+    """``auto``: a process pool when there are several workers and enough images to keep them busy
+    (starting a worker loads every model, ~10 s), else this process."""
+    if name != "auto":
+        return name
+    return "processes" if workers > 1 and n_images >= 4 * shard_size else "local"
+
+
 @dataclass
 class Progress:
     """What an executor reports back to :func:`bench.evaluate`."""
