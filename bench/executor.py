@@ -215,8 +215,18 @@ _PROCESS_WORKER: ImageWorker | None = None
 
 def _process_init(cfg, threads: int):
     global _PROCESS_WORKER
+    import threading
+
     import torch
 
+    parent = os.getppid()
+
+    def exit_with_parent():  # a SIGKILLed driver cannot shut its pool down: do not outlive it
+        while os.getppid() == parent:
+            time.sleep(1)
+        os._exit(1)
+
+    threading.Thread(target=exit_with_parent, daemon=True).start()
     torch.set_num_threads(threads)
     _PROCESS_WORKER = ImageWorker(cfg)
 

@@ -53,8 +53,28 @@ def _aggregates(run):
     return rows, n_images
 
 
-def test_resume_after_sigkill_gives_identical_results(tmp_path):
-    args = ["run", "--methods", "pixelate-8,dppix", "--eps", "1,4", "--limit", "10", *FAST]
+def _children(pid: int) -> list[int]:
+    out = []
+    for d in os.listdir("/proc"):
+        try:
+            if d.isdigit() and int(open(f"/proc/{d}/stat").read().rsplit(")", 1)[1].split()[1]) == pid:
+                out.append(int(d))
+        except OSError:
+            continue
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.parametrize("executor", ["local", "processes"])
+def test_resume_after_sigkill_gives_identical_results(tmp_path, executor):
+    args = ["run", "--methods", "pixelate-8,dppix", "--eps", "1,4", "--limit", "10", *FAST,
+            "--executor", executor, "--workers", "2", "--shard-size", "2"]
     killed = tmp_path / "killed"
     p = subprocess.Popen([sys.executable, "-m", "bench", *args, "--out", str(killed), "--quiet"], cwd=ROOT,
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -67,8 +87,14 @@ def test_resume_after_sigkill_gives_identical_results(tmp_path):
             continue
         if n >= 12:
             break
+    workers = _children(p.pid)
+    assert workers or executor == "local"
     os.kill(p.pid, signal.SIGKILL)
     p.wait()
+    deadline = time.time() + 30
+    while time.time() < deadline and any(_alive(w) for w in workers):
+        time.sleep(0.5)
+    assert not any(_alive(w) for w in workers), "worker processes outlived their killed driver"
     partial = sqlite3.connect(killed / "results.sqlite").execute("SELECT COUNT(*) FROM images").fetchone()[0]
     assert 0 < partial < 40, "the kill must land midway"
     r = bench(*args, "--out", str(killed), "--quiet")
