@@ -266,7 +266,7 @@ def contact_sheet(dataset, indices: list[int], cells: list[tuple[str, float | No
             res = meth.anonymize(image, faces, seed=derive_seed(seed, dataset.name, m, e, s.image_id)).image
             row.append(_tile(res, crop))
         rows.append(np.concatenate(row, axis=1))
-    labels = ["original"] + [m + (f" e={e:g}" if e is not None else "") for m, e in cells]
+    labels = ["original"] + [m + (f", eps {e:g}" if e is not None else "") for m, e in cells]
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(_with_header(np.concatenate(rows, axis=0), labels)).save(out)
     return Path(out)
