@@ -155,7 +155,11 @@ def sample_grid(run_dirs: list[Path], spec: ReportSpec, out: Path, n_faces: int 
     from .analysis import face_from_json
     from .evaluate import derive_seed
 
-    db = sqlite3.connect(Path(run_dirs[0]) / "results.sqlite")
+    store = Path(run_dirs[0]) / "results.sqlite"
+    if not store.is_file():  # a committed run keeps only metrics.csv and summary.md
+        print(f"note: no sample grid: {store} is not there (the grid re-runs methods on the run's originals)")
+        return None
+    db = sqlite3.connect(f"file:{store}?mode=ro", uri=True)  # read-only: a report never writes into a run
     rows = db.execute("SELECT dataset, image_id, path, record FROM originals ORDER BY image_id").fetchall()
     if not rows:
         return None
