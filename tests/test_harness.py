@@ -76,8 +76,10 @@ def test_resume_after_sigkill_gives_identical_results(tmp_path, executor):
     args = ["run", "--methods", "pixelate-8,dppix", "--eps", "1,4", "--limit", "10", *FAST,
             "--executor", executor, "--workers", "2", "--shard-size", "2"]
     killed = tmp_path / "killed"
+    # a cold cache of its own: warm from an earlier test, the run would finish before the kill lands
+    cache = {"KPDP_BENCH_CACHE": str(tmp_path / "cache")}
     p = subprocess.Popen([sys.executable, "-m", "bench", *args, "--out", str(killed), "--quiet"], cwd=ROOT,
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, **cache})
     deadline = time.time() + 600
     while time.time() < deadline:
         time.sleep(0.5)
@@ -97,9 +99,9 @@ def test_resume_after_sigkill_gives_identical_results(tmp_path, executor):
     assert not any(_alive(w) for w in workers), "worker processes outlived their killed driver"
     partial = sqlite3.connect(killed / "results.sqlite").execute("SELECT COUNT(*) FROM images").fetchone()[0]
     assert 0 < partial < 40, "the kill must land midway"
-    r = bench(*args, "--out", str(killed), "--quiet")
+    r = bench(*args, "--out", str(killed), "--quiet", env=cache)
     assert r.returncode == 0, r.stderr
-    r = bench(*args, "--out", str(tmp_path / "clean"), "--quiet")
+    r = bench(*args, "--out", str(tmp_path / "clean"), "--quiet", env=cache)
     assert r.returncode == 0, r.stderr
     (rows_k, n_k), (rows_c, n_c) = _aggregates(killed), _aggregates(tmp_path / "clean")
     assert rows_k == rows_c and len(rows_k) > 20
