@@ -28,6 +28,13 @@ def similarity_matrix(a: np.ndarray, b: np.ndarray, similarity: str = "cosine") 
     raise ValueError(f"unknown similarity '{similarity}'")
 
 
+PROBE_BLOCK = 1024  # probes per similarity block: memory O(block x gallery), not O(probes x gallery)
+
+
+def _blocks(n: int, size: int = PROBE_BLOCK):
+    return (slice(i, min(i + size, n)) for i in range(0, n, size))
+
+
 def _probe_mask(gallery_ids: np.ndarray, probe_ids: np.ndarray) -> np.ndarray:
     ids, counts = np.unique(gallery_ids, return_counts=True)
     return np.isin(probe_ids, ids[counts >= 2])
@@ -53,10 +60,14 @@ def reid_rank1(probe_emb, probe_ids, probe_gallery_index, gallery_emb, gallery_i
     keep = _probe_mask(gallery_ids, probe_ids)
     if not keep.any():
         return MetricResult(float("nan"), 0)
-    sim = similarity_matrix(np.asarray(probe_emb)[keep], gallery_emb, similarity)
-    if not same_image:
-        sim[np.arange(len(sim)), np.asarray(probe_gallery_index)[keep]] = -np.inf
-    hit = gallery_ids[sim.argmax(1)] == probe_ids[keep]
+    emb, own, ids = np.asarray(probe_emb)[keep], np.asarray(probe_gallery_index)[keep], probe_ids[keep]
+    hits = []
+    for b in _blocks(len(emb)):
+        sim = similarity_matrix(emb[b], gallery_emb, similarity)
+        if not same_image:
+            sim[np.arange(len(sim)), own[b]] = -np.inf
+        hits.append(gallery_ids[sim.argmax(1)] == ids[b])
+    hit = np.concatenate(hits)
     return MetricResult(float(hit.mean()), int(keep.sum()))
 
 
@@ -80,19 +91,26 @@ def impostor_scores(gallery_emb, gallery_ids, similarity: str = "cosine", max_pa
     i, j = i[diff], j[diff]
     g = np.asarray(gallery_emb, np.float64)
     if similarity == "cosine":
-        gn = g / np.linalg.norm(g, axis=1, keepdims=True)
-        return np.einsum("ij,ij->i", gn[i], gn[j])
-    return -np.linalg.norm(g[i] - g[j], axis=1)
+        g = g / np.linalg.norm(g, axis=1, keepdims=True)
+    out = []
+    for b in _blocks(len(i), 65536):  # gathering all pairs at once would take pairs x dim x 8 bytes
+        out.append(np.einsum("ij,ij->i", g[i[b]], g[j[b]]) if similarity == "cosine"
+                   else -np.linalg.norm(g[i[b]] - g[j[b]], axis=1))
+    return np.concatenate(out) if out else np.zeros(0)
 
 
 def tar_at_far(probe_emb, probe_ids, probe_gallery_index, gallery_emb, gallery_ids, threshold: float,
                similarity: str = "cosine") -> MetricResult:
     """Fraction of genuine (anonymised probe, *other* original of the same person) pairs accepted."""
     probe_ids, gallery_ids = np.asarray(probe_ids), np.asarray(gallery_ids)
-    sim = similarity_matrix(probe_emb, gallery_emb, similarity)
-    same = probe_ids[:, None] == gallery_ids[None]
-    same[np.arange(len(sim)), np.asarray(probe_gallery_index)] = False
-    scores = sim[same]
+    emb, own = np.asarray(probe_emb), np.asarray(probe_gallery_index)
+    parts = []
+    for b in _blocks(len(probe_ids)):
+        sim = similarity_matrix(emb[b], gallery_emb, similarity)
+        same = probe_ids[b][:, None] == gallery_ids[None]
+        same[np.arange(len(sim)), own[b]] = False
+        parts.append(sim[same])
+    scores = np.concatenate(parts) if parts else np.zeros(0)
     if scores.size == 0:
         return MetricResult(float("nan"), 0)
     return MetricResult(float((scores >= threshold).mean()), int(scores.size))
@@ -105,11 +123,15 @@ def intrusion_rate(probe_emb, probe_ids, probe_gallery_index, gallery_emb, galle
     probe_ids, gallery_ids = np.asarray(probe_ids), np.asarray(gallery_ids)
     if len(probe_ids) == 0:
         return MetricResult(float("nan"), 0)
-    sim = similarity_matrix(probe_emb, gallery_emb, similarity)
-    sim[np.arange(len(sim)), np.asarray(probe_gallery_index)] = -np.inf
-    best = sim.argmax(1)
-    intruded = (gallery_ids[best] != probe_ids) & (sim[np.arange(len(sim)), best] >= threshold)
-    return MetricResult(float(intruded.mean()), len(probe_ids))
+    emb, own = np.asarray(probe_emb), np.asarray(probe_gallery_index)
+    intruded = []
+    for b in _blocks(len(probe_ids)):
+        sim = similarity_matrix(emb[b], gallery_emb, similarity)
+        rows = np.arange(len(sim))
+        sim[rows, own[b]] = -np.inf
+        best = sim.argmax(1)
+        intruded.append((gallery_ids[best] != probe_ids[b]) & (sim[rows, best] >= threshold))
+    return MetricResult(float(np.concatenate(intruded).mean()), len(probe_ids))
 
 
 class ReIdentification(Metric):
