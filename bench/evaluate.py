@@ -15,7 +15,6 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-
 from kpdp.datasets import DATASETS, DatasetError, get_dataset
 from kpdp.faces import backend_names
 
@@ -182,7 +181,7 @@ def evaluate(cfg: RunConfig, argv: list[str] | None = None, log=print):
         cells = cfg.cells(ds.name)
         with tqdm(total=len(samples), desc=f"{ds.name}: {len(cells)} cells", disable=cfg.quiet,
                   mininterval=2) as bar:
-            if worker is not None:
+            if cfg.executor == "local":
                 run_local(worker, store, ds.name, samples, cells, bar)
             elif cfg.executor == "processes":
                 run_processes(cfg, store, ds.name, samples, cells, bar)

@@ -21,16 +21,13 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass
-
 import numpy as np
 
 from kpdp.datasets import ImageLoadError, load_image
 
-from . import registry
+from . import registry, timing
 from .analysis import Backends, analyse_original, face_from_json, measure_anonymised, warm_up
 from .cache import FeatureCache, default_cache_dir, file_digest
-from .timing import model_call
 
 EXECUTORS = ("local", "processes", "ray")
 
@@ -69,7 +66,12 @@ def replay(ops: list[tuple], store) -> int:
 class ImageWorker:
     """The models of one process and the loop that runs cells on images."""
 
-    def __init__(self, cfg, backends: Backends | None = None, methods: dict | None = None):
+    def __init__(self, cfg, backends: Backends | None = None, methods: dict | None = None,
+                 threads: int | None = None):
+        if threads is not None:  # workers of a pool: one thread each, the pool fills the cores
+            import torch
+
+            torch.set_num_threads(threads)
         self.cfg = cfg
         self.backends = backends or Backends(tuple(cfg.recognizers), tuple(cfg.detectors), device=cfg.device,
                                              fid="fid" in cfg.metrics)
@@ -120,7 +122,7 @@ class ImageWorker:
     def _run_cell(self, sink, method, c, s, seed, image, faces, orig_record, orig_feats):
         t0 = time.perf_counter()
         try:
-            with model_call(f"method:{c.method}"):
+            with timing.model_call(f"method:{c.method}"):
                 out = method.anonymize(image, faces, seed=seed)
         except Exception as exc:  # one image's failure is recorded, the run goes on
             sink.put_image(c.dataset, c.method, c.eps, c.seed, s.image_id, "failed", f"{type(exc).__name__}: {exc}",
@@ -148,13 +150,6 @@ def resolve_executor(name: str, workers: int, n_images: int, shard_size: int) ->
     return "processes" if workers > 1 and n_images >= 4 * shard_size else "local"
 
 
-@dataclass
-class Progress:
-    """What an executor reports back to :func:`bench.evaluate`."""
-    images_written: int = 0
-    tasks: int = 0
-
-
 def _state(store, dataset, samples, cells):
     done = {(c.method, c.eps, c.seed): store.done_images(dataset, c.method, c.eps, c.seed) for c in cells}
     known = {s.image_id for s in samples if store.original(dataset, s.image_id) is not None}
@@ -162,10 +157,9 @@ def _state(store, dataset, samples, cells):
     return done, known, skipped
 
 
-def run_local(worker: ImageWorker, store, dataset: str, samples, cells, bar) -> Progress:
+def run_local(worker: ImageWorker, store, dataset: str, samples, cells, bar) -> None:
     done, known, skipped = _state(store, dataset, samples, cells)
     worker.run(dataset, samples, cells, done, store, known, skipped, on_image=bar.update)
-    return Progress()
 
 
 def plan_tasks(store, dataset, samples, cells, shard_size: int, per_cell: bool) -> tuple[list, set, set]:
@@ -190,19 +184,14 @@ def plan_tasks(store, dataset, samples, cells, shard_size: int, per_cell: bool) 
     return tasks, known, skipped
 
 
-def _drain(results, store, bar, prog: Progress) -> Progress:
-    from . import timing
-
+def _drain(results, store, bar) -> None:
     for ops, t_snap, n_images in results:
-        prog.images_written += replay(ops, store)
+        replay(ops, store)
         timing.merge(t_snap)
         bar.update(n_images)
-    return prog
 
 
 def _task_result(worker: ImageWorker, dataset, cells, samples, done, known, skipped):
-    from . import timing
-
     timing.reset()
     sink = RecordingSink()
     worker.run(dataset, samples, cells, done, sink, known, skipped)
@@ -217,8 +206,6 @@ def _process_init(cfg, threads: int):
     global _PROCESS_WORKER
     import threading
 
-    import torch
-
     parent = os.getppid()
 
     def exit_with_parent():  # a SIGKILLed driver cannot shut its pool down: do not outlive it
@@ -227,15 +214,14 @@ def _process_init(cfg, threads: int):
         os._exit(1)
 
     threading.Thread(target=exit_with_parent, daemon=True).start()
-    torch.set_num_threads(threads)
-    _PROCESS_WORKER = ImageWorker(cfg)
+    _PROCESS_WORKER = ImageWorker(cfg, threads=threads)
 
 
 def _process_task(dataset, cells, samples, done, known, skipped):
     return _task_result(_PROCESS_WORKER, dataset, cells, samples, done, known, skipped)
 
 
-def run_processes(cfg, store, dataset: str, samples, cells, bar) -> Progress:
+def run_processes(cfg, store, dataset: str, samples, cells, bar) -> None:
     """``workers`` processes of one thread each (dlib's models are single-threaded, so processes,
     not threads, fill the cores); image-major tasks of ``shard_size`` images."""
     import multiprocessing as mp
@@ -243,15 +229,14 @@ def run_processes(cfg, store, dataset: str, samples, cells, bar) -> Progress:
 
     tasks, known, skipped = plan_tasks(store, dataset, samples, cells, cfg.shard_size, per_cell=False)
     bar.total = sum(len(t[1]) for t in tasks)
-    prog = Progress(tasks=len(tasks))
     if not tasks:
-        return prog
+        return
     # spawn: the driver has torch's and OpenMP's threads running, which fork would copy half-alive
     with ProcessPoolExecutor(min(cfg.workers, len(tasks)), mp_context=mp.get_context("spawn"),
                              initializer=_process_init, initargs=(cfg, 1)) as pool:
         futures = [pool.submit(_process_task, dataset, group, shard, done, known, skipped)
                    for group, shard, done in tasks]
-        return _drain((f.result() for f in as_completed(futures)), store, bar, prog)
+        _drain((f.result() for f in as_completed(futures)), store, bar)
 
 
 # -- ray: a local or remote Ray cluster -----------------------------------------------------------
@@ -259,10 +244,7 @@ class _RayWorker(ImageWorker):
     """An actor: models loaded once, tasks return records instead of writing."""
 
     def __init__(self, cfg, threads: int = 1):
-        import torch
-
-        torch.set_num_threads(threads)
-        super().__init__(cfg)
+        super().__init__(cfg, threads=threads)
 
     def run_task(self, dataset, cells, samples, done, known, skipped):
         return _task_result(self, dataset, cells, samples, done, known, skipped)
@@ -280,21 +262,20 @@ def start_ray(address: str | None, workers: int):
     return ray
 
 
-def run_ray(cfg, store, dataset: str, samples, cells, bar) -> Progress:
+def run_ray(cfg, store, dataset: str, samples, cells, bar) -> None:
     ray = start_ray(cfg.ray_address, cfg.workers)
     from ray.util import ActorPool
 
     tasks, known, skipped = plan_tasks(store, dataset, samples, cells, cfg.shard_size, per_cell=True)
     bar.total = sum(len(t[1]) for t in tasks)
-    prog = Progress(tasks=len(tasks))
     if not tasks:
-        return prog
+        return
     Actor = ray.remote(num_cpus=1)(_RayWorker)
     actors = [Actor.remote(cfg) for _ in range(min(cfg.workers, len(tasks)))]
     pool = ActorPool(actors)
     submit = lambda actor, t: actor.run_task.remote(dataset, t[0], t[1], t[2], known, skipped)  # noqa: E731
     try:
-        return _drain(pool.map_unordered(submit, tasks), store, bar, prog)
+        _drain(pool.map_unordered(submit, tasks), store, bar)
     finally:
         for actor in actors:
             ray.kill(actor)

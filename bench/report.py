@@ -145,6 +145,12 @@ def figures(df: pd.DataFrame, spec: ReportSpec, out: Path) -> list[Path]:
     return paths
 
 
+def _cell_label(method: str, eps) -> str:
+    """Column label of a sample grid; ``eps`` None or '' for methods without ε (PIL's default font
+    has no ε glyph)."""
+    return method + (f", eps {float(eps):g}" if eps not in (None, "") else "")
+
+
 def sample_grid(run_dirs: list[Path], spec: ReportSpec, out: Path, n_faces: int = 4, seed: int = 0) -> Path | None:
     """Faces x (original, each method and ε): re-runs the methods on a few originals of the run."""
     from PIL import Image
@@ -187,7 +193,7 @@ def sample_grid(run_dirs: list[Path], spec: ReportSpec, out: Path, n_faces: int 
             row.append(_tile(res, crop))
         tiles_rows.append(np.concatenate(row, axis=1))
     grid = np.concatenate(tiles_rows, axis=0)
-    header = ["original"] + [m + (f" eps={float(e):g}" if e else "") for m, e in cells]  # PIL's default font has no ε
+    header = ["original"] + [_cell_label(m, e) for m, e in cells]
     path = out / "samples.png"
     Image.fromarray(_with_header(grid, header)).save(path)
     return path
@@ -270,7 +276,7 @@ def contact_sheet(dataset, indices: list[int], cells: list[tuple[str, float | No
             res = meth.anonymize(image, faces, seed=derive_seed(seed, dataset.name, m, e, s.image_id)).image
             row.append(_tile(res, crop))
         rows.append(np.concatenate(row, axis=1))
-    labels = ["original"] + [m + (f", eps {e:g}" if e is not None else "") for m, e in cells]
+    labels = ["original"] + [_cell_label(m, e) for m, e in cells]
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(_with_header(np.concatenate(rows, axis=0), labels)).save(out)
     return Path(out)
