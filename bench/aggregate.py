@@ -1,29 +1,64 @@
-"""Per-cell aggregates from the per-image records of the store (deterministic: rows are read in
-image-id order, so a resumed run aggregates exactly what an uninterrupted one would)."""
+"""Per-cell aggregates from the per-image records of the store, through the metric groups of the
+run (:mod:`bench.metrics.registry`). Deterministic: rows are read in image-id order and every
+bootstrap is seeded by the cell, so a resumed run aggregates exactly what an uninterrupted one
+would.
+
+The gallery, the FID reference and the probes are exactly this run's images of the data set
+(its split and ``--limit``), never other runs' originals that share the store's data set name.
+"""
 from __future__ import annotations
 
 import json
-import math
+from dataclasses import dataclass, field
 
 import numpy as np
 
-from .metrics.fid import BACKEND as FID_BACKEND, frechet_distance, kernel_inception_distance
-from .metrics.reid import fit_threshold, impostor_scores, intrusion_rate, reid_rank1, tar_at_far
+from .metrics.intervals import cell_seed
+from .metrics.reid import fit_threshold, impostor_scores
+from .metrics.registry import Row
+from .store import eps_key
 
-PRIVACY = ("reid_rank1", "reid_rank1_same", "reid_tar_far1e-3", "intrusion_rate")
 
-
-def gallery(store, dataset: str) -> tuple[list[str], np.ndarray, dict[str, np.ndarray]]:
-    """Image ids, identities and one (N, D) float64 array per feature of the originals. Records are
-    parsed one at a time: holding them as parsed JSON cost ~140 KB per image."""
+def gallery(store, dataset: str, image_ids=None) -> tuple[list[str], np.ndarray, dict[str, np.ndarray]]:
+    """Image ids, identities and one (N, D) float64 array per feature of the originals of
+    ``image_ids`` (all of the data set's when None). Records are parsed one at a time: holding
+    them as parsed JSON cost ~140 KB per image."""
+    wanted = None if image_ids is None else set(image_ids)
     ids, idents, feats = [], [], {}
     for image_id, identity, record in store.db.execute(
             "SELECT image_id, identity, record FROM originals WHERE dataset=? ORDER BY image_id", (dataset,)):
+        if wanted is not None and image_id not in wanted:
+            continue
         ids.append(image_id)
         idents.append(identity)
         for k, v in json.loads(record)["features"].items():
             feats.setdefault(k, []).append(np.asarray(v, np.float64))
     return ids, np.array(idents), {k: np.stack(v) for k, v in feats.items()}
+
+
+def lfw_pair_scores(ds, recognizer: str, device: str = "cpu") -> tuple[np.ndarray, int]:
+    """Similarity of LFW View 2's impostor pairs (``pairs.txt``), each image embedded exactly as
+    the run's probes and gallery are (the face finder, the reid group's face location). Returns
+    (scores, number of pairs dropped because an image had no face)."""
+    from kpdp.datasets import LFW, load_image
+
+    from .analysis import Backends, analyse_original
+    from .cache import FeatureCache
+
+    b = Backends((recognizer,), (), device=device, metrics=("reid",))
+    cache = FeatureCache()
+    impostors = [(a, c) for _, a, c, same in LFW(ds.root, "all").pairs() if not same]
+    emb = {}
+    for p in sorted({p for pair in impostors for p in pair}):
+        try:
+            _, feats = analyse_original(load_image(p), b, cache)
+            e = np.asarray(feats[f"emb:{recognizer}"], np.float64)
+            emb[p] = e / np.linalg.norm(e)
+        except (ValueError, OSError):
+            continue
+    kept = [(a, c) for a, c in impostors if a in emb and c in emb]
+    scores = np.array([float(emb[a] @ emb[c]) for a, c in kept])
+    return scores, len(impostors) - len(kept)
 
 
 def verification_threshold(ds, recognizer: str, gallery_emb, gallery_ids, device: str = "cpu"):
@@ -33,79 +68,83 @@ def verification_threshold(ds, recognizer: str, gallery_emb, gallery_ids, device
     from kpdp.datasets import LFW, LFWSample
 
     if isinstance(ds, LFW) and not isinstance(ds, LFWSample) and (ds.root / "pairs.txt").is_file():
-        from .verify import embed_paths
-
-        impostors = [(a, b) for _, a, b, same in LFW(ds.root, "all").pairs() if not same]
-        paths = sorted({p for pair in impostors for p in pair})
-        emb, _ = embed_paths(paths, recognizer, device, progress=False)
-        index = {p: i for i, p in enumerate(paths)}
-        scores = np.einsum("ij,ij->i", emb[[index[a] for a, _ in impostors]], emb[[index[b] for _, b in impostors]])
-        return fit_threshold(scores), "lfw pairs.txt impostor pairs"
+        scores, dropped = lfw_pair_scores(ds, recognizer, device)
+        return fit_threshold(scores), f"lfw pairs.txt impostor pairs ({len(scores)} pairs, {dropped} without a face)"
     return fit_threshold(impostor_scores(gallery_emb, gallery_ids)), "impostor pairs of the evaluated originals"
 
 
-def _mean(xs):
-    xs = [x for x in xs if x is not None]
-    return (float(np.mean(xs)) if xs else float("nan")), len(xs)
+@dataclass
+class CellData:
+    """What a metric group aggregates: one cell's probes and this run's gallery of originals."""
+
+    dataset: str
+    method: str
+    eps: float | None
+    seed: int
+    gallery_ids: list[str]
+    gallery_identities: np.ndarray
+    gallery_feats: dict[str, np.ndarray]
+    probes: list[tuple]  # (image_id, record, features) of the images the method processed
+    probe_index: np.ndarray  # each probe's own original in the gallery
+    recognizers: list[str]
+    detectors: list[str]
+    n_failed: int
+    n_skipped: int
+    backends: object = None
+    ds: object = None
+    store: object = None
+    device: str = "cpu"
+    shared: dict = field(default_factory=dict)  # memo across the cells of one data set
+
+    @property
+    def probe_identities(self) -> np.ndarray:
+        return self.gallery_identities[self.probe_index]
+
+    @property
+    def boot_seed(self) -> int:
+        return cell_seed(self.dataset, self.method, eps_key(self.eps), self.seed)
+
+    def probe_records(self) -> list[dict]:
+        return [r[1] for r in self.probes]
+
+    def probe_features(self, key: str) -> np.ndarray:
+        return np.stack([np.asarray(r[2][key], np.float64) for r in self.probes])
+
+    def memo(self, kind: str, key: str, compute):
+        k = (kind, key)
+        if k not in self.shared:
+            self.shared[k] = compute()
+        return self.shared[k]
+
+    def verification_threshold(self, recognizer: str) -> float:
+        def fit():
+            thr, source = verification_threshold(self.ds, recognizer, self.gallery_feats[f"emb:{recognizer}"],
+                                                 self.gallery_identities, self.device)
+            if self.store is not None:
+                self.store.set_meta(**{f"threshold:{self.dataset}:{recognizer}": {"value": thr, "source": source}})
+            return thr
+        return self.memo("threshold", recognizer, fit)
 
 
-def aggregate_cell(store, c, cfg, backends, ds, thresholds: dict | None = None) -> list[tuple[str, str, float, int]]:
-    """``thresholds`` memoises the verification threshold per recognizer across a data set's cells."""
-    thresholds = {} if thresholds is None else thresholds
-    g_ids, g_idents, g_feats = gallery(store, c.dataset)
+def load_cell(store, c, cfg, backends, ds, image_ids, shared: dict | None = None) -> CellData:
+    g_ids, g_idents, g_feats = gallery(store, c.dataset, image_ids)
     index = {i: k for k, i in enumerate(g_ids)}
     images = [r for r in store.images(c.dataset, c.method, c.eps, c.seed) if r[0] in index]
-    ok = [r for r in images if r[1] == "ok"]
-    failed = len(images) - len(ok)
-    n_skipped = len(store.skipped(c.dataset))
-    rows: list[tuple[str, str, float, int]] = []
-    if ok and "reid" in cfg.metrics:
-        probe_idx = np.array([index[r[0]] for r in ok])
-        probe_ids = g_idents[probe_idx]
-        per_metric: dict[str, list[tuple[float, int]]] = {m: [] for m in PRIVACY}
-        for rec in cfg.recognizers:
-            G = g_feats[f"emb:{rec}"]
-            P = np.stack([r[4][f"emb:{rec}"] for r in ok])
-            if rec not in thresholds:
-                thr, source = verification_threshold(ds, rec, G, g_idents, cfg.device)
-                thresholds[rec] = thr
-                store.set_meta(**{f"threshold:{c.dataset}:{rec}": {"value": thr, "source": source}})
-            thr = thresholds[rec]
-            args = (P, probe_ids, probe_idx, G, g_idents)
-            results = {"reid_rank1": reid_rank1(*args), "reid_rank1_same": reid_rank1(*args, same_image=True),
-                       "reid_tar_far1e-3": tar_at_far(*args, thr), "intrusion_rate": intrusion_rate(*args, thr)}
-            for m, r in results.items():
-                rows.append((m, rec, r.value, r.n))
-                per_metric[m].append((r.value, r.n))
-        for m, vals in per_metric.items():  # the strongest attacker
-            finite = [v for v in vals if not math.isnan(v[0])]
-            if finite:
-                rows.append((m, "max", max(v for v, _ in finite), min(n for _, n in finite)))
-    if ok and "detection" in cfg.metrics:
-        for det in cfg.detectors:
-            hits = [r[3]["det_hit"][det] for r in ok]
-            rows.append(("detection_rate", det, float(np.mean(hits)), len(hits)))
-    if ok and "fid" in cfg.metrics and len(ok) >= 2:
-        real = g_feats["incep"]
-        fake = np.stack([r[4]["incep"] for r in ok]).astype(np.float64)
-        rows.append(("fid", FID_BACKEND, frechet_distance(real, fake), len(fake)))
-        rows.append(("kid", FID_BACKEND, kernel_inception_distance(real, fake), len(fake)))
-    if ok and "landmarks" in cfg.metrics:
-        lm_name = backends.landmarker
-        v, n = _mean([r[3]["nme"] for r in ok if not r[3]["lm_fail"]])
-        rows.append(("landmark_nme", lm_name, v, n))
-        rows.append(("landmark_fail_rate", lm_name, float(np.mean([r[3]["lm_fail"] for r in ok])), len(ok)))
-        targets = [r[3]["nme_target"] for r in ok if "nme_target" in r[3]]
-        if targets:
-            v, n = _mean(targets)
-            rows.append(("landmark_nme_target", lm_name, v, n))
-    if ok and "background" in cfg.metrics:
-        for m in ("bg_psnr", "bg_ssim"):
-            v, n = _mean([r[3][m] for r in ok])
-            rows.append((m, "", v, n))
-    if ok:
-        v, n = _mean([r[3]["sec"] for r in ok])
-        rows.append(("sec_per_image", "", v, n))
-    rows.append(("skipped", "", float(n_skipped + failed), n_skipped + failed))
+    ok = [(r[0], r[3], r[4]) for r in images if r[1] == "ok"]
+    wanted = set(image_ids) if image_ids is not None else None
+    n_skipped = sum(1 for s in store.skipped(c.dataset) if wanted is None or s[1] in wanted)
+    return CellData(c.dataset, c.method, c.eps, c.seed, g_ids, g_idents, g_feats, ok,
+                    np.array([index[r[0]] for r in ok], int), list(cfg.recognizers), list(cfg.detectors),
+                    len(images) - len(ok), n_skipped, backends, ds, store, cfg.device,
+                    shared if shared is not None else {})
+
+
+def aggregate_cell(store, c, cfg, backends, ds, shared: dict | None = None, image_ids=None) -> list[Row]:
+    """Every selected group's rows for one cell, written to the store. ``shared`` memoises what is
+    the same for every cell of a data set (verification thresholds, τ)."""
+    cell = load_cell(store, c, cfg, backends, ds, image_ids, shared)
+    rows: list[Row] = []
+    for g in backends.groups:
+        rows += g.aggregate(cell)
     store.put_aggregates(c.dataset, c.method, c.eps, c.seed, rows)
     return rows

@@ -4,6 +4,11 @@ from __future__ import annotations
 import argparse
 import sys
 
+EXIT_CODES = """exit codes: 0 done; 2 bad arguments (nothing written); 3 a backend's weights are missing;
+4 the run failed (no image measured, or most failed for one reason not about the images);
+5 a storage fault (full disk, damaged result store, I/O error; the message names the file);
+130 / 143 interrupted (SIGINT / SIGTERM). After 4, 5, 130, 143 the same command resumes."""
+
 
 def cmd_lfw_verify(a) -> int:
     from .verify import lfw_verify
@@ -44,7 +49,8 @@ def cmd_landmark_privacy(a) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m bench", description="kpdp-bench: benchmark face anonymisation")
+    p = argparse.ArgumentParser(prog="python -m bench", description="kpdp-bench: benchmark face anonymisation",
+                                epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="cmd", required=True)
     s = sub.add_parser("lfw-verify", help="LFW View 2 10-fold verification of a recognizer on originals")
     s.add_argument("--recognizer", required=True), s.add_argument("--root", required=True)
@@ -59,11 +65,17 @@ def build_parser() -> argparse.ArgumentParser:
     from . import cli_run
 
     cli_run.add_commands(sub)
+    from . import cli_cache
+
+    cli_cache.add_commands(sub)
     return p
 
 
 def main(argv=None) -> int:
     from kpdp.faces import BackendUnavailable
+
+    from .cache import StorageError
+    from .executor import Interrupted, RunFailed
 
     p = build_parser()
     a = p.parse_args(argv)
@@ -72,6 +84,18 @@ def main(argv=None) -> int:
     except BackendUnavailable as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 3
+    except RunFailed as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 4
+    except StorageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 5
+    except Interrupted as exc:
+        print("interrupted", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
     except (ValueError, KeyError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

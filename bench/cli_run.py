@@ -1,7 +1,18 @@
-"""``bench run``: the grid. Parsing and validation only; the work is :func:`bench.evaluate`."""
+"""``bench run``: the grid. Parsing and validation only; the work is :func:`bench.evaluate`.
+
+Exit codes (also ``bench --help``): 0 done; 2 bad arguments (nothing written); 3 a backend's
+weights are missing; 4 the run failed (it measured nothing, or most images failed for one reason
+that is not about the image); 5 a storage fault (full disk, a damaged result store that cannot be
+salvaged, an I/O error), the message names the file; 130 / 143 interrupted by SIGINT / SIGTERM.
+After 4, 5, 130 and 143, what was committed is kept and the same command resumes.
+"""
 from __future__ import annotations
 
+import json
+import sqlite3
 import sys
+
+EXIT_BAD_ARGS, EXIT_BACKEND, EXIT_RUN_FAILED, EXIT_STORAGE = 2, 3, 4, 5
 
 
 def _floats(text: str) -> list[float]:
@@ -19,10 +30,115 @@ def _list(text: str) -> list[str]:
     return [t.strip() for t in text.split(",") if t.strip()]
 
 
+def _err(msg: str) -> None:
+    print(f"error: {msg}", file=sys.stderr, flush=True)
+
+
+def _committed(out) -> str:
+    """What the store of ``out`` holds, for the message of a stopped run."""
+    try:
+        db = sqlite3.connect(f"file:{out}/results.sqlite?mode=ro", uri=True, timeout=5)
+        try:
+            n = db.execute("SELECT COUNT(*) FROM images WHERE status='ok'").fetchone()[0]
+            m = db.execute("SELECT COUNT(*) FROM originals").fetchone()[0]
+        finally:
+            db.close()
+        return f"{m} originals and {n} anonymised images are committed in {out}/results.sqlite"
+    except sqlite3.Error:
+        return f"what was committed is in {out}/results.sqlite"
+
+
 def cmd_run(a) -> int:
+    """Run the grid; faults become an exit code and one message (see the module's docstring)."""
+    from .cache import DiskFullError, StorageError, is_disk_full
+    from .executor import Interrupted, RunFailed, raise_on_signals, restore_signals
+    from .store import StoreDamagedError
+
+    previous = raise_on_signals()
+    salvaged = False
+    try:
+        while True:
+            try:
+                return _cmd_run(a, salvage_first=not salvaged)
+            except StoreDamagedError as exc:  # found while running: salvage once, then resume
+                if salvaged:
+                    raise
+                _salvage(a.out, exc)
+                salvaged = True
+    except Interrupted as exc:
+        restore_signals(previous)
+        _err(f"interrupted ({exc.args[0]}): {_committed(a.out)}; run the same command to resume")
+        return exc.exit_code
+    except KeyboardInterrupt:
+        restore_signals(previous)
+        _err(f"interrupted: {_committed(a.out)}; run the same command to resume")
+        return 130
+    except RunFailed as exc:
+        _err(f"the run failed: {exc}. What was measured is kept in {a.out}/results.sqlite; fix the cause and "
+             "run the same command again (the failed images are retried)")
+        return EXIT_RUN_FAILED
+    except (DiskFullError, StoreDamagedError, StorageError) as exc:
+        _err(str(exc))
+        return EXIT_STORAGE
+    except sqlite3.Error as exc:
+        if is_disk_full(exc):
+            _err(f"no space left on the device while writing {a.out}/results.sqlite ({exc}); what was already "
+                 "committed is kept: free some space and run the same command again to resume")
+        else:
+            _err(f"the result store {a.out}/results.sqlite: {exc}")
+        return EXIT_STORAGE
+    except OSError as exc:
+        if is_disk_full(exc):
+            _err(f"no space left on the device while writing {exc.filename or a.out} ({exc.strerror}); what was "
+                 "already committed is kept: free some space and run the same command again to resume")
+            return EXIT_STORAGE
+        raise
+    finally:
+        restore_signals(previous)
+
+
+def _salvage(out, exc) -> None:
+    from .store import salvage
+
+    print(f"warning: {exc}", file=sys.stderr, flush=True)
+    salvage(out, log=lambda m: print(f"note: {m}", file=sys.stderr, flush=True))
+
+
+def _store_is_damaged(out) -> bool:
+    """A JSON error in the run: does a full read of the store find rows that do not read back?"""
+    from .store import STORE_FILE, SALVAGED_TABLES, _read_rows, _valid_row
+
+    try:
+        db = sqlite3.connect(f"file:{out}/{STORE_FILE}?mode=ro", uri=True, timeout=30)
+    except sqlite3.Error:
+        return False
+    try:
+        for table in SALVAGED_TABLES:
+            cols = [r[1] for r in db.execute(f'PRAGMA table_info("{table}")')]
+            lost = [0]
+            for row in _read_rows(db, table, cols, lost):
+                if not _valid_row(table, cols, row):
+                    return True
+            if lost[0]:
+                return True
+    except sqlite3.DatabaseError:
+        return True
+    finally:
+        db.close()
+    return False
+
+
+def _cmd_run(a, salvage_first: bool) -> int:
+    from pathlib import Path
+
     from .evaluate import DEFAULT_METRICS, ArgumentError, DatasetSpec, RunConfig, evaluate
     from .export import markdown_table, wide_table
+    from .store import STORE_FILE, StoreDamagedError, check_store
 
+    if salvage_first and (Path(a.out) / STORE_FILE).exists():
+        problem = check_store(a.out)
+        if problem:
+            raise StoreDamagedError(problem, Path(a.out) / STORE_FILE)
     try:
         eps = _floats(a.eps)
         names = _list(a.datasets)
@@ -38,10 +154,21 @@ def cmd_run(a) -> int:
                         seeds=[int(s) for s in _list(a.seeds)], limit=a.limit, device=a.device, out=a.out,
                         quiet=a.quiet, executor=a.executor, ray_address=a.ray_address, workers=a.workers,
                         shard_size=a.shard_size)
-        df = evaluate(cfg, argv=sys.argv)
-    except (ArgumentError, ValueError) as exc:
+        try:
+            df = evaluate(cfg, argv=sys.argv)
+        except json.JSONDecodeError as exc:  # a record of the store that no longer reads back?
+            if _store_is_damaged(a.out):
+                raise StoreDamagedError(f"the result store {a.out}/{STORE_FILE} has rows that do not read "
+                                        f"back ({exc})", Path(a.out) / STORE_FILE) from exc
+            raise
+    except ArgumentError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_BAD_ARGS
+    except ValueError as exc:
+        if isinstance(exc, json.JSONDecodeError):
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_ARGS
     print(markdown_table(wide_table(df)))
     print(f"results: {a.out}/metrics.csv, {a.out}/summary.md")
     return 0

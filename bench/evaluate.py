@@ -7,7 +7,6 @@ the next image is read.
 """
 from __future__ import annotations
 
-import hashlib
 import math
 import platform
 import sys
@@ -23,11 +22,12 @@ from .aggregate import aggregate_cell
 from .analysis import Backends, warm_up
 from .executor import (EXECUTORS, ImageWorker, default_workers, resolve_executor, run_local, run_processes,
                        run_ray)
-from .metrics import METRIC_GROUPS
+from .metrics import registry as metric_registry
+from .seeds import derive_seed  # noqa: F401  (re-exported: bench.evaluate.derive_seed)
 from .store import ResultStore, eps_key
 from . import timing
 
-DEFAULT_METRICS = tuple(METRIC_GROUPS)
+DEFAULT_METRICS = tuple(metric_registry.selectable_groups())  # every group that --metrics can name
 DEFAULT_RECOGNIZERS = ("dlib", "facenet-casia")
 DEFAULT_DETECTORS = ("mtcnn", "dlib-hog")
 
@@ -56,7 +56,7 @@ class RunConfig:
     methods: list[str]
     eps: list[float] = field(default_factory=lambda: [1.0])
     datasets: list[DatasetSpec] = field(default_factory=lambda: [DatasetSpec()])
-    metrics: list[str] = field(default_factory=lambda: list(DEFAULT_METRICS))
+    metrics: list[str] = field(default_factory=lambda: metric_registry.selectable_groups())
     recognizers: list[str] = field(default_factory=lambda: list(DEFAULT_RECOGNIZERS))
     detectors: list[str] = field(default_factory=lambda: list(DEFAULT_DETECTORS))
     seeds: list[int] = field(default_factory=lambda: [0])
@@ -81,8 +81,10 @@ class RunConfig:
             if not isinstance(e, (int, float)) or math.isnan(e) or e <= 0:
                 raise ArgumentError(f"ε must be a number > 0 (or inf), got {e!r}")
         for m in self.metrics:
-            if m not in METRIC_GROUPS:
-                raise ArgumentError(f"unknown metric '{m}'; valid: {', '.join(METRIC_GROUPS)}")
+            try:
+                metric_registry.get_group(m)
+            except KeyError as exc:
+                raise ArgumentError(exc.args[0]) from None
         for kind, names in (("recognizer", self.recognizers), ("detector", self.detectors)):
             valid = backend_names(kind)
             for n in names:
@@ -123,12 +125,6 @@ class RunConfig:
         return out
 
 
-def derive_seed(seed: int, dataset: str, method: str, eps, image_id: str) -> int:
-    """Per-image seed: independent of order, so a resumed run draws exactly the same noise."""
-    h = hashlib.sha256(f"{seed}|{dataset}|{method}|{eps_key(eps)}|{image_id}".encode()).digest()
-    return int.from_bytes(h[:8], "little") >> 1
-
-
 def versions() -> dict:
     import importlib.metadata as md
 
@@ -156,8 +152,7 @@ def evaluate(cfg: RunConfig, argv: list[str] | None = None, log=print):
         except DatasetError as exc:
             raise ArgumentError(str(exc)) from None
     # backends load before anything is written: an online-only backend fails here, fast
-    backends = Backends(tuple(cfg.recognizers), tuple(cfg.detectors), device=cfg.device,
-                        fid="fid" in cfg.metrics)
+    backends = Backends.for_config(cfg)
     methods: dict[tuple, object] = {}
     for ds in datasets:
         for c in cfg.cells(ds.name):
@@ -172,7 +167,7 @@ def evaluate(cfg: RunConfig, argv: list[str] | None = None, log=print):
                    noise_mode="seeded", methods={f"{m}@{eps_key(e)}": {**obj.describe(), "version": obj.version}
                                                  for (m, e), obj in methods.items()},
                    datasets=[{"name": ds.name, "root": str(ds.root), "split": ds.split} for ds in datasets],
-                   metrics=cfg.metrics, limit=cfg.limit,
+                   metrics=cfg.metrics, metric_versions=metric_registry.versions(), limit=cfg.limit,
                    executor={"name": cfg.executor, "workers": cfg.workers, "shard_size": cfg.shard_size})
     warm_up(backends)
     worker = ImageWorker(cfg, backends, methods) if cfg.executor == "local" else None
@@ -187,9 +182,10 @@ def evaluate(cfg: RunConfig, argv: list[str] | None = None, log=print):
                 run_processes(cfg, store, ds.name, samples, cells, bar)
             else:
                 run_ray(cfg, store, ds.name, samples, cells, bar)
-        thresholds: dict[str, float] = {}
+        shared: dict = {}  # verification thresholds, τ: once per data set
+        image_ids = [s.image_id for s in samples]  # the gallery and FID reference: exactly this run's images
         for c in cells:
-            rows = aggregate_cell(store, c, cfg, backends, ds, thresholds)
+            rows = aggregate_cell(store, c, cfg, backends, ds, shared, image_ids)
             if not cfg.quiet:
                 log(cell_line(c, rows))
     df = store.aggregates()
@@ -202,7 +198,7 @@ def evaluate(cfg: RunConfig, argv: list[str] | None = None, log=print):
 
 
 def cell_line(c: Cell, rows) -> str:
-    get = {(m, b): v for m, b, v, n in rows}
+    get = {(r[0], r[1]): r[2] for r in rows}
     parts = [f"{c.dataset} {c.method}" + (f" eps={c.eps:g}" if c.eps is not None else "") + f" seed={c.seed}:"]
     for m, b, fmt in (("reid_rank1", "max", "reid={:.3f}"), ("detection_rate", "mtcnn", "det[mtcnn]={:.3f}"),
                       ("fid", "inception-2015-12-05", "fid={:.1f}"), ("sec_per_image", "", "{:.2f}s/img")):

@@ -16,20 +16,64 @@ All run the same :class:`ImageWorker` and write through one writer, the driver's
   method, ε, image), so the records equal those of the local executor. Each task decodes its
   images again (a cell-major cut trades that for parallelism); the originals' analysis comes from
   the feature cache, which is shared on one machine and per node on a cluster.
+
+Faults: a :class:`bench.cache.StorageError` (a damaged store, a full disk) is never recorded as a
+skipped image: it stops the run. An image on which a backend raised is skipped with stage
+``original-error`` and tried again by the next run; :func:`check_health` fails the run
+(:class:`RunFailed`) when it measured no image, or when one such reason skipped (or one method
+failed on) more than half of the images. Ctrl-C / SIGTERM (:class:`Interrupted`) stop the pool's
+workers at once; what was committed stays, and the same command resumes.
 """
 from __future__ import annotations
 
 import os
+import re
+import signal
 import time
+from collections import Counter
+
 import numpy as np
 
 from kpdp.datasets import ImageLoadError, load_image
 
 from . import registry, timing
 from .analysis import Backends, analyse_original, face_from_json, measure_anonymised, warm_up
-from .cache import FeatureCache, default_cache_dir, file_digest
+from .cache import FeatureCache, StorageError, default_cache_dir, file_digest
+from .store import RETRYABLE_STAGE, eps_key
 
 EXECUTORS = ("local", "processes", "ray")
+
+
+class RunFailed(RuntimeError):
+    """The run measured nothing, or most images failed for one reason that is not about the image."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """SIGINT / SIGTERM: stop now; ``exit_code`` is 128 + the signal's number (130, 143)."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+        self.exit_code = 128 + signum
+
+
+def raise_on_signals(signums=(signal.SIGINT, signal.SIGTERM)) -> dict:
+    """Turn SIGINT / SIGTERM into :class:`Interrupted` in this (main) thread; returns the previous
+    handlers (give them to :func:`restore_signals`)."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():  # only the main thread gets signals
+        return {}
+
+    def handler(signum, frame):
+        raise Interrupted(signum)
+
+    return {s: signal.signal(s, handler) for s in signums}
+
+
+def restore_signals(previous: dict) -> None:
+    for s, h in previous.items():
+        signal.signal(s, h)
 
 
 class RecordingSink:
@@ -55,7 +99,7 @@ def replay(ops: list[tuple], store) -> int:
     """Write a worker's records; returns how many anonymised images they hold."""
     n = 0
     for name, args in ops:
-        if name == "put_original" and store.original(args[0], args[1]) is not None:
+        if name == "put_original" and store.has_original(args[0], args[1]):
             continue
         getattr(store, name)(*args)
         n += name == "put_image"
@@ -73,8 +117,7 @@ class ImageWorker:
 
             torch.set_num_threads(threads)
         self.cfg = cfg
-        self.backends = backends or Backends(tuple(cfg.recognizers), tuple(cfg.detectors), device=cfg.device,
-                                             fid="fid" in cfg.metrics)
+        self.backends = backends or Backends.for_config(cfg)
         self.methods = methods if methods is not None else {}
         self.cache = FeatureCache()
         if backends is None:
@@ -88,7 +131,7 @@ class ImageWorker:
     def run(self, dataset: str, samples, cells, done: dict, sink, known_originals: set | None = None,
             skipped: set | None = None, on_image=None) -> None:
         """Run every cell of ``cells`` not in ``done[(method, eps, seed)]`` on every sample."""
-        from .evaluate import derive_seed  # one definition of the per-image seed
+        from .seeds import derive_seed
 
         known_originals = known_originals or set()
         skipped = skipped or set()
@@ -101,10 +144,12 @@ class ImageWorker:
             try:
                 image = load_image(s.path)
                 orig_record, orig_feats = analyse_original(image, self.backends, self.cache)
-            except (ImageLoadError, ValueError) as exc:
+            except StorageError:  # the disk or a file of the run, not the image: the run stops
+                raise
+            except (ImageLoadError, ValueError) as exc:  # about the image itself: final
                 sink.skip(dataset, s.image_id, str(s.path), "original", getattr(exc, "reason", str(exc)))
-            except Exception as exc:  # a backend crashing on one odd image must not end the run
-                sink.skip(dataset, s.image_id, str(s.path), "original", f"{type(exc).__name__}: {exc}")
+            except Exception as exc:  # a backend crashing on one odd image must not end the run; retried
+                sink.skip(dataset, s.image_id, str(s.path), RETRYABLE_STAGE, f"{type(exc).__name__}: {exc}")
             else:
                 if s.image_id not in known_originals:
                     sink.put_original(dataset, s.image_id, s.identity, str(s.path), file_digest(s.path),
@@ -124,7 +169,9 @@ class ImageWorker:
         try:
             with timing.model_call(f"method:{c.method}"):
                 out = method.anonymize(image, faces, seed=seed)
-        except Exception as exc:  # one image's failure is recorded, the run goes on
+        except StorageError:
+            raise
+        except Exception as exc:  # one image's failure is recorded (and retried by the next run), the run goes on
             sink.put_image(c.dataset, c.method, c.eps, c.seed, s.image_id, "failed", f"{type(exc).__name__}: {exc}",
                            {}, None)
             return
@@ -152,14 +199,53 @@ def resolve_executor(name: str, workers: int, n_images: int, shard_size: int) ->
 
 def _state(store, dataset, samples, cells):
     done = {(c.method, c.eps, c.seed): store.done_images(dataset, c.method, c.eps, c.seed) for c in cells}
-    known = {s.image_id for s in samples if store.original(dataset, s.image_id) is not None}
+    known = {s.image_id for s in samples if store.has_original(dataset, s.image_id)}
     skipped = {s.image_id for s in samples if store.is_skipped(dataset, s.image_id)}
     return done, known, skipped
 
 
+def _reason_class(reason: str) -> str:
+    """A skip reason with its numbers blanked: the same fault on different images reads the same."""
+    return re.sub(r"\d+", "#", reason or "")[:200]
+
+
+def check_health(store, dataset: str, samples, cells) -> None:
+    """Raise :class:`RunFailed` when this run's images of ``dataset`` were all skipped, or when more
+    than half were skipped (or failed in one method) for one reason that is not about the image."""
+    n = len(samples)
+    if not n:
+        return
+    ids = {s.image_id for s in samples}
+    skips = [r for r in store.skipped(dataset) if r[1] in ids]
+    measured = sum(1 for s in samples if store.has_original(dataset, s.image_id))
+    if measured == 0:
+        top = Counter(_reason_class(r[4]) for r in skips).most_common(3)
+        raise RunFailed(f"{dataset}: no image measured, all {n} were skipped; reasons: "
+                        + "; ".join(f"{k} x {r}" for r, k in top))
+    errors = Counter(_reason_class(r[4]) for r in skips if r[3] == RETRYABLE_STAGE)
+    if errors:
+        reason, k = errors.most_common(1)[0]
+        if k > n / 2:
+            raise RunFailed(f"{dataset}: {k} of {n} images skipped for one reason that is not about the images: "
+                            f"{reason}")
+    keys = {(c.method, eps_key(c.eps), c.seed) for c in cells}
+    failed = Counter((m, e, sd, _reason_class(r)) for m, e, sd, i, r in store.failures(dataset)
+                     if (m, e, sd) in keys and i in ids)
+    if failed:
+        (m, e, sd, reason), k = failed.most_common(1)[0]
+        if k > n / 2:
+            raise RunFailed(f"{dataset}: method {m}" + (f" eps={e}" if e else "") + f" seed={sd} failed on {k} "
+                            f"of {n} images: {reason}")
+
+
 def run_local(worker: ImageWorker, store, dataset: str, samples, cells, bar) -> None:
     done, known, skipped = _state(store, dataset, samples, cells)
-    worker.run(dataset, samples, cells, done, store, known, skipped, on_image=bar.update)
+    try:
+        worker.run(dataset, samples, cells, done, store, known, skipped, on_image=bar.update)
+    except BaseException:  # interrupted, a full disk: drop the image in progress, release the write lock
+        store.db.rollback()
+        raise
+    check_health(store, dataset, samples, cells)
 
 
 def plan_tasks(store, dataset, samples, cells, shard_size: int, per_cell: bool) -> tuple[list, set, set]:
@@ -214,6 +300,8 @@ def _process_init(cfg, threads: int):
         os._exit(1)
 
     threading.Thread(target=exit_with_parent, daemon=True).start()
+    # Ctrl-C reaches the whole process group: the driver alone decides, and terminates the pool
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     _PROCESS_WORKER = ImageWorker(cfg, threads=threads)
 
 
@@ -229,14 +317,30 @@ def run_processes(cfg, store, dataset: str, samples, cells, bar) -> None:
 
     tasks, known, skipped = plan_tasks(store, dataset, samples, cells, cfg.shard_size, per_cell=False)
     bar.total = sum(len(t[1]) for t in tasks)
-    if not tasks:
-        return
-    # spawn: the driver has torch's and OpenMP's threads running, which fork would copy half-alive
-    with ProcessPoolExecutor(min(cfg.workers, len(tasks)), mp_context=mp.get_context("spawn"),
-                             initializer=_process_init, initargs=(cfg, 1)) as pool:
-        futures = [pool.submit(_process_task, dataset, group, shard, done, known, skipped)
-                   for group, shard, done in tasks]
-        _drain((f.result() for f in as_completed(futures)), store, bar)
+    if tasks:
+        # spawn: the driver has torch's and OpenMP's threads running, which fork would copy half-alive
+        pool = ProcessPoolExecutor(min(cfg.workers, len(tasks)), mp_context=mp.get_context("spawn"),
+                                   initializer=_process_init, initargs=(cfg, 1))
+        try:
+            futures = [pool.submit(_process_task, dataset, group, shard, done, known, skipped)
+                       for group, shard, done in tasks]
+            _drain((f.result() for f in as_completed(futures)), store, bar)
+        except BaseException:  # interrupted, a full disk, a worker's fatal error: stop the workers now
+            _terminate(pool)
+            raise
+        pool.shutdown(wait=True)
+    check_health(store, dataset, samples, cells)
+
+
+def _terminate(pool) -> None:
+    """Stop a ProcessPoolExecutor without waiting for its running tasks (shutdown() would)."""
+    procs = list((getattr(pool, "_processes", None) or {}).values())
+    for p in procs:
+        if p.is_alive():
+            p.terminate()
+    pool.shutdown(wait=False, cancel_futures=True)
+    for p in procs:
+        p.join(timeout=5)
 
 
 # -- ray: a local or remote Ray cluster -----------------------------------------------------------
@@ -269,6 +373,7 @@ def run_ray(cfg, store, dataset: str, samples, cells, bar) -> None:
     tasks, known, skipped = plan_tasks(store, dataset, samples, cells, cfg.shard_size, per_cell=True)
     bar.total = sum(len(t[1]) for t in tasks)
     if not tasks:
+        check_health(store, dataset, samples, cells)
         return
     Actor = ray.remote(num_cpus=1)(_RayWorker)
     actors = [Actor.remote(cfg) for _ in range(min(cfg.workers, len(tasks)))]
@@ -279,3 +384,4 @@ def run_ray(cfg, store, dataset: str, samples, cells, bar) -> None:
     finally:
         for actor in actors:
             ray.kill(actor)
+    check_health(store, dataset, samples, cells)

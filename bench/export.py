@@ -1,31 +1,78 @@
-"""``metrics.csv`` (long format, a public interface: keep the columns stable) and ``summary.md``."""
+"""``metrics.csv`` (long format, a public interface: columns are only appended) and ``summary.md``.
+
+Which columns the summary shows, and in which order, comes from the metric registry: every
+declared metric present in the results, privacy metrics by their strongest recognizer (``max``).
+"""
 from __future__ import annotations
+
+import math
 
 import pandas as pd
 
+from .metrics import registry
 from .store import CSV_COLUMNS
-
-SUMMARY_METRICS = [("reid_rank1", "max"), ("reid_rank1_same", "max"), ("reid_tar_far1e-3", "max"),
-                   ("intrusion_rate", "max"), ("detection_rate", "mtcnn"), ("detection_rate", "dlib-hog"),
-                   ("fid", "inception-2015-12-05"), ("kid", "inception-2015-12-05"), ("landmark_nme", "dlib68"),
-                   ("landmark_fail_rate", "dlib68"), ("landmark_nme_target", "dlib68"), ("bg_psnr", ""),
-                   ("bg_ssim", ""), ("sec_per_image", ""), ("skipped", "")]
 
 
 def column_name(metric: str, backend: str) -> str:
-    return metric + (f"[{backend}]" if backend and backend != "inception-2015-12-05" else "")
+    spec = registry.all_metrics().get(metric)
+    fixed = spec is not None and spec.backend not in ("recognizer", "detector", "landmarker", "")
+    return metric + (f"[{backend}]" if backend and not fixed else "")
 
 
-def wide_table(df: pd.DataFrame) -> pd.DataFrame:
-    """methods (x ε) as rows, the headline metrics as columns, seeds averaged."""
+def summary_columns(df: pd.DataFrame) -> list[tuple[str, str]]:
+    """(metric, backend) pairs of the summary, in registry order."""
+    present = list(dict.fromkeys(zip(df["metric"], df["backend"])))
+    out = []
+    for name, spec in registry.all_metrics().items():
+        for m, b in present:
+            if m == name and (not spec.privacy or b == "max"):
+                out.append((m, b))
+    return out
+
+
+def wide_table(df: pd.DataFrame, intervals: bool = False) -> pd.DataFrame:
+    """methods (x ε) as rows, the summary metrics as columns, seeds averaged. With ``intervals``
+    each cell is a string ``value [low, high]`` (the interval of a single seed; several seeds: the
+    widest span of their intervals)."""
     if df.empty:
         return pd.DataFrame()
     d = df.copy()
+    cols = summary_columns(d)
     d["col"] = [column_name(m, b) for m, b in zip(d["metric"], d["backend"])]
-    order = [column_name(m, b) for m, b in SUMMARY_METRICS]
+    order = [column_name(m, b) for m, b in cols]
     d = d[d["col"].isin(order)]
-    t = d.pivot_table(index=["dataset", "method", "eps"], columns="col", values="value", aggfunc="mean", sort=False)
-    return t[[c for c in order if c in t.columns]]
+    for c in ("value", "ci_low", "ci_high"):
+        d[c] = pd.to_numeric(d[c], errors="coerce") if c in d else float("nan")
+    t = d.pivot_table(index=["dataset", "method", "eps"], columns="col", values="value", aggfunc="mean", sort=False,
+                      dropna=False)
+    t = t[[c for c in order if c in t.columns]]
+    if not intervals:
+        return t
+    lo = d.pivot_table(index=["dataset", "method", "eps"], columns="col", values="ci_low", aggfunc="min", sort=False,
+                       dropna=False)
+    hi = d.pivot_table(index=["dataset", "method", "eps"], columns="col", values="ci_high", aggfunc="max",
+                       sort=False, dropna=False)
+    out = t.astype(object)
+    for c in t.columns:
+        for i in t.index:
+            out.loc[i, c] = format_value(t.loc[i, c], lo.get(c, {}).get(i, math.nan), hi.get(c, {}).get(i, math.nan))
+    return out
+
+
+def format_value(v, lo=math.nan, hi=math.nan, digits: int = 3) -> str:
+    """``0.074 [0.051, 0.102]``; the interval is left out when there is none.
+
+    Example:
+        >>> format_value(0.0744, 0.0512, 0.1021)
+        '0.074 [0.051, 0.102]'
+    """
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "–"
+    d = 1 if abs(v) >= 10 else digits
+    s = f"{v:.{d}f}"
+    if lo is not None and hi is not None and not (math.isnan(lo) or math.isnan(hi)):
+        s += f" [{lo:.{d}f}, {hi:.{d}f}]"
+    return s
 
 
 def markdown_table(t: pd.DataFrame) -> str:
@@ -46,7 +93,8 @@ def markdown_table(t: pd.DataFrame) -> str:
 def write_exports(store, df: pd.DataFrame) -> None:
     df[CSV_COLUMNS].to_csv(store.dir / "metrics.csv", index=False)
     skipped = store.skipped()
-    text = "# Summary\n\n" + markdown_table(wide_table(df))
+    text = "# Summary\n\nEach value with its 95 % interval (identity bootstrap for re-identification and means, " \
+           "Wilson for detection and failure rates).\n\n" + markdown_table(wide_table(df, intervals=True))
     text += f"\nSkipped images: {len(skipped)}\n\n"
     if skipped:
         text += "| dataset | image | stage | reason |\n|---|---|---|---|\n"

@@ -15,11 +15,13 @@ import pandas as pd
 
 from .store import CSV_COLUMNS
 
-DEFAULT_TABLE_METRICS = [("reid_rank1", "max"), ("reid_tar_far1e-3", "max"), ("detection_rate", "mtcnn"),
-                         ("detection_rate", "dlib-hog"), ("fid", "inception-2015-12-05"), ("landmark_nme", "dlib68"),
-                         ("landmark_nme_target", "dlib68"), ("bg_psnr", "")]
-LOWER_IS_BETTER = {"reid_rank1", "reid_rank1_same", "reid_tar_far1e-3", "intrusion_rate", "fid", "kid",
-                   "landmark_nme", "landmark_nme_target", "landmark_fail_rate", "sec_per_image"}
+
+
+def lower_is_better(metric: str) -> bool:
+    from .metrics import registry
+
+    spec = registry.all_metrics().get(metric)
+    return spec is not None and spec.higher_is_better is False
 
 
 @dataclass
@@ -28,7 +30,7 @@ class ReportSpec:
     dataset: str | None = None
     methods: list[str] | None = None
     eps: list[float] | None = None
-    metrics: list[tuple[str, str]] = field(default_factory=lambda: list(DEFAULT_TABLE_METRICS))
+    metrics: list[tuple[str, str]] | None = None  # None: the summary's columns (bench.export.summary_columns)
     runs: list[str] = field(default_factory=list)
 
     @classmethod
@@ -36,7 +38,7 @@ class ReportSpec:
         d = tomllib.loads(Path(path).read_text())
         metrics = [tuple(m.split("@", 1)) if "@" in m else (m, "") for m in d.get("metrics", [])]
         return cls(title=d.get("title", cls.title), dataset=d.get("dataset"), methods=d.get("methods"),
-                   eps=d.get("eps"), metrics=metrics or list(DEFAULT_TABLE_METRICS), runs=d.get("runs", []))
+                   eps=d.get("eps"), metrics=metrics or None, runs=d.get("runs", []))
 
 
 def load_runs(run_dirs: list[Path]) -> pd.DataFrame:
@@ -44,6 +46,8 @@ def load_runs(run_dirs: list[Path]) -> pd.DataFrame:
     df = pd.concat(frames, ignore_index=True)
     df["eps"] = df["eps"].astype(str)
     df["value"] = pd.to_numeric(df["value"], errors="coerce")  # an empty value (nothing measured) is NaN
+    for c in ("ci_low", "ci_high"):  # results written before intervals existed have none
+        df[c] = pd.to_numeric(df[c], errors="coerce") if c in df else float("nan")
     df = df.drop_duplicates(subset=CSV_COLUMNS[:6], keep="last")
     return df
 
@@ -64,9 +68,13 @@ def select(df: pd.DataFrame, spec: ReportSpec) -> pd.DataFrame:
     return d
 
 
-def table(df: pd.DataFrame, spec: ReportSpec) -> pd.DataFrame:
-    """Rows: method (ε); columns: metrics. Seeds are averaged; n is the smallest over seeds."""
+def table(df: pd.DataFrame, spec: ReportSpec, intervals: bool = False) -> pd.DataFrame:
+    """Rows: method (ε); columns: metrics, then ``n`` (the smallest over the row's values). Seeds
+    are averaged. With ``intervals`` each value is a string ``value [ci_low, ci_high]``."""
+    from .export import column_name, format_value, summary_columns
+
     d = select(df, spec)
+    metrics = spec.metrics or [mb for mb in summary_columns(d) if mb[0] not in ("sec_per_image", "skipped")]
     rows = []
     methods = spec.methods or list(dict.fromkeys(d.method))
     for m in methods:
@@ -74,10 +82,18 @@ def table(df: pd.DataFrame, spec: ReportSpec) -> pd.DataFrame:
         for e in sorted(set(dm.eps), key=lambda x: -1 if x == "" else float(x)):
             de = dm[dm.eps == e]
             row = {"method": m, "eps": _eps_label(e)}
-            for metric, backend in spec.metrics:
+            ns = []
+            for metric, backend in metrics:
                 v = de[(de.metric == metric) & (de.backend == backend)]
-                row[f"{metric}" + (f" [{backend}]" if backend and not backend.startswith("inception") else "")] = \
-                    v.value.astype(float).mean() if len(v) else float("nan")
+                value = v.value.astype(float).mean() if len(v) else float("nan")
+                if len(v):
+                    ns.append(int(pd.to_numeric(v.n).min()))
+                if intervals:
+                    lo = pd.to_numeric(v.get("ci_low", pd.Series(dtype=float)), errors="coerce").min()
+                    hi = pd.to_numeric(v.get("ci_high", pd.Series(dtype=float)), errors="coerce").max()
+                    value = format_value(value, lo, hi)
+                row[column_name(metric, backend)] = value
+            row["n"] = min(ns) if ns else 0
             rows.append(row)
     return pd.DataFrame(rows)
 
@@ -120,11 +136,16 @@ def figures(df: pd.DataFrame, spec: ReportSpec, out: Path) -> list[Path]:
         eps_vals = sorted({float(e) for e in sel.eps if e not in ("", "inf")}) or [1.0]
         for k, m in enumerate(dict.fromkeys(sel.method)):
             sm = sel[sel.method == m]
-            if (sm.eps == "").all():  # methods without ε: a reference line
+            if (sm.eps == "").all():  # methods without ε: a reference line and its interval as a band
                 ax.axhline(sm.value.astype(float).mean(), ls="--", lw=1, color=f"C{k}", label=m)
+                if sm.ci_low.notna().all():
+                    ax.axhspan(sm.ci_low.min(), sm.ci_high.max(), color=f"C{k}", alpha=0.08, lw=0)
             else:
-                sm = sm[sm.eps != ""].assign(e=lambda x: x.eps.astype(float)).groupby("e").value.mean()
-                ax.plot(sm.index, sm.values, "o-", color=f"C{k}", label=m)
+                sm = sm[sm.eps != ""].assign(e=lambda x: x.eps.astype(float)).groupby("e").agg(
+                    value=("value", "mean"), lo=("ci_low", "min"), hi=("ci_high", "max"))
+                yerr = np.vstack([(sm.value - sm.lo).clip(lower=0), (sm.hi - sm.value).clip(lower=0)])
+                ax.errorbar(sm.index, sm.value, yerr=None if np.isnan(yerr).all() else np.nan_to_num(yerr),
+                            fmt="o-", color=f"C{k}", label=m, capsize=2)
         ax.set_xscale("log")
         ax.set_xticks(eps_vals, [f"{e:g}" for e in eps_vals])
         ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
@@ -137,7 +158,10 @@ def figures(df: pd.DataFrame, spec: ReportSpec, out: Path) -> list[Path]:
     for k, ((m, e), g) in enumerate(piv.groupby(["method", "eps"], sort=False)):
         vals = dict(zip(g.metric, g.value.astype(float)))
         if "fid" in vals and "reid_rank1" in vals:
-            ax.scatter(vals["fid"], vals["reid_rank1"], color=f"C{list(dict.fromkeys(piv.method)).index(m)}")
+            ci = {r.metric: (r.ci_low, r.ci_high) for r in g.itertuples()}
+            err = lambda k: None if any(np.isnan(ci[k])) else [[max(0, vals[k] - ci[k][0])], [max(0, ci[k][1] - vals[k])]]  # noqa: E731
+            ax.errorbar(vals["fid"], vals["reid_rank1"], xerr=err("fid"), yerr=err("reid_rank1"), fmt="o",
+                        capsize=2, color=f"C{list(dict.fromkeys(piv.method)).index(m)}")
             ax.annotate(m + (f" ε={float(e):g}" if e else ""), (vals["fid"], vals["reid_rank1"]), fontsize=6)
     ax.set_xlabel("FID to the originals (lower = more natural)"), ax.set_ylabel("re-identification rank-1 (max)")
     ax.grid(alpha=0.3), fig.tight_layout(), fig.savefig(out / "fid_vs_reid.png", dpi=150), plt.close(fig)
@@ -159,7 +183,7 @@ def sample_grid(run_dirs: list[Path], spec: ReportSpec, out: Path, n_faces: int 
 
     from . import registry
     from .analysis import face_from_json
-    from .evaluate import derive_seed
+    from .seeds import derive_seed
 
     store = Path(run_dirs[0]) / "results.sqlite"
     if not store.is_file():  # a committed run keeps only metrics.csv and summary.md
@@ -230,13 +254,15 @@ def write_report(run_dirs: list[Path], out: Path, spec: ReportSpec | None = None
     out.mkdir(parents=True, exist_ok=True)
     df = load_runs(run_dirs)
     t = table(df, spec)
+    ti = table(df, spec, intervals=True)
     t.to_csv(out / "table.csv", index=False)
-    (out / "table.md").write_text(f"# {spec.title}\n\n" + to_markdown(t))
-    (out / "table.tex").write_text(to_latex(t, spec.title))
+    ci_note = "Each value with its 95 % interval; n: images (probes for re-identification) per value.\n\n"
+    (out / "table.md").write_text(f"# {spec.title}\n\n" + ci_note + to_markdown(ti))
+    (out / "table.tex").write_text(to_latex(ti, spec.title + " (95 % intervals in brackets)"))
     figs = figures(df, spec, out)
     grid = sample_grid(run_dirs, spec, out) if samples else None
     body = [f"<h1>{html.escape(spec.title)}</h1>", f"<p>Runs: {', '.join(html.escape(str(r)) for r in run_dirs)}</p>",
-            t.to_html(index=False, float_format=lambda v: f"{v:.3f}", na_rep="–")]
+            ti.to_html(index=False, float_format=lambda v: f"{v:.3f}", na_rep="–")]
     body += [f'<figure><img src="{p.name}" width="520"><figcaption>{p.stem}</figcaption></figure>' for p in figs]
     if grid:
         body.append(f'<h2>Samples</h2><img src="{grid.name}">')
@@ -259,7 +285,7 @@ def contact_sheet(dataset, indices: list[int], cells: list[tuple[str, float | No
     from kpdp.faces.analyze import FaceFinder, primary_index
 
     from . import registry
-    from .evaluate import derive_seed
+    from .seeds import derive_seed
 
     finder = FaceFinder(device=device)
     methods = {c: registry.create(c[0], c[1], device) for c in cells}

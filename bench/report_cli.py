@@ -37,7 +37,10 @@ def cmd_check(a) -> int:
     print(f"{len(table)} values compared, {len(moved)} moved")
     if len(moved):
         print(moved.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
-    print("PASS" if ok else "FAIL: privacy or utility regressed (see REGRESSED / MISSING rows)")
+    if len(table) and (table.status == "N_DIFFERS").any():
+        print("note: N_DIFFERS: the run measured another number of images than the baseline; rerun it with the "
+              "baseline's --limit/--split, or write a new baseline")
+    print("PASS" if ok else "FAIL: privacy or utility regressed (see REGRESSED / MISSING / N_DIFFERS rows)")
     return 0 if ok else 1
 
 

@@ -12,15 +12,36 @@ Tables:
 
 ``eps`` is stored as text ('' for methods without ε) so that it can be part of primary keys.
 A killed run loses at most the uncommitted batch; the primary keys make re-inserting idempotent.
+
+Faults: the file is checked on open (``PRAGMA quick_check``); a damaged store raises
+:class:`StoreDamagedError`, which names the file and what to do, and so does a row that no longer
+reads back whole (SQLite's "malformed", JSON that does not parse, features whose zip CRC fails).
+:func:`salvage` copies every row that reads back whole into a fresh file and moves the damaged one
+aside (``bench run`` does this itself, then recomputes what was lost). A full disk raises
+:class:`bench.cache.DiskFullError` naming the file; the open transaction is rolled back, every
+committed row stays. Skips of stage ``original`` are about the image (unreadable, no face) and are
+final; skips of stage ``original-error`` (a backend raised) are retried by the next run.
 """
 from __future__ import annotations
 
 import io
 import json
+import os
 import sqlite3
+import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
+
+from .cache import StorageError, disk_full, is_corrupt, is_disk_full
+
+STORE_FILE = "results.sqlite"
+RETRYABLE_STAGE = "original-error"  # a backend raised on this image: the next run tries it again
+
+
+class StoreDamagedError(StorageError):
+    """The result store's file is damaged (detected on open or on a read)."""
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS run (key TEXT PRIMARY KEY, value TEXT);
@@ -31,12 +52,14 @@ CREATE TABLE IF NOT EXISTS skipped (dataset TEXT, image_id TEXT, path TEXT, stag
 CREATE TABLE IF NOT EXISTS images (dataset TEXT, method TEXT, eps TEXT, seed INTEGER, image_id TEXT,
     status TEXT, reason TEXT, record TEXT, features BLOB, PRIMARY KEY (dataset, method, eps, seed, image_id));
 CREATE TABLE IF NOT EXISTS aggregates (dataset TEXT, method TEXT, eps TEXT, seed INTEGER, metric TEXT,
-    backend TEXT, value REAL, n INTEGER, PRIMARY KEY (dataset, method, eps, seed, metric, backend));
+    backend TEXT, value REAL, n INTEGER, ci_low REAL, ci_high REAL,
+    PRIMARY KEY (dataset, method, eps, seed, metric, backend));
 CREATE TABLE IF NOT EXISTS cells (dataset TEXT, method TEXT, eps TEXT, seed INTEGER, finished INTEGER,
     PRIMARY KEY (dataset, method, eps, seed));
 """
 
-CSV_COLUMNS = ["dataset", "method", "eps", "seed", "metric", "backend", "value", "n"]
+# a public interface: columns are only ever appended (readers select by name)
+CSV_COLUMNS = ["dataset", "method", "eps", "seed", "metric", "backend", "value", "n", "ci_low", "ci_high"]
 
 
 def eps_key(eps: float | None) -> str:
@@ -58,91 +81,319 @@ def unpack_features(blob: bytes | None) -> dict[str, np.ndarray]:
         return {k: z[k] for k in z.files}
 
 
+def damaged_message(path: Path, detail) -> str:
+    return (f"the result store {path} is damaged ({detail}). Run the same `bench run ... --out {path.parent}` "
+            f"command to salvage it (rows that read back whole are kept, the damaged file is moved aside and "
+            f"the rest is recomputed), or move {path} away to start that run afresh")
+
+
 class ResultStore:
-    def __init__(self, run_dir: Path | str):
+    def __init__(self, run_dir: Path | str, check: bool = True):
         self.dir = Path(run_dir)
         self.dir.mkdir(parents=True, exist_ok=True)
-        self.path = self.dir / "results.sqlite"
-        self.db = sqlite3.connect(str(self.path), timeout=120)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=NORMAL")
-        self.db.executescript(SCHEMA)
-        self.db.commit()
+        self.path = self.dir / STORE_FILE
+        self.db = None
+        try:
+            with self._guard():
+                self.db = sqlite3.connect(str(self.path), timeout=120)
+                self.db.execute("PRAGMA journal_mode=WAL")
+                self.db.execute("PRAGMA synchronous=NORMAL")
+                if check:
+                    problems = integrity(self.db)
+                    if problems != "ok":
+                        raise StoreDamagedError(damaged_message(self.path, f"quick_check: {problems}"), self.path)
+                self.db.executescript(SCHEMA)
+                self.db.commit()
+                self._migrate()
+        except StorageError:
+            if getattr(self, "db", None) is not None:
+                self.db.close()
+            raise
+
+    def _migrate(self):
+        """Columns added since a store was written (append-only; old rows read back unchanged)."""
+
+    @contextmanager
+    def _guard(self):
+        """SQLite's faults as the store's: damage -> StoreDamagedError, full disk -> DiskFullError."""
+        try:
+            yield
+        except sqlite3.Error as exc:
+            if is_disk_full(exc):
+                self._rollback()
+                raise disk_full(self.path, exc) from exc
+            if is_corrupt(exc):
+                raise StoreDamagedError(damaged_message(self.path, exc), self.path) from exc
+            raise
+        except OSError as exc:
+            if is_disk_full(exc):
+                self._rollback()
+                raise disk_full(self.path, exc) from exc
+            raise
+
+    def _rollback(self):
+        try:
+            if self.db is not None:
+                self.db.rollback()
+        except sqlite3.Error:
+            pass
+
+    def _decode(self, what: str, fn, *args):
+        try:
+            return fn(*args)
+        except (ValueError, OSError, EOFError, KeyError) as exc:  # JSON / npz that does not read back whole
+            raise StoreDamagedError(damaged_message(self.path, f"{what} does not read back: {exc}"),
+                                    self.path) from exc
 
     # -- run metadata ---------------------------------------------------------------------------
     def set_meta(self, **items):
-        with self.db:
+        with self._guard(), self.db:
             for k, v in items.items():
                 self.db.execute("INSERT OR REPLACE INTO run VALUES (?, ?)", (k, json.dumps(v)))
 
     def meta(self) -> dict:
-        return {k: json.loads(v) for k, v in self.db.execute("SELECT key, value FROM run")}
+        with self._guard():
+            rows = self.db.execute("SELECT key, value FROM run").fetchall()
+        return {k: self._decode(f"run[{k}]", json.loads, v) for k, v in rows}
 
     # -- originals ------------------------------------------------------------------------------
     def original(self, dataset: str, image_id: str) -> dict | None:
-        row = self.db.execute("SELECT record FROM originals WHERE dataset=? AND image_id=?",
-                              (dataset, image_id)).fetchone()
-        return None if row is None else json.loads(row[0])
+        with self._guard():
+            row = self.db.execute("SELECT record FROM originals WHERE dataset=? AND image_id=?",
+                                  (dataset, image_id)).fetchone()
+        return None if row is None else self._decode(f"originals[{dataset}/{image_id}]", json.loads, row[0])
+
+    def has_original(self, dataset: str, image_id: str) -> bool:
+        with self._guard():
+            return self.db.execute("SELECT 1 FROM originals WHERE dataset=? AND image_id=?",
+                                   (dataset, image_id)).fetchone() is not None
+
+    def original_records(self, dataset: str):
+        """(image_id, identity, record) of every original of ``dataset`` in image-id order, parsed one at
+        a time; a record that does not read back raises :class:`StoreDamagedError`."""
+        with self._guard():
+            cur = self.db.execute("SELECT image_id, identity, record FROM originals WHERE dataset=? "
+                                  "ORDER BY image_id", (dataset,))
+            for image_id, identity, record in cur:
+                yield image_id, identity, self._decode(f"originals[{dataset}/{image_id}]", json.loads, record)
 
     def put_original(self, dataset, image_id, identity, path, digest, record):
-        self.db.execute("INSERT OR REPLACE INTO originals VALUES (?, ?, ?, ?, ?, ?)",
-                        (dataset, image_id, identity, str(path), digest, json.dumps(record)))
+        with self._guard():
+            self.db.execute("INSERT OR REPLACE INTO originals VALUES (?, ?, ?, ?, ?, ?)",
+                            (dataset, image_id, identity, str(path), digest, json.dumps(record)))
+            self.db.execute("DELETE FROM skipped WHERE dataset=? AND image_id=? AND stage=?",
+                            (dataset, image_id, RETRYABLE_STAGE))
 
     def skip(self, dataset, image_id, path, stage, reason):
-        self.db.execute("INSERT OR REPLACE INTO skipped VALUES (?, ?, ?, ?, ?)",
-                        (dataset, image_id, str(path), stage, reason))
+        with self._guard():
+            self.db.execute("INSERT OR REPLACE INTO skipped VALUES (?, ?, ?, ?, ?)",
+                            (dataset, image_id, str(path), stage, reason))
 
     def skipped(self, dataset: str | None = None) -> list[tuple]:
         q = "SELECT dataset, image_id, path, stage, reason FROM skipped"
-        return list(self.db.execute(q + (" WHERE dataset=?" if dataset else "") + " ORDER BY dataset, image_id",
-                                    (dataset,) if dataset else ()))
+        with self._guard():
+            return list(self.db.execute(q + (" WHERE dataset=?" if dataset else "") + " ORDER BY dataset, image_id",
+                                        (dataset,) if dataset else ()))
 
     def is_skipped(self, dataset, image_id) -> bool:
-        return self.db.execute("SELECT 1 FROM skipped WHERE dataset=? AND image_id=? AND stage='original'",
-                               (dataset, image_id)).fetchone() is not None
+        """Skipped for a reason about the image itself (final); a backend error is retried."""
+        with self._guard():
+            return self.db.execute("SELECT 1 FROM skipped WHERE dataset=? AND image_id=? AND stage='original'",
+                                   (dataset, image_id)).fetchone() is not None
 
     # -- per-image results ----------------------------------------------------------------------
     def done_images(self, dataset, method, eps, seed) -> set[str]:
-        rows = self.db.execute("SELECT image_id FROM images WHERE dataset=? AND method=? AND eps=? AND seed=?",
-                               (dataset, method, eps_key(eps), seed))
+        """Images measured in this cell; an image whose method failed is tried again by the next run."""
+        with self._guard():
+            rows = self.db.execute("SELECT image_id FROM images WHERE dataset=? AND method=? AND eps=? AND seed=? "
+                                   "AND status='ok'", (dataset, method, eps_key(eps), seed)).fetchall()
         return {r[0] for r in rows}
 
     def put_image(self, dataset, method, eps, seed, image_id, status, reason, record, features):
-        self.db.execute("INSERT OR REPLACE INTO images VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                        (dataset, method, eps_key(eps), seed, image_id, status, reason, json.dumps(record),
-                         pack_features(features) if features else None))
+        with self._guard():
+            self.db.execute("INSERT OR REPLACE INTO images VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                            (dataset, method, eps_key(eps), seed, image_id, status, reason, json.dumps(record),
+                             pack_features(features) if features else None))
 
     def images(self, dataset, method, eps, seed):
-        rows = self.db.execute("SELECT image_id, status, reason, record, features FROM images WHERE dataset=? AND "
-                               "method=? AND eps=? AND seed=? ORDER BY image_id",
-                               (dataset, method, eps_key(eps), seed))
-        for image_id, status, reason, record, feats in rows:
-            yield image_id, status, reason, json.loads(record), unpack_features(feats)
+        with self._guard():
+            rows = self.db.execute("SELECT image_id, status, reason, record, features FROM images WHERE dataset=? "
+                                   "AND method=? AND eps=? AND seed=? ORDER BY image_id",
+                                   (dataset, method, eps_key(eps), seed))
+            for image_id, status, reason, record, feats in rows:
+                where = f"images[{dataset}/{method}/{eps_key(eps)}/{seed}/{image_id}]"
+                yield (image_id, status, reason, self._decode(where, json.loads, record),
+                       self._decode(where, unpack_features, feats))
+
+    def failures(self, dataset) -> list[tuple]:
+        """(method, eps, seed, image_id, reason) of every image whose method failed."""
+        with self._guard():
+            return self.db.execute("SELECT method, eps, seed, image_id, reason FROM images WHERE dataset=? AND "
+                                   "status='failed' ORDER BY method, eps, seed, image_id", (dataset,)).fetchall()
 
     def commit(self):
-        self.db.commit()
+        with self._guard():
+            self.db.commit()
 
     # -- aggregates -----------------------------------------------------------------------------
     def cell_finished(self, dataset, method, eps, seed) -> bool:
-        row = self.db.execute("SELECT finished FROM cells WHERE dataset=? AND method=? AND eps=? AND seed=?",
-                              (dataset, method, eps_key(eps), seed)).fetchone()
+        with self._guard():
+            row = self.db.execute("SELECT finished FROM cells WHERE dataset=? AND method=? AND eps=? AND seed=?",
+                                  (dataset, method, eps_key(eps), seed)).fetchone()
         return bool(row and row[0])
 
-    def put_aggregates(self, dataset, method, eps, seed, rows: list[tuple[str, str, float, int]]):
+    def _aggregate_columns(self) -> None:
+        """Stores written before intervals existed lack ``ci_low``/``ci_high``: add them (aggregates
+        are recomputed from the per-image records at the end of every run)."""
+        have = {r[1] for r in self.db.execute("PRAGMA table_info(aggregates)")}
+        for col in ("ci_low", "ci_high"):
+            if col not in have:
+                self.db.execute(f"ALTER TABLE aggregates ADD COLUMN {col} REAL")
+
+    def put_aggregates(self, dataset, method, eps, seed, rows):
+        """``rows``: (metric, backend, value, n[, ci_low, ci_high]) tuples (:class:`bench.metrics.registry.Row`)."""
+        nan = float("nan")
         with self.db:
+            self._aggregate_columns()
             self.db.execute("DELETE FROM aggregates WHERE dataset=? AND method=? AND eps=? AND seed=?",
                             (dataset, method, eps_key(eps), seed))
-            self.db.executemany("INSERT INTO aggregates VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                                [(dataset, method, eps_key(eps), seed, m, b, v, n) for m, b, v, n in rows])
+            self.db.executemany("INSERT INTO aggregates (dataset, method, eps, seed, metric, backend, value, n, "
+                                "ci_low, ci_high) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                                [(dataset, method, eps_key(eps), seed, *r[:4],
+                                  *[None if (x is None or x != x) else float(x) for x in (tuple(r[4:6]) + (nan, nan))[:2]])
+                                 for r in rows])
             self.db.execute("INSERT OR REPLACE INTO cells VALUES (?, ?, ?, ?, 1)",
                             (dataset, method, eps_key(eps), seed))
 
     def aggregates(self):
         import pandas as pd
 
+        with self.db:
+            self._aggregate_columns()
         df = pd.read_sql_query("SELECT * FROM aggregates ORDER BY dataset, method, eps, seed, metric, backend", self.db)
         return df[CSV_COLUMNS]
 
     def close(self):
-        self.db.commit()
-        self.db.close()
+        try:
+            self.commit()
+        finally:
+            self.db.close()
+
+
+# -- integrity and salvage --------------------------------------------------------------------------
+def integrity(db: sqlite3.Connection) -> str:
+    """``ok`` or the first problems ``PRAGMA quick_check`` reports (raises sqlite3.DatabaseError when
+    SQLite cannot even read the schema)."""
+    rows = [r[0] for r in db.execute("PRAGMA quick_check(5)")]
+    return "ok" if rows == ["ok"] else "; ".join(rows)
+
+
+def check_store(run_dir: Path | str) -> str | None:
+    """None if ``run_dir`` holds no store or a sound one, else what is wrong with it."""
+    path = Path(run_dir) / STORE_FILE
+    if not path.exists():
+        return None
+    try:
+        ResultStore(run_dir).close()
+    except StoreDamagedError as exc:
+        return str(exc)
+    return None
+
+
+def _valid_row(table: str, cols: list[str], row: tuple) -> bool:
+    """Does a row read back whole: its JSON parses, its features unpack (zip CRCs)."""
+    try:
+        for c, v in zip(cols, row):
+            if (table, c) in (("run", "value"), ("originals", "record"), ("images", "record")):
+                json.loads(v)
+            elif (table, c) == ("images", "features"):
+                unpack_features(v)
+        return True
+    except Exception:  # noqa: BLE001  (any failure to decode = not whole)
+        return False
+
+
+def _read_rows(db: sqlite3.Connection, table: str, cols: list[str], lost: list, chunk: int = 256):
+    """Yield the rows of ``table`` that SQLite can still read, in rowid order, probing row by row
+    across damaged pages; unreadable rowids are counted in ``lost[0]``."""
+    sel = ", ".join(f'"{c}"' for c in cols)
+    try:
+        hi = db.execute(f'SELECT max(rowid) FROM "{table}"').fetchone()[0] or 0
+    except sqlite3.DatabaseError:
+        hi = None
+    lo, empty = 0, 0
+    while (hi is None and empty < 64) or (hi is not None and lo < hi):
+        try:
+            rows = db.execute(f'SELECT rowid, {sel} FROM "{table}" WHERE rowid > ? AND rowid <= ? ORDER BY rowid',
+                              (lo, lo + chunk)).fetchall()
+        except sqlite3.DatabaseError:
+            rows = []
+            for rid in range(lo + 1, lo + chunk + 1):
+                try:
+                    rows += db.execute(f'SELECT rowid, {sel} FROM "{table}" WHERE rowid = ?', (rid,)).fetchall()
+                except sqlite3.DatabaseError:
+                    lost[0] += 1
+        empty = 0 if rows else empty + 1
+        for r in rows:
+            yield r[1:]
+        lo += chunk
+
+
+SALVAGED_TABLES = ("run", "originals", "skipped", "images", "aggregates", "cells")
+
+
+def salvage(run_dir: Path | str, log=print) -> dict[str, tuple[int, int]]:
+    """Copy every row of a damaged store that reads back whole into a fresh store; the damaged file is
+    moved aside to ``results.sqlite.damaged-<time>``. Returns {table: (rows kept, rows dropped)}.
+    Raises :class:`StoreDamagedError` when not even the schema can be read."""
+    run_dir = Path(run_dir)
+    path = run_dir / STORE_FILE
+    tmp = run_dir / (STORE_FILE + ".salvage")
+    for p in (tmp, Path(str(tmp) + "-wal"), Path(str(tmp) + "-shm")):
+        if p.exists():
+            p.unlink()
+    src = sqlite3.connect(str(path), timeout=120)
+    try:
+        try:
+            tables = {r[0] for r in src.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        except sqlite3.DatabaseError as exc:
+            raise StoreDamagedError(
+                f"the result store {path} is damaged beyond salvage ({exc}): move it away (e.g. "
+                f"mv {path} {path}.damaged) and run the same command again to recompute the run", path) from exc
+        out = sqlite3.connect(str(tmp))
+        out.executescript(SCHEMA)
+        report = {}
+        for table in SALVAGED_TABLES:
+            if table not in tables:
+                continue
+            try:
+                have = [r[1] for r in src.execute(f'PRAGMA table_info("{table}")')]
+            except sqlite3.DatabaseError:
+                continue
+            want = [r[1] for r in out.execute(f'PRAGMA table_info("{table}")')]
+            cols = [c for c in want if c in have]
+            kept = dropped = 0
+            lost = [0]
+            ins = f'INSERT OR REPLACE INTO "{table}" ({", ".join(cols)}) VALUES ({", ".join("?" * len(cols))})'
+            for row in _read_rows(src, table, cols, lost):
+                if _valid_row(table, cols, row):
+                    out.execute(ins, row)
+                    kept += 1
+                else:
+                    dropped += 1
+            report[table] = (kept, dropped + lost[0])
+        out.commit()
+        out.close()
+    finally:
+        src.close()
+    aside = path.with_name(f"{STORE_FILE}.damaged-{time.strftime('%Y%m%d-%H%M%S')}")
+    os.replace(path, aside)
+    for suffix in ("-wal", "-shm"):
+        side = Path(str(path) + suffix)
+        if side.exists():
+            os.replace(side, Path(str(aside) + suffix))
+    os.replace(tmp, path)
+    kept = ", ".join(f"{t} {k} kept" + (f" / {d} lost" if d else "") for t, (k, d) in report.items())
+    log(f"salvaged the damaged result store {path}: {kept}; the damaged file is at {aside}; "
+        "what was lost is recomputed")
+    return report

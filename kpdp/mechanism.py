@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .faces.geometry import check_landmarks
-from .sampler import IntegerLaplace, from_grid, to_grid
+from .sampler import EPS_REL_TOL, IntegerLaplace, from_grid, to_grid
 from .space import IdentitySpace
 
 GRID_STEPS = 1024  # grid points across each component's bounds; Δ_k is exactly GRID_STEPS steps
@@ -65,15 +65,22 @@ def check_eps(eps) -> float:
 
 
 def release(coords: np.ndarray, space: IdentitySpace, eps: float, sampler: IntegerLaplace,
-            split: str = "uniform", noise_scale_factor: float = 1.0) -> np.ndarray:
+            split: str = "uniform") -> np.ndarray:
     """The ε-DP release itself: (N, 16) coordinates -> (N, 16) noisy *integer grid indices*
     (clipped, snapped, plus discrete Laplace noise; not yet clamped). Everything after this is
-    post-processing. ``noise_scale_factor`` exists only so that the audit tests can build a
-    deliberately broken mechanism; anything but 1.0 voids the guarantee."""
-    eps_k = budget_split(space, check_eps(eps), split)
-    idx = to_grid(coords, space.lo, space.sensitivity / GRID_STEPS, GRID_STEPS)
+    post-processing. Before any noise is drawn, OpenDP's privacy map of each component's noise
+    at the component's integer sensitivity (``GRID_STEPS``) is checked against ``ε_k``, and their
+    sum against ``ε`` (:meth:`IntegerLaplace.check_privacy`); a failed check raises ``ValueError``."""
+    eps = check_eps(eps)
+    eps_k = budget_split(space, eps, split)
     # scale in grid steps: Δ_k / ε_k coordinate units = GRID_STEPS / ε_k steps
-    return idx + sampler.noise(noise_scale_factor * GRID_STEPS / eps_k, idx.shape)
+    scale = GRID_STEPS / eps_k
+    spent = sampler.check_privacy(GRID_STEPS, scale, eps_k)
+    if not spent.sum() <= eps * (1 + EPS_REL_TOL):
+        raise ValueError(f"privacy check failed: the components spend ε = {float(spent.sum())!r} in all, "
+                         f"more than the claimed {eps!r}")
+    idx = to_grid(coords, space.lo, space.sensitivity / GRID_STEPS, GRID_STEPS)
+    return idx + sampler.noise(scale, idx.shape)
 
 
 def clamp(noisy: np.ndarray, space: IdentitySpace) -> np.ndarray:

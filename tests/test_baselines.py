@@ -55,24 +55,6 @@ def test_landmark_region_option(face_image):
         registry.method_class("blur")(region="ellipse")
 
 
-def test_dppix_cell_means_are_unbiased_and_scale_is_right():
-    from baselines.dppix import GRID, dppix_cells, dppix_scale
-    from kpdp.sampler import IntegerLaplace
-
-    b, m, eps = 16, 16, 1.0
-    true = np.full(200_000, 117.3)
-    noisy = dppix_cells(true, b, m, eps, IntegerLaplace("seeded", 0))
-    nominal = dppix_scale(b, m, eps)  # 15.94 intensity levels
-    # mid-grey: clamping at 0/255 is 7 scales away and cannot bias the mean
-    se = np.sqrt(2) * nominal / np.sqrt(len(true))
-    assert abs(noisy.mean() - 117.3) < 4 * se + GRID / 2
-    # Laplace(b): mean absolute deviation = b; the implementation's scale is (Δ/γ + 1)γ/ε
-    mad = np.abs(noisy - np.rint(117.3 / GRID) * GRID).mean()
-    assert mad == pytest.approx(nominal, rel=0.02)
-    # a wrong scale (e.g. 255 / (b ε), forgetting m / b) would be 16x off; half or double is caught too
-    assert not (0.9 * nominal / 2 < mad < 1.1 * nominal / 2) and not (0.9 * 2 * nominal < mad < 1.1 * 2 * nominal)
-
-
 def test_methods_without_eps_reject_nothing_and_dppix_needs_eps():
     with pytest.raises(ValueError, match="needs eps"):
         registry.method_class("dppix")()

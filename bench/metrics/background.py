@@ -75,3 +75,43 @@ class BackgroundPreservation(Metric):
         nan = float("nan")
         return {"bg_psnr": MetricResult(float(np.mean(self._psnr)) if n else nan, n, self.failures.copy()),
                 "bg_ssim": MetricResult(float(np.mean(self._ssim)) if n else nan, n, self.failures.copy())}
+
+
+# -- the harness's group ---------------------------------------------------------------------------
+from .intervals import bootstrap_mean  # noqa: E402
+from .registry import MetricGroup, MetricSpec, Row, register_group  # noqa: E402
+
+
+def background_mask(faces, shape) -> np.ndarray:
+    """The same mask for every method: the baselines' face box region of every face."""
+    from kpdp.method import face_region
+
+    mask = np.zeros(shape[:2], np.uint8)
+    for f in faces:
+        mask |= face_region(f, shape, "box")
+    return mask
+
+
+@register_group
+class BackgroundGroup(MetricGroup):
+    name = "background"
+    version = "2"
+    cached = False  # no model: recomputing costs less than a cache round trip of the image pair
+    metrics = (MetricSpec("bg_psnr", "background", "", True, "bg PSNR", 0.5),
+               MetricSpec("bg_ssim", "background", "", True, "bg SSIM", 0.005))
+
+    def anonymised(self, ctx):
+        original = ctx.image if ctx.original is None else ctx.original
+        psnr, ssim = background_psnr_ssim(original, ctx.image, background_mask(ctx.faces, original.shape))
+        return {"bg_psnr": psnr, "bg_ssim": ssim}, {}
+
+    def aggregate(self, cell) -> list[Row]:
+        recs = cell.probe_records()
+        rows = []
+        for m in ("bg_psnr", "bg_ssim"):
+            pairs = [(r[m], i) for r, i in zip(recs, cell.probe_identities) if r.get(m) is not None]
+            if pairs:
+                v = np.array([x for x, _ in pairs], np.float64)
+                rows.append(Row(m, "", float(v.mean()), len(v),
+                                *bootstrap_mean(v, [i for _, i in pairs], seed=cell.boot_seed)))
+        return rows

@@ -59,3 +59,74 @@ class LandmarkError(Metric):
         if self._tgt:
             out["landmark_nme_target"] = landmark_nme(self._tgt_pred, self._tgt)[0]
         return out
+
+
+# -- the harness's group ---------------------------------------------------------------------------
+from .intervals import bootstrap_mean, wilson  # noqa: E402
+from .registry import MetricGroup, MetricSpec, Row, register_group  # noqa: E402
+
+#: detectors that place the landmark model on an image, tried in order (the face must overlap the
+#: original's labelled face)
+LANDMARK_DETECTORS = ("dlib-hog", "mtcnn")
+
+
+def landmarks_on(ctx) -> dict:
+    """Landmarks found on ``ctx.image`` where a detector sees the original's labelled face, and
+    their NME to the original's landmarks. One function for originals and anonymised images."""
+    from ..timing import model_call
+    from .detection import best_match
+
+    found = None
+    for det in LANDMARK_DETECTORS:
+        found = best_match(ctx.detect(det), ctx.primary.box)
+        if found is not None:
+            break
+    if found is None:
+        return {"lm_fail": True, "lm_found": None, "nme": None}
+    with model_call("landmarks"):
+        lm = ctx.backends.lm.landmarks(ctx.image, found)
+    return {"lm_fail": False, "lm_found": lm.round(3).tolist(), "nme": nme(lm, ctx.primary.landmarks)}
+
+
+@register_group
+class LandmarkGroup(MetricGroup):
+    name = "landmarks"
+    version = "2"
+    needs = ("landmarker",)
+    metrics = (
+        MetricSpec("landmark_nme", "landmarks", "landmarker", False, "NME", 0.01),
+        MetricSpec("landmark_fail_rate", "landmarks", "landmarker", False, "landmark fails", 0.02, rate=True),
+        MetricSpec("landmark_nme_target", "landmarks", "landmarker", False, "NME to target", 0.01),
+    )
+
+    def original(self, ctx):
+        return {"self": landmarks_on(ctx)}, {}
+
+    def anonymised(self, ctx):
+        return landmarks_on(ctx), {}
+
+    def finish(self, record, ctx):
+        # the target depends on the method, not on the pixels: never cached with them
+        if ctx.target is not None and record.get("lm_found") is not None:
+            return {"nme_target": nme(np.array(record["lm_found"]), ctx.target)}
+        return {}
+
+    def aggregate(self, cell) -> list[Row]:
+        recs, ids = cell.probe_records(), cell.probe_identities
+        if not recs:
+            return []
+        lm = cell.backends.landmarker
+        rows = []
+        ok = [(r["nme"], i) for r, i in zip(recs, ids) if not r["lm_fail"]]
+        if ok:
+            v = np.array([x for x, _ in ok])
+            rows.append(Row("landmark_nme", lm, float(v.mean()), len(v),
+                            *bootstrap_mean(v, [i for _, i in ok], seed=cell.boot_seed)))
+        fails = sum(bool(r["lm_fail"]) for r in recs)
+        rows.append(Row("landmark_fail_rate", lm, fails / len(recs), len(recs), *wilson(fails, len(recs))))
+        tgt = [(r["nme_target"], i) for r, i in zip(recs, ids) if r.get("nme_target") is not None]
+        if tgt:
+            v = np.array([x for x, _ in tgt])
+            rows.append(Row("landmark_nme_target", lm, float(v.mean()), len(v),
+                            *bootstrap_mean(v, [i for _, i in tgt], seed=cell.boot_seed)))
+        return rows

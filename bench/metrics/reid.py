@@ -7,8 +7,10 @@ face is embedded at the *original's* face location and alignment (the attacker k
 is), so a method cannot score by making the detector miss. Similarity is cosine on L2-normalised
 embeddings (higher = more alike) unless ``similarity="neg_euclidean"``.
 
-Thresholds for TAR@FAR and intrusion are fitted on originals only: LFW ``pairs.txt`` for LFW
-(see :func:`bench.verify`), otherwise every impostor pair of original gallery images.
+The TAR@FAR threshold is fitted on originals only: LFW ``pairs.txt`` for LFW (embedded with the
+same face-location pipeline as probes and gallery), otherwise every impostor pair of the
+evaluated originals. Intrusion uses τ (:func:`intrusion_threshold`). Every metric here uses the
+same probes: the anonymised images of people with 2+ images in the gallery.
 """
 from __future__ import annotations
 
@@ -40,6 +42,27 @@ def _probe_mask(gallery_ids: np.ndarray, probe_ids: np.ndarray) -> np.ndarray:
     return np.isin(probe_ids, ids[counts >= 2])
 
 
+def probe_mask(gallery_ids, probe_ids) -> np.ndarray:
+    """Probes are the images of people with 2+ images in the gallery (every metric of this module
+    uses the same probes)."""
+    return _probe_mask(np.asarray(gallery_ids), np.asarray(probe_ids))
+
+
+def rank1_hits(probe_emb, probe_ids, probe_gallery_index, gallery_emb, gallery_ids, same_image: bool = False,
+               similarity: str = "cosine") -> np.ndarray:
+    """Per-probe rank-1 outcome (bool) for the probes of :func:`probe_mask`, in their order."""
+    probe_ids, gallery_ids = np.asarray(probe_ids), np.asarray(gallery_ids)
+    keep = _probe_mask(gallery_ids, probe_ids)
+    emb, own, ids = np.asarray(probe_emb)[keep], np.asarray(probe_gallery_index)[keep], probe_ids[keep]
+    hits = []
+    for b in _blocks(len(emb)):
+        sim = similarity_matrix(emb[b], gallery_emb, similarity)
+        if not same_image:
+            sim[np.arange(len(sim)), own[b]] = -np.inf  # cross-image: the probe's own original is not there
+        hits.append(gallery_ids[sim.argmax(1)] == ids[b])
+    return np.concatenate(hits) if hits else np.zeros(0, bool)
+
+
 def reid_rank1(probe_emb, probe_ids, probe_gallery_index, gallery_emb, gallery_ids, same_image: bool = False,
                similarity: str = "cosine") -> MetricResult:
     """Functional rank-1 re-identification.
@@ -56,23 +79,19 @@ def reid_rank1(probe_emb, probe_ids, probe_gallery_index, gallery_emb, gallery_i
         >>> reid_rank1(g, ids, np.arange(4), g, ids, same_image=True).value
         1.0
     """
-    probe_ids, gallery_ids = np.asarray(probe_ids), np.asarray(gallery_ids)
-    keep = _probe_mask(gallery_ids, probe_ids)
-    if not keep.any():
-        return MetricResult(float("nan"), 0)
-    emb, own, ids = np.asarray(probe_emb)[keep], np.asarray(probe_gallery_index)[keep], probe_ids[keep]
-    hits = []
-    for b in _blocks(len(emb)):
-        sim = similarity_matrix(emb[b], gallery_emb, similarity)
-        if not same_image:
-            sim[np.arange(len(sim)), own[b]] = -np.inf
-        hits.append(gallery_ids[sim.argmax(1)] == ids[b])
-    hit = np.concatenate(hits)
-    return MetricResult(float(hit.mean()), int(keep.sum()))
+    hit = rank1_hits(probe_emb, probe_ids, probe_gallery_index, gallery_emb, gallery_ids, same_image, similarity)
+    return MetricResult(float(hit.mean()) if hit.size else float("nan"), int(hit.size))
 
 
 def fit_threshold(impostor_scores: np.ndarray, far: float = 1e-3) -> float:
-    """Smallest threshold whose false-accept rate on the impostor scores is <= far."""
+    """Smallest threshold whose false-accept rate on the impostor scores is <= far (a score is
+    accepted when ``score >= threshold``).
+
+    Example:
+        >>> scores = np.arange(1000.0)
+        >>> int((scores >= fit_threshold(scores, far=1e-3)).sum())  # exactly 1e-3 of 1,000 impostors
+        1
+    """
     s = np.sort(np.asarray(impostor_scores, np.float64))[::-1]
     k = int(np.floor(far * len(s)))  # at most k impostors may be >= threshold
     return float(np.nextafter(s[k], np.inf)) if k < len(s) else float(s[-1])
@@ -99,39 +118,77 @@ def impostor_scores(gallery_emb, gallery_ids, similarity: str = "cosine", max_pa
     return np.concatenate(out) if out else np.zeros(0)
 
 
+def genuine_pairs(probe_emb, probe_ids, probe_gallery_index, gallery_emb, gallery_ids,
+                  similarity: str = "cosine") -> tuple[np.ndarray, np.ndarray]:
+    """Scores of every genuine (anonymised probe, *other* original of the same person) pair, and
+    the index of the probe each pair belongs to (in :func:`probe_mask` order)."""
+    probe_ids, gallery_ids = np.asarray(probe_ids), np.asarray(gallery_ids)
+    keep = _probe_mask(gallery_ids, probe_ids)
+    emb, own, ids = np.asarray(probe_emb)[keep], np.asarray(probe_gallery_index)[keep], probe_ids[keep]
+    scores, owner = [], []
+    for b in _blocks(len(ids)):
+        sim = similarity_matrix(emb[b], gallery_emb, similarity)
+        same = ids[b][:, None] == gallery_ids[None]
+        same[np.arange(len(sim)), own[b]] = False
+        r, _ = np.nonzero(same)
+        scores.append(sim[same])
+        owner.append(r + b.start)
+    if not scores:
+        return np.zeros(0), np.zeros(0, int)
+    return np.concatenate(scores), np.concatenate(owner)
+
+
 def tar_at_far(probe_emb, probe_ids, probe_gallery_index, gallery_emb, gallery_ids, threshold: float,
                similarity: str = "cosine") -> MetricResult:
     """Fraction of genuine (anonymised probe, *other* original of the same person) pairs accepted."""
-    probe_ids, gallery_ids = np.asarray(probe_ids), np.asarray(gallery_ids)
-    emb, own = np.asarray(probe_emb), np.asarray(probe_gallery_index)
-    parts = []
-    for b in _blocks(len(probe_ids)):
-        sim = similarity_matrix(emb[b], gallery_emb, similarity)
-        same = probe_ids[b][:, None] == gallery_ids[None]
-        same[np.arange(len(sim)), own[b]] = False
-        parts.append(sim[same])
-    scores = np.concatenate(parts) if parts else np.zeros(0)
+    scores, _ = genuine_pairs(probe_emb, probe_ids, probe_gallery_index, gallery_emb, gallery_ids, similarity)
     if scores.size == 0:
         return MetricResult(float("nan"), 0)
     return MetricResult(float((scores >= threshold).mean()), int(scores.size))
 
 
-def intrusion_rate(probe_emb, probe_ids, probe_gallery_index, gallery_emb, gallery_ids, threshold: float,
-                   similarity: str = "cosine") -> MetricResult:
-    """Fraction of anonymised images whose nearest original (own original excluded) is a different
-    person *and* is accepted at the verification threshold (the output borrowed an identity)."""
+INTRUSION_QUANTILE = 0.99
+
+
+def intrusion_threshold(gallery_emb, gallery_ids, quantile: float = INTRUSION_QUANTILE,
+                        similarity: str = "cosine") -> float:
+    """τ: the ``quantile`` over the originals of each original's largest similarity to *another
+    person's* original in the same gallery. Real faces exceed it about 1 % of the time, whatever
+    the gallery size (a pairwise-FAR threshold grows more permissive as the gallery grows)."""
+    gallery_ids = np.asarray(gallery_ids)
+    best = []
+    for b in _blocks(len(gallery_ids)):
+        sim = similarity_matrix(np.asarray(gallery_emb)[b], gallery_emb, similarity)
+        sim[gallery_ids[b][:, None] == gallery_ids[None]] = -np.inf
+        best.append(sim.max(1))
+    best = np.concatenate(best) if best else np.zeros(0)
+    best = best[np.isfinite(best)]
+    return float(np.quantile(best, quantile)) if best.size else float("inf")
+
+
+def intrusion_hits(probe_emb, probe_ids, probe_gallery_index, gallery_emb, gallery_ids, tau: float,
+                   similarity: str = "cosine") -> np.ndarray:
+    """Per-probe (of :func:`probe_mask`) intrusion outcome: the nearest original, own original
+    excluded, is a different person *and* more similar than ``tau``."""
     probe_ids, gallery_ids = np.asarray(probe_ids), np.asarray(gallery_ids)
-    if len(probe_ids) == 0:
-        return MetricResult(float("nan"), 0)
-    emb, own = np.asarray(probe_emb), np.asarray(probe_gallery_index)
+    keep = _probe_mask(gallery_ids, probe_ids)
+    emb, own, ids = np.asarray(probe_emb)[keep], np.asarray(probe_gallery_index)[keep], probe_ids[keep]
     intruded = []
-    for b in _blocks(len(probe_ids)):
+    for b in _blocks(len(ids)):
         sim = similarity_matrix(emb[b], gallery_emb, similarity)
         rows = np.arange(len(sim))
         sim[rows, own[b]] = -np.inf
         best = sim.argmax(1)
-        intruded.append((gallery_ids[best] != probe_ids[b]) & (sim[rows, best] >= threshold))
-    return MetricResult(float(np.concatenate(intruded).mean()), len(probe_ids))
+        intruded.append((gallery_ids[best] != ids[b]) & (sim[rows, best] > tau))
+    return np.concatenate(intruded) if intruded else np.zeros(0, bool)
+
+
+def intrusion_rate(probe_emb, probe_ids, probe_gallery_index, gallery_emb, gallery_ids, tau: float,
+                   similarity: str = "cosine") -> MetricResult:
+    """Fraction of probes whose nearest original (own original excluded) is a different person
+    more similar than ``tau`` (:func:`intrusion_threshold`): the output borrowed an identity."""
+    hit = intrusion_hits(probe_emb, probe_ids, probe_gallery_index, gallery_emb, gallery_ids, tau, similarity)
+    return MetricResult(float(hit.mean()) if hit.size else float("nan"), int(hit.size))
 
 
 class ReIdentification(Metric):
@@ -149,9 +206,11 @@ class ReIdentification(Metric):
         1.0
     """
 
-    def __init__(self, gallery_emb, gallery_ids, threshold: float, similarity: str = "cosine"):
+    def __init__(self, gallery_emb, gallery_ids, threshold: float, similarity: str = "cosine",
+                 tau: float | None = None):
         self.gallery_emb, self.gallery_ids = np.asarray(gallery_emb), np.asarray(gallery_ids)
         self.threshold, self.similarity = threshold, similarity
+        self.tau = intrusion_threshold(self.gallery_emb, self.gallery_ids, similarity=similarity) if tau is None else tau
         super().__init__()
 
     def _reset(self):
@@ -170,8 +229,95 @@ class ReIdentification(Metric):
             "reid_rank1": reid_rank1(*args, similarity=self.similarity),
             "reid_rank1_same": reid_rank1(*args, same_image=True, similarity=self.similarity),
             "reid_tar_far1e-3": tar_at_far(*args, self.threshold, self.similarity),
-            "intrusion_rate": intrusion_rate(*args, self.threshold, self.similarity),
+            "intrusion_rate": intrusion_rate(*args, self.tau, self.similarity),
         }
         for r in out.values():
             r.failures.update(self.failures)
         return out
+
+
+# -- the harness's group: what `--metrics reid` measures ------------------------------------------
+from .intervals import bootstrap_max, bootstrap_mean  # noqa: E402
+from .registry import MetricGroup, MetricSpec, Row, register_group  # noqa: E402
+
+MAX = "max"  # backend column of the strongest recognizer
+
+
+@register_group
+class ReidGroup(MetricGroup):
+    """Re-identification by off-the-shelf recognizers, each embedding the face at the location and
+    alignment found on the *original* (FaceNet-family models on the matching MTCNN box)."""
+
+    name = "reid"
+    version = "2"
+    needs = ("recognizers",)
+    metrics = (
+        MetricSpec("reid_rank1", "reid", "recognizer", False, "re-id rank-1", 0.02, privacy=True, rate=True),
+        MetricSpec("reid_rank1_same", "reid", "recognizer", False, "re-id rank-1 (same image)", 0.02,
+                   privacy=True, rate=True),
+        MetricSpec("reid_tar_far1e-3", "reid", "recognizer", False, "TAR@FAR1e-3", 0.02, privacy=True, rate=True),
+        MetricSpec("intrusion_rate", "reid", "recognizer", False, "intrusion", 0.02, privacy=True, rate=True),
+    )
+
+    def original(self, ctx):
+        from ..analysis import face_to_json
+        from .detection import best_match
+
+        record, feats = {"rec_face": {}}, {}
+        for name, rec in ctx.backends.recs.items():
+            face = ctx.primary
+            if rec.needs == "box":  # FaceNet-family preprocessing is defined on MTCNN boxes
+                m = best_match(ctx.detect("mtcnn"), ctx.primary.box)
+                face = type(face)(m.box, ctx.primary.landmarks) if m is not None else ctx.primary
+            record["rec_face"][name] = face_to_json(face)
+            with _model_call(f"recognizer:{name}"):
+                feats[f"emb:{name}"] = rec.embed(ctx.image, face)
+        return record, feats
+
+    def anonymised(self, ctx):
+        from ..analysis import face_from_json
+
+        feats = {}
+        for name, rec in ctx.backends.recs.items():
+            with _model_call(f"recognizer:{name}"):
+                feats[f"emb:{name}"] = rec.embed(ctx.image, face_from_json(ctx.orig_record["rec_face"][name]))
+        return {}, feats
+
+    def aggregate(self, cell) -> list[Row]:
+        if not cell.probes:
+            return []
+        G_ids = cell.gallery_identities
+        keep = probe_mask(G_ids, cell.probe_identities)
+        groups = cell.probe_identities[keep]
+        outcomes: dict[str, list[np.ndarray]] = {m.name: [] for m in self.metrics}
+        pair_groups = None
+        for rec in cell.recognizers:
+            G = cell.gallery_feats[f"emb:{rec}"]
+            P = cell.probe_features(f"emb:{rec}")
+            args = (P, cell.probe_identities, cell.probe_index, G, G_ids)
+            thr = cell.verification_threshold(rec)
+            tau = cell.memo("intrusion_tau", rec, lambda: intrusion_threshold(G, G_ids))
+            scores, owner = genuine_pairs(*args)
+            pair_groups = groups[owner]
+            outcomes["reid_rank1"].append(rank1_hits(*args))
+            outcomes["reid_rank1_same"].append(rank1_hits(*args, same_image=True))
+            outcomes["reid_tar_far1e-3"].append(scores >= thr)
+            outcomes["intrusion_rate"].append(intrusion_hits(*args, tau))
+        rows = []
+        for m, per_rec in outcomes.items():
+            g = pair_groups if m == "reid_tar_far1e-3" else groups
+            if len(per_rec[0]) == 0:
+                continue
+            for rec, hits in zip(cell.recognizers, per_rec):
+                rows.append(Row(m, rec, float(hits.mean()), int(hits.size),
+                                *bootstrap_mean(hits.astype(float), g, seed=cell.boot_seed)))
+            stacked = np.stack(per_rec).astype(float)  # the same probes for every recognizer
+            rows.append(Row(m, MAX, float(stacked.mean(1).max()), int(stacked.shape[1]),
+                            *bootstrap_max(stacked, g, seed=cell.boot_seed)))
+        return rows
+
+
+def _model_call(name):
+    from ..timing import model_call
+
+    return model_call(name)

@@ -1,0 +1,154 @@
+"""The one declaration of every metric: its public name, the backend column it fills, the group
+that computes it, which way is better, its gate tolerance and its display label.
+
+``aggregate``, ``export``, ``report`` and ``check`` read these declarations; nothing else lists
+metric names. A *group* (what ``--metrics`` selects) is the unit of computation: it says which
+backends it needs, measures each original and each anonymised image (cached by its ``version``),
+and aggregates a cell's per-image records into rows with intervals. Adding a metric is one module
+that defines a :class:`MetricGroup` subclass decorated with :func:`register_group`, and its test;
+third-party groups join through the entry-point group ``kpdp_bench.metrics``.
+"""
+from __future__ import annotations
+
+import importlib
+import importlib.metadata as md
+from dataclasses import dataclass
+from typing import NamedTuple
+
+ENTRY_POINT_GROUP = "kpdp_bench.metrics"
+#: built-in groups, imported lazily (their modules pull in torch models only when they measure)
+BUILTIN_MODULES = ("bench.metrics.reid", "bench.metrics.detection", "bench.metrics.fid", "bench.metrics.landmarks",
+                   "bench.metrics.background", "bench.metrics.cost")
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    """One public result name (``metrics.csv``'s ``metric`` column)."""
+
+    name: str
+    group: str
+    backend: str  # what fills the backend column: "recognizer", "detector", "landmarker", a fixed name, or ""
+    higher_is_better: bool | None  # None: neither (a count, a cost reported for information)
+    label: str  # short display label for tables and figures
+    tolerance: float | None = None  # the gate's absolute tolerance; None: not gated
+    privacy: bool = False  # a re-identification rate: the headline row is its `max`
+    rate: bool = False  # a proportion in [0, 1] (figures fix the axis)
+
+    @property
+    def worse(self) -> str | None:
+        """The direction the gate treats as a regression: 'up', 'down' or None."""
+        if self.higher_is_better is None:
+            return None
+        return "down" if self.higher_is_better else "up"
+
+
+class Row(NamedTuple):
+    """One aggregate: the long format's value columns."""
+
+    metric: str
+    backend: str
+    value: float
+    n: int
+    ci_low: float = float("nan")
+    ci_high: float = float("nan")
+
+
+class MetricGroup:
+    """Base class of a group of metrics computed together (see the module docstring).
+
+    ``needs``: backend kinds the group loads (``recognizers``, ``detectors``, ``landmarker``,
+    ``inception``); a run whose ``--metrics`` omits the group loads none of them.
+    ``version``: bump it whenever the code that measures changes; it is part of every cache key,
+    so a fixed metric never reuses a stale record.
+    """
+
+    name: str = ""
+    version: str = "1"
+    metrics: tuple[MetricSpec, ...] = ()
+    needs: tuple[str, ...] = ()
+    selectable: bool = True  # False: always computed (cost, skipped), not a --metrics choice
+    cached: bool = True  # False: cheap, recomputed every time (no cache round trip)
+
+    def original(self, ctx) -> tuple[dict, dict]:
+        """(record, features) of an original image. ``record['self']`` (optional) is what
+        :meth:`anonymised` would give for an output equal to the original."""
+        return {}, {}
+
+    def anonymised(self, ctx) -> tuple[dict, dict]:
+        """(record, features) of an anonymised image; ``ctx.orig_record`` holds :meth:`original`'s."""
+        return {}, {}
+
+    def finish(self, record: dict, ctx) -> dict:
+        """Uncached additions to an anonymised image's record (e.g. what depends on the method's
+        target, not on the pixels)."""
+        return {}
+
+    def aggregate(self, cell) -> list[Row]:
+        raise NotImplementedError
+
+
+_GROUPS: dict[str, type[MetricGroup]] = {}
+_loaded = False
+
+
+def register_group(cls: type[MetricGroup]) -> type[MetricGroup]:
+    """Class decorator: make a metric group known by its ``name``."""
+    if not cls.name:
+        raise ValueError(f"{cls.__name__} has no name")
+    names = {m.name for g in _GROUPS.values() if g.name != cls.name for m in g.metrics}
+    clash = names & {m.name for m in cls.metrics}
+    if clash:
+        raise ValueError(f"metric group '{cls.name}' redefines {sorted(clash)}")
+    _GROUPS[cls.name] = cls
+    return cls
+
+
+def _load() -> None:
+    global _loaded
+    if _loaded:
+        return
+    _loaded = True
+    for mod in BUILTIN_MODULES:
+        importlib.import_module(mod)
+    for ep in md.entry_points(group=ENTRY_POINT_GROUP):
+        try:
+            ep.load()  # the module registers itself with @register_group
+        except Exception as exc:  # a broken plugin must not take the built-in metrics down
+            import warnings
+
+            warnings.warn(f"metric plugin '{ep.name}' failed to load: {exc}", stacklevel=2)
+
+
+def groups() -> dict[str, type[MetricGroup]]:
+    """Every group, built-ins first in :data:`BUILTIN_MODULES` order (the order of tables)."""
+    _load()
+    rank = {m: i for i, m in enumerate(BUILTIN_MODULES)}
+    return dict(sorted(_GROUPS.items(), key=lambda kv: rank.get(kv[1].__module__, len(rank))))
+
+
+def selectable_groups() -> list[str]:
+    return [n for n, g in groups().items() if g.selectable]
+
+
+def get_group(name: str) -> type[MetricGroup]:
+    g = groups()
+    if name not in g or not g[name].selectable:
+        raise KeyError(f"unknown metric group '{name}'; valid: {', '.join(selectable_groups())}")
+    return g[name]
+
+
+def all_metrics() -> dict[str, MetricSpec]:
+    """Every declared metric by name, in group order."""
+    return {m.name: m for g in groups().values() for m in g.metrics}
+
+
+def metric(name: str) -> MetricSpec:
+    specs = all_metrics()
+    if name not in specs:
+        raise KeyError(f"unknown metric '{name}'; known: {', '.join(specs)}")
+    return specs[name]
+
+
+def versions() -> dict[str, str]:
+    """Code version of every group (recorded in each run)."""
+    return {n: g.version for n, g in groups().items()}
