@@ -175,9 +175,11 @@ def _cell_label(method: str, eps) -> str:
     return method + (f", eps {float(eps):g}" if eps not in (None, "") else "")
 
 
-def sample_grid(run_dirs: list[Path], spec: ReportSpec, out: Path, n_faces: int = 4, seed: int = 0) -> Path | None:
-    """Faces x (original, each method and ε): re-runs the methods on a few originals of the run."""
-    from PIL import Image
+def measured_samples(run_dir: Path, spec: ReportSpec | None = None, n_faces: int = 4):
+    """Yields ``(image_id, (method, eps), original, anonymised, stored_digest)`` for a few images of
+    a run: each method re-run with the run's own per-image seed, so that the picture is exactly the
+    image that was measured (``stored_digest`` is what the run recorded; callers compare)."""
+    import json
 
     from kpdp.datasets import load_image
 
@@ -185,41 +187,68 @@ def sample_grid(run_dirs: list[Path], spec: ReportSpec, out: Path, n_faces: int 
     from .analysis import face_from_json
     from .seeds import derive_seed
 
-    store = Path(run_dirs[0]) / "results.sqlite"
-    if not store.is_file():  # a committed run keeps only metrics.csv and summary.md
-        print(f"note: no sample grid: {store} is not there (the grid re-runs methods on the run's originals)")
-        return None
+    store = Path(run_dir) / "results.sqlite"
     db = sqlite3.connect(f"file:{store}?mode=ro", uri=True)  # read-only: a report never writes into a run
+    seed = json.loads(dict(db.execute("SELECT key, value FROM run")).get("seeds", "[0]"))[0]
+    cells = db.execute("SELECT DISTINCT dataset, method, eps FROM images WHERE status='ok' AND seed=? "
+                       "ORDER BY method, eps", (seed,)).fetchall()
+    cells = [c for c in cells if c[1] != "original" and (spec is None or not spec.methods or c[1] in spec.methods)]
     rows = db.execute("SELECT dataset, image_id, path, record FROM originals ORDER BY image_id").fetchall()
-    if not rows:
-        return None
-    import json
-
     picks = rows[:: max(1, len(rows) // n_faces)][:n_faces]
-    df = load_runs(run_dirs)
-    cells = [(m, e) for m, e in df[["method", "eps"]].drop_duplicates().itertuples(index=False)
-             if (not spec.methods or m in spec.methods)]
-    cells = [c for c in cells if c[0] != "original"]
-    tiles_rows = []
+    methods = {}
     for dataset, image_id, path, rec in picks:
         rec = json.loads(rec)
         image = load_image(path)
         faces = [face_from_json(f) for f in rec["faces"]]
-        crop = _crop_box(faces[rec["primary"]].box, image.shape)
-        row = [_tile(image, crop)]
-        for m, e in cells:
+        for ds_name, m, e in cells:
+            if ds_name != dataset:
+                continue
+            row = db.execute("SELECT record FROM images WHERE dataset=? AND method=? AND eps=? AND seed=? AND "
+                             "image_id=? AND status='ok'", (dataset, m, e, seed, image_id)).fetchone()
+            if row is None:
+                continue
             eps = float(e) if e else None
-            try:
-                meth = registry.create(m, eps)
-                res = meth.anonymize(image, faces, seed=derive_seed(seed, dataset, m, eps, image_id)).image
-            except Exception:  # a method that cannot run here leaves a grey tile
-                res = np.full_like(image, 128)
-            row.append(_tile(res, crop))
-        tiles_rows.append(np.concatenate(row, axis=1))
-    grid = np.concatenate(tiles_rows, axis=0)
-    header = ["original"] + [_cell_label(m, e) for m, e in cells]
+            if (m, eps) not in methods:
+                methods[(m, eps)] = registry.create(m, eps)
+            res = methods[(m, eps)].anonymize(image, faces, seed=derive_seed(seed, dataset, m, eps, image_id)).image
+            yield image_id, (m, e), image, faces[rec["primary"]], res, json.loads(row[0]).get("digest")
+    db.close()
+
+
+def sample_grid(run_dirs: list[Path], spec: ReportSpec, out: Path, n_faces: int = 4) -> Path | None:
+    """Faces x (original, each method and ε) of the first run: the very images it measured (each
+    tile is checked against the digest the run stored; a mismatch is framed in red and reported)."""
+    from PIL import Image
+
+    from .analysis import image_digest
+
+    store = Path(run_dirs[0]) / "results.sqlite"
+    if not store.is_file():  # a committed run keeps only metrics.csv and summary.md
+        print(f"note: no sample grid: {store} is not there (the grid re-runs methods on the run's originals)")
+        return None
+    by_image: dict[str, list] = {}
+    labels: list[str] = []
+    mismatches = []
+    for image_id, (m, e), image, face, res, digest in measured_samples(run_dirs[0], spec, n_faces):
+        crop = _crop_box(face.box, image.shape)
+        row = by_image.setdefault(image_id, [_tile(image, crop)])
+        tile = _tile(res, crop)
+        if digest is not None and image_digest(res) != digest:
+            mismatches.append((image_id, m, e))
+            tile = tile.copy()
+            tile[:3], tile[-3:], tile[:, :3], tile[:, -3:] = (255, 0, 0), (255, 0, 0), (255, 0, 0), (255, 0, 0)
+        row.append(tile)
+        label = _cell_label(m, e)
+        if label not in labels:
+            labels.append(label)
+    rows = [r for r in by_image.values() if len(r) == len(labels) + 1]
+    if not rows:
+        return None
+    if mismatches:
+        print(f"warning: {len(mismatches)} sample tiles differ from what the run measured: {mismatches[:3]}")
     path = out / "samples.png"
-    Image.fromarray(_with_header(grid, header)).save(path)
+    Image.fromarray(_with_header(np.concatenate([np.concatenate(r, axis=1) for r in rows], axis=0),
+                                 ["original"] + labels)).save(path)
     return path
 
 

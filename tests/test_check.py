@@ -1,6 +1,7 @@
 import json
 
 import pandas as pd
+import pytest
 
 from bench.check import check, make_baseline
 
@@ -48,3 +49,37 @@ def test_check_cli_exit_codes(tmp_path):
     r = subprocess.run([sys.executable, "-m", "bench", "check", str(_run(tmp_path, "bad", bad)), "--baseline",
                         str(base)], capture_output=True, text=True)
     assert r.returncode == 1 and "REGRESSED" in r.stdout
+
+
+def test_check_fails_when_n_differs(tmp_path):
+    """Like with like: the same value measured on other images is not a pass."""
+    base_run = _run(tmp_path, "base", ROWS)
+    (tmp_path / "base.json").write_text(json.dumps(make_baseline(base_run)))
+    fewer = [list(r) for r in ROWS]
+    fewer[2][7] = 60  # blur measured on 60 probes instead of 100, value unchanged
+    ok, table = check(_run(tmp_path, "fewer", fewer), tmp_path / "base.json")
+    assert not ok
+    assert table.set_index("method").loc["blur"].status == "N_DIFFERS"
+
+
+def test_gate_rules_come_from_the_registry():
+    from bench.check import rules
+    from bench.metrics import registry
+
+    r = rules()
+    assert r["reid_rank1"] == ("up", registry.metric("reid_rank1").tolerance)
+    assert r["detection_rate"][0] == "down" and r["fid"][0] == "up"
+    assert "sec_per_image" not in r and "skipped" not in r
+
+
+def test_baseline_and_check_carry_intervals(tmp_path):
+    rows = [r + (r[6] - 0.01, r[6] + 0.02) for r in ROWS]
+    d = tmp_path / "ci"
+    d.mkdir()
+    pd.DataFrame(rows, columns=["dataset", "method", "eps", "seed", "metric", "backend", "value", "n", "ci_low",
+                                "ci_high"]).to_csv(d / "metrics.csv", index=False)
+    base = make_baseline(d)
+    assert base["entries"][0]["ci_low"] == pytest.approx(0.09)
+    (tmp_path / "b.json").write_text(json.dumps(base))
+    ok, table = check(d, tmp_path / "b.json")
+    assert ok and table.now_ci.iloc[0] == "[0.090, 0.120]"

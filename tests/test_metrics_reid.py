@@ -61,3 +61,76 @@ def test_class_matches_functional(gallery):
     m.reset()
     m.update(emb, ids, np.arange(90))
     assert m.compute()["reid_rank1_same"].n == 90
+
+
+def test_cross_image_excludes_the_probes_own_original():
+    """Each probe is an exact copy of its own original; its person's other image is far away.
+    Same-image finds the copy; cross-image must not (it would if the exclusion were dropped)."""
+    rng = np.random.default_rng(3)
+    gal = rng.normal(size=(20, 32))
+    ids = np.repeat(np.arange(10), 2).astype(str)
+    probes = gal.copy()
+    assert reid_rank1(probes, ids, np.arange(20), gal, ids, same_image=True).value == 1.0
+    cross = reid_rank1(probes, ids, np.arange(20), gal, ids)
+    assert cross.n == 20 and cross.value < 0.5  # random other images: near chance (1/10)
+
+
+def test_threshold_is_fitted_at_exactly_the_far():
+    scores = np.random.default_rng(4).normal(size=10_000)
+    for far in (1e-3, 1e-2):
+        thr = fit_threshold(scores, far)
+        assert int((scores >= thr).sum()) == int(far * len(scores))  # exactly FAR x n impostors accepted
+    tied = np.r_[np.full(5, 0.9), np.zeros(995)]  # 5 tied at the top, FAR 1e-3 allows 1: accept none of them
+    thr = fit_threshold(tied, 1e-3)
+    assert (tied >= thr).sum() == 0 and thr > 0.9
+
+
+def test_intrusion_tau_is_the_99th_percentile_of_closest_strangers(gallery):
+    from bench.metrics.reid import intrusion_threshold
+
+    emb, ids = gallery
+    tau = intrusion_threshold(emb, ids)
+    # on the originals themselves the rate is about 1 % or less, whatever the gallery size
+    assert intrusion_rate(emb, ids, np.arange(90), emb, ids, tau).value <= 0.02
+    big = np.concatenate([emb, np.random.default_rng(5).normal(size=(900, 64))])
+    big_ids = np.r_[ids, np.arange(1000, 1900).astype(str)]
+    tau_big = intrusion_threshold(big, big_ids)
+    assert intrusion_rate(emb, ids, np.arange(90), big, big_ids, tau_big).value <= 0.02
+
+
+class _Cell:
+    """The slice of bench.aggregate.CellData that the reid group reads."""
+
+    def __init__(self, gallery_emb, ids, probes_by_rec):
+        self.gallery_identities = ids
+        self.gallery_feats = {f"emb:{r}": gallery_emb for r in probes_by_rec}
+        self.recognizers = list(probes_by_rec)
+        self.probe_index = np.arange(len(ids))
+        self.probe_identities = ids
+        self.probes = [(str(i), {}, {f"emb:{r}": p[i] for r, p in probes_by_rec.items()}) for i in range(len(ids))]
+        self.boot_seed = 0
+
+    def probe_features(self, key):
+        return np.stack([p[2][key] for p in self.probes])
+
+    def verification_threshold(self, rec):
+        return 0.5
+
+    def memo(self, kind, key, compute):
+        return compute()
+
+
+def test_max_row_is_the_strongest_recognizer_with_a_joint_interval(gallery):
+    """`max` must be the larger recognizer's value, here the second one (not just >= the first)."""
+    from bench.metrics.reid import ReidGroup
+
+    emb, ids = gallery
+    weak = np.random.default_rng(6).normal(size=emb.shape)  # "dlib" sees noise: near chance
+    strong = emb + np.random.default_rng(7).normal(scale=0.05, size=emb.shape)  # "facenet" sees the face
+    rows = ReidGroup().aggregate(_Cell(emb, ids, {"dlib": weak, "facenet": strong}))
+    get = {(r.metric, r.backend): r for r in rows}
+    assert get[("reid_rank1", "facenet")].value > get[("reid_rank1", "dlib")].value
+    m = get[("reid_rank1", "max")]
+    assert m.value == get[("reid_rank1", "facenet")].value and m.n == 90
+    assert m.ci_low <= m.value <= m.ci_high
+    assert get[("reid_rank1", "dlib")].ci_high < m.ci_low  # chance vs re-identified: the intervals say so

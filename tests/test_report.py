@@ -31,3 +31,28 @@ def test_report_writes_tables_figures_and_index(tmp_path):
     html = index.read_text()
     assert "reid_vs_eps.png" in html and "Test table" in html
     assert r"\begin{tabular}" in (tmp_path / "rep" / "table.tex").read_text()
+
+
+def test_report_table_prints_intervals_and_n(tmp_path):
+    run = _run(tmp_path)
+    df = pd.read_csv(run / "metrics.csv", keep_default_na=False).astype({"eps": str})
+    df["ci_low"], df["ci_high"] = df.value * 0.5, df.value * 1.5
+    t = table(df, ReportSpec(metrics=[("reid_rank1", "max")]), intervals=True)
+    assert t.loc[t.method == "blur", "reid_rank1[max]"].item() == "0.050 [0.025, 0.075]"
+    assert (t.n == 10).all()
+
+
+def test_sample_grid_shows_exactly_the_measured_images(tmp_path):
+    """Each tile is re-drawn with the run's per-image seed: its digest equals what the run stored."""
+    from bench import RunConfig, evaluate
+    from bench.analysis import image_digest
+    from bench.report import measured_samples, sample_grid
+
+    out = tmp_path / "run"
+    evaluate(RunConfig(methods=["dppix", "mask-noise"], eps=[1.0], limit=4, seeds=[3], out=str(out), quiet=True,
+                       metrics=["background"], executor="local"), argv=["test"])
+    seen = list(measured_samples(out, n_faces=2))
+    assert {c for _, c, *_ in seen} == {("dppix", "1.0"), ("mask-noise", "")} and len(seen) == 4
+    for image_id, cell, _, _, res, digest in seen:
+        assert digest is not None and image_digest(res) == digest, (image_id, cell)
+    assert sample_grid([out], ReportSpec(), tmp_path, n_faces=2).is_file()

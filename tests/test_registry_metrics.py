@@ -1,0 +1,75 @@
+"""The metric registry: one declaration per metric, read by aggregate, export, report and check."""
+import numpy as np
+import pandas as pd
+import pytest
+
+from bench.metrics import registry
+
+DOC_NAMES = ["reid_rank1", "reid_rank1_same", "reid_tar_far1e-3", "intrusion_rate", "detection_rate", "fid", "kid",
+             "landmark_nme", "landmark_fail_rate", "landmark_nme_target", "bg_psnr", "bg_ssim", "sec_per_image",
+             "skipped"]
+
+
+def test_every_public_name_is_declared_once():
+    specs = registry.all_metrics()
+    for name in DOC_NAMES:
+        assert name in specs, name
+    assert specs["reid_rank1"].privacy and specs["reid_rank1"].worse == "up"
+    assert specs["detection_rate"].worse == "down" and specs["sec_per_image"].worse is None
+
+
+def test_unknown_group_lists_the_known_ones():
+    with pytest.raises(KeyError, match="valid: reid, detection, fid, landmarks, background"):
+        registry.get_group("nope")
+    with pytest.raises(KeyError, match="known: reid_rank1, .*skipped"):
+        registry.metric("nope")
+
+
+def test_a_new_metric_is_one_module(monkeypatch):
+    """Register a group (what a plugin module does): export, report, check and the harness see it."""
+    from bench.check import rules
+    from bench.export import summary_columns
+    from bench.report import lower_is_better
+
+    @registry.register_group
+    class Sharpness(registry.MetricGroup):
+        name = "sharpness"
+        metrics = (registry.MetricSpec("face_sharpness", "sharpness", "", True, "sharpness", 0.1),)
+
+        def anonymised(self, ctx):
+            return {"sharp": float(np.std(ctx.image))}, {}
+
+        def aggregate(self, cell):
+            v = [r["sharp"] for r in cell.probe_records()]
+            return [registry.Row("face_sharpness", "", float(np.mean(v)), len(v))]
+
+    try:
+        assert "sharpness" in registry.selectable_groups()
+        assert rules()["face_sharpness"] == ("down", 0.1) and not lower_is_better("face_sharpness")
+        df = pd.DataFrame({"metric": ["face_sharpness", "reid_rank1"], "backend": ["", "max"]})
+        assert ("face_sharpness", "") in summary_columns(df)
+    finally:
+        registry._GROUPS.pop("sharpness")
+
+
+def test_metrics_decide_which_backends_load():
+    from bench.analysis import Backends
+
+    b = Backends(("dlib",), ("mtcnn", "dlib-hog"), metrics=("reid",))
+    assert set(b.recs) == {"dlib"} and b.dets == {} and b.lm is None and not b.inception
+    assert [g.name for g in b.groups] == ["reid", "cost"]
+    b = Backends(("dlib",), ("mtcnn",), metrics=("background",))
+    assert b.recs == {} and b.dets == {} and b.lm is None
+
+
+def test_cache_keys_carry_the_measuring_codes_version():
+    from bench.analysis import Backends
+
+    b = Backends(("dlib",), (), metrics=("reid",))
+    g = b.groups[0]
+    before = b.cache_version(g)
+    g.version = "999"  # a bumped group: its records are keyed anew
+    try:
+        assert b.cache_version(g) != before and "v999" in b.cache_version(g)
+    finally:
+        del g.version
