@@ -16,14 +16,6 @@ import pandas as pd
 from .store import CSV_COLUMNS
 
 
-
-def lower_is_better(metric: str) -> bool:
-    from .metrics import registry
-
-    spec = registry.all_metrics().get(metric)
-    return spec is not None and spec.higher_is_better is False
-
-
 @dataclass
 class ReportSpec:
     title: str = "kpdp-bench report"

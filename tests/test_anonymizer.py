@@ -46,17 +46,65 @@ def test_api_anonymises_every_face(face_image):
     assert np.array_equal(anon.anonymize(blank, eps=1.0), blank)  # no face: unchanged, no error
 
 
-def test_cli_anonymize_folder(tmp_path, face_image):
+def _two_faces(sample):
+    """A face, and a second one of ~25 px in the background (which dlib-HOG alone misses)."""
+    import cv2
+    from kpdp.datasets import load_image
+
+    canvas = np.full((300, 480, 3), 110, np.uint8)
+    canvas[25:275, 0:250] = load_image(sample[0].path)
+    canvas[40:110, 380:450] = cv2.resize(load_image(sample[1].path), (70, 70), interpolation=cv2.INTER_AREA)
+    return canvas
+
+
+def test_cli_anonymize_folder_fails_closed(tmp_path, face_image, sample):
     image, _ = face_image
     (tmp_path / "in").mkdir()
     Image.fromarray(image).save(tmp_path / "in" / "a.jpg")
+    two = _two_faces(sample)
+    Image.fromarray(two).save(tmp_path / "in" / "two.png")
+    blank = np.full((200, 200, 3), 90, np.uint8)
+    Image.fromarray(blank).save(tmp_path / "in" / "blank.png")
     (tmp_path / "in" / "broken.jpg").write_text("nope")
     r = subprocess.run([sys.executable, "-m", "kpdp", "anonymize", str(tmp_path / "in"), str(tmp_path / "out"),
                         "--eps", "1", "--seed", "3"], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     assert (tmp_path / "out" / "a.png").exists() and "seeded" in r.stdout
+    assert not (tmp_path / "out" / "blank.png").exists(), "an image with no face found must not be written as is"
+    assert "no face was found in 1 image" in r.stderr
     report = (tmp_path / "out" / "anonymize_report.tsv").read_text()
-    assert "broken.jpg\tskipped\tnot a readable image" in report
+    assert "broken.jpg\t-\tskipped\tnot a readable image" in report
+    assert "blank.png\t0\tnot written\tno face found" in report
+    assert "two.png\t2\tanonymised" in report and "a.jpg\t1\tanonymised" in report  # faces per image
+    out = np.asarray(Image.open(tmp_path / "out" / "two.png"))
+    for y0, y1, x0, x1 in ((100, 200, 90, 170), (65, 90, 404, 424)):  # both faces, the small one too
+        assert np.abs(out[y0:y1, x0:x1].astype(int) - two[y0:y1, x0:x1]).mean() > 8
     r = subprocess.run([sys.executable, "-m", "kpdp", "anonymize", str(tmp_path / "in"), str(tmp_path / "o2"),
                         "--eps", "-1"], capture_output=True, text=True)
     assert r.returncode == 2 and "ε must be > 0" in r.stderr
+
+
+@pytest.mark.parametrize("policy", ["blur-all", "copy"])
+def test_cli_no_face_policies(tmp_path, policy):
+    from kpdp.__main__ import main
+
+    (tmp_path / "in").mkdir()
+    rng = np.random.default_rng(0)
+    blank = (rng.random((120, 160, 3)) * 255).astype(np.uint8)
+    Image.fromarray(blank).save(tmp_path / "in" / "blank.png")
+    assert main(["anonymize", str(tmp_path / "in"), str(tmp_path / "out"), "--seed", "1", "--no-face", policy]) == 0
+    out = np.asarray(Image.open(tmp_path / "out" / "blank.png"))
+    assert np.array_equal(out, blank) == (policy == "copy")
+    if policy == "blur-all":
+        assert np.abs(out.astype(int) - blank).mean() > 30  # noise gone: nothing of the image is left
+    report = (tmp_path / "out" / "anonymize_report.tsv").read_text()
+    assert f"blank.png\t0\t{'blurred whole' if policy == 'blur-all' else 'copied unchanged'}" in report
+
+
+def test_recall_first_finder_is_the_union(sample):
+    from kpdp.faces import get_detector
+
+    two = _two_faces(sample)
+    assert len(get_detector("dlib-hog").detect(two)) == 1  # the background face: missed by HOG alone
+    found = get_detector("recall").detect(two)
+    assert len(found) == 2 and all(len(f.extra["found_by"]) >= 2 for f in found)

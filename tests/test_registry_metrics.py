@@ -29,7 +29,6 @@ def test_a_new_metric_is_one_module(monkeypatch):
     """Register a group (what a plugin module does): export, report, check and the harness see it."""
     from bench.check import rules
     from bench.export import summary_columns
-    from bench.report import lower_is_better
 
     @registry.register_group
     class Sharpness(registry.MetricGroup):
@@ -45,7 +44,8 @@ def test_a_new_metric_is_one_module(monkeypatch):
 
     try:
         assert "sharpness" in registry.selectable_groups()
-        assert rules()["face_sharpness"] == ("down", 0.1) and not lower_is_better("face_sharpness")
+        assert rules()["face_sharpness"] == ("down", 0.1)
+        assert registry.metric("face_sharpness").worse == "down"
         df = pd.DataFrame({"metric": ["face_sharpness", "reid_rank1"], "backend": ["", "max"]})
         assert ("face_sharpness", "") in summary_columns(df)
     finally:

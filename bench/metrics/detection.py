@@ -80,9 +80,6 @@ class DetectionRate(Metric):
         for faces, ref in zip(self.detector.detect_batch(list(images)), reference_boxes):
             self._hits.append(detected([f.box for f in faces], ref))
 
-    def update_hits(self, hits):
-        self._hits += [bool(h) for h in hits]
-
     def compute(self) -> MetricResult:
         n = len(self._hits)
         return MetricResult(float(np.mean(self._hits)) if n else float("nan"), n, self.failures.copy())
