@@ -1,0 +1,15 @@
+"""Every docstring example of the metrics runs and prints what it says (torchmetrics' rule: the
+example in the docs is code the tests run)."""
+import doctest
+import importlib
+
+import pytest
+
+MODULES = ["bench.metrics.reid", "bench.metrics.detection", "bench.metrics.landmarks", "bench.metrics.background",
+           "bench.metrics.intervals", "bench.metrics.fid", "bench.export"]
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_docstring_examples(name):
+    result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
+    assert result.attempted > 0 and result.failed == 0
