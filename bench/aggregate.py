@@ -36,39 +36,79 @@ def gallery(store, dataset: str, image_ids=None) -> tuple[list[str], np.ndarray,
     return ids, np.array(idents), {k: np.stack(v) for k, v in feats.items()}
 
 
-def lfw_pair_scores(ds, recognizer: str, device: str = "cpu") -> tuple[np.ndarray, int]:
-    """Similarity of LFW View 2's impostor pairs (``pairs.txt``), each image embedded exactly as
-    the run's probes and gallery are (the face finder, the reid group's face location). Returns
-    (scores, number of pairs dropped because an image had no face)."""
-    from kpdp.datasets import LFW, load_image
+_PAIR_WORKER: dict = {}  # this process's backends and cache for pair images
 
-    from .analysis import Backends, analyse_original
+
+def _pair_init(recognizers, device, threads: int | None = 1):
+    import torch
+
+    from .analysis import Backends
     from .cache import FeatureCache
 
-    b = Backends((recognizer,), (), device=device, metrics=("reid",))
-    cache = FeatureCache()
-    impostors = [(a, c) for _, a, c, same in LFW(ds.root, "all").pairs() if not same]
-    emb = {}
-    for p in sorted({p for pair in impostors for p in pair}):
+    if threads:
+        torch.set_num_threads(threads)  # one thread per process: the pool fills the cores
+    _PAIR_WORKER.update(backends=Backends(tuple(recognizers), (), device=device, metrics=("reid",)),
+                        cache=FeatureCache())
+
+
+def _pair_embed(paths) -> dict:
+    """Embeddings of LFW pair images by every recognizer, exactly as the run's originals are
+    analysed (face finder, then the reid group's face location); images without a face are left out."""
+    from kpdp.datasets import load_image
+
+    from .analysis import analyse_original
+
+    out = {}
+    for p in paths:
         try:
-            _, feats = analyse_original(load_image(p), b, cache)
-            e = np.asarray(feats[f"emb:{recognizer}"], np.float64)
-            emb[p] = e / np.linalg.norm(e)
+            _, feats = analyse_original(load_image(p), _PAIR_WORKER["backends"], _PAIR_WORKER["cache"])
         except (ValueError, OSError):
             continue
-    kept = [(a, c) for a, c in impostors if a in emb and c in emb]
-    scores = np.array([float(emb[a] @ emb[c]) for a, c in kept])
+        out[p] = {k[4:]: np.asarray(v, np.float64) for k, v in feats.items() if k.startswith("emb:")}
+    return out
+
+
+def lfw_pair_embeddings(ds, recognizers, device: str = "cpu", workers: int = 1, chunk: int = 64) -> tuple[list, dict]:
+    """LFW View 2's impostor pairs and the embeddings of their images by every recognizer, on
+    ``workers`` processes (a cold cache holds ~4,500 images to analyse: minutes on one core)."""
+    from kpdp.datasets import LFW
+
+    impostors = [(a, c) for _, a, c, same in LFW(ds.root, "all").pairs() if not same]
+    paths = sorted({p for pair in impostors for p in pair})
+    if workers <= 1 or len(paths) < 2 * chunk:
+        _pair_init(recognizers, device, threads=None)
+        return impostors, _pair_embed(paths)
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    chunks = [paths[i:i + chunk] for i in range(0, len(paths), chunk)]
+    emb: dict = {}
+    with ProcessPoolExecutor(workers, mp.get_context("spawn"), initializer=_pair_init,
+                             initargs=(tuple(recognizers), device)) as pool:
+        for part in pool.map(_pair_embed, chunks):
+            emb.update(part)
+    return impostors, emb
+
+
+def lfw_pair_scores(ds, recognizer: str, device: str = "cpu", embeddings=None) -> tuple[np.ndarray, int]:
+    """Similarity of LFW View 2's impostor pairs (``pairs.txt``), each image embedded exactly as
+    the run's probes and gallery are. Returns (scores, number of pairs dropped because an image had
+    no face). ``embeddings``: the result of :func:`lfw_pair_embeddings`, computed here if None."""
+    impostors, emb = embeddings or lfw_pair_embeddings(ds, (recognizer,), device)
+    unit = {p: e[recognizer] / np.linalg.norm(e[recognizer]) for p, e in emb.items() if recognizer in e}
+    kept = [(a, c) for a, c in impostors if a in unit and c in unit]
+    scores = np.array([float(unit[a] @ unit[c]) for a, c in kept])
     return scores, len(impostors) - len(kept)
 
 
-def verification_threshold(ds, recognizer: str, gallery_emb, gallery_ids, device: str = "cpu"):
+def verification_threshold(ds, recognizer: str, gallery_emb, gallery_ids, device: str = "cpu", embeddings=None):
     """Threshold at FAR = 1e-3, fitted on originals only: LFW's own calibration set (the impostor
     pairs of View 2 ``pairs.txt``) when the data set is LFW with its protocol files, otherwise every
     impostor pair of the evaluated originals. Returns (threshold, source)."""
     from kpdp.datasets import LFW, LFWSample
 
     if isinstance(ds, LFW) and not isinstance(ds, LFWSample) and (ds.root / "pairs.txt").is_file():
-        scores, dropped = lfw_pair_scores(ds, recognizer, device)
+        scores, dropped = lfw_pair_scores(ds, recognizer, device, embeddings)
         return fit_threshold(scores), f"lfw pairs.txt impostor pairs ({len(scores)} pairs, {dropped} without a face)"
     return fit_threshold(impostor_scores(gallery_emb, gallery_ids)), "impostor pairs of the evaluated originals"
 
@@ -94,6 +134,7 @@ class CellData:
     ds: object = None
     store: object = None
     device: str = "cpu"
+    workers: int = 1
     shared: dict = field(default_factory=dict)  # memo across the cells of one data set
 
     @property
@@ -117,9 +158,15 @@ class CellData:
         return self.shared[k]
 
     def verification_threshold(self, recognizer: str) -> float:
+        from kpdp.datasets import LFW, LFWSample
+
         def fit():
+            emb = None
+            if isinstance(self.ds, LFW) and not isinstance(self.ds, LFWSample) and (self.ds.root / "pairs.txt").is_file():
+                emb = self.memo("lfw_pairs", "all", lambda: lfw_pair_embeddings(self.ds, self.recognizers, self.device,
+                                                                                 self.workers))
             thr, source = verification_threshold(self.ds, recognizer, self.gallery_feats[f"emb:{recognizer}"],
-                                                 self.gallery_identities, self.device)
+                                                 self.gallery_identities, self.device, emb)
             if self.store is not None:
                 self.store.set_meta(**{f"threshold:{self.dataset}:{recognizer}": {"value": thr, "source": source}})
             return thr
@@ -136,7 +183,7 @@ def load_cell(store, c, cfg, backends, ds, image_ids, shared: dict | None = None
     return CellData(c.dataset, c.method, c.eps, c.seed, g_ids, g_idents, g_feats, ok,
                     np.array([index[r[0]] for r in ok], int), list(cfg.recognizers), list(cfg.detectors),
                     len(images) - len(ok), n_skipped, backends, ds, store, cfg.device,
-                    shared if shared is not None else {})
+                    getattr(cfg, "workers", 1), shared if shared is not None else {})
 
 
 def aggregate_cell(store, c, cfg, backends, ds, shared: dict | None = None, image_ids=None) -> list[Row]:

@@ -42,12 +42,14 @@ class DiskFullError(StorageError):
 
 
 def is_corrupt(exc: BaseException) -> bool:
-    """SQLite's "database disk image is malformed" / "file is not a database"."""
+    """SQLite's "database disk image is malformed" / "file is not a database", or text whose bytes
+    are no longer UTF-8 (damage inside a row that SQLite's page checks do not see)."""
     name = getattr(exc, "sqlite_errorname", "") or ""
     if name.startswith(("SQLITE_CORRUPT", "SQLITE_NOTADB")):
         return True
     msg = str(exc).lower()
-    return isinstance(exc, sqlite3.DatabaseError) and ("malformed" in msg or "not a database" in msg)
+    return isinstance(exc, sqlite3.DatabaseError) and (
+        "malformed" in msg or "not a database" in msg or "could not decode to utf-8" in msg)  # damaged text
 
 
 def is_disk_full(exc: BaseException) -> bool:

@@ -113,6 +113,8 @@ def _store_is_damaged(out) -> bool:
     except sqlite3.Error:
         return False
     try:
+        if db.execute("PRAGMA quick_check(1)").fetchone()[0] != "ok":
+            return True
         for table in SALVAGED_TABLES:
             cols = [r[1] for r in db.execute(f'PRAGMA table_info("{table}")')]
             lost = [0]
@@ -133,6 +135,7 @@ def _cmd_run(a, salvage_first: bool) -> int:
 
     from .evaluate import DEFAULT_METRICS, ArgumentError, DatasetSpec, RunConfig, evaluate
     from .export import markdown_table, wide_table
+    from .cache import is_corrupt
     from .store import STORE_FILE, StoreDamagedError, check_store
 
     if salvage_first and (Path(a.out) / STORE_FILE).exists():
@@ -156,7 +159,9 @@ def _cmd_run(a, salvage_first: bool) -> int:
                         shard_size=a.shard_size)
         try:
             df = evaluate(cfg, argv=sys.argv)
-        except json.JSONDecodeError as exc:  # a record of the store that no longer reads back?
+        except (json.JSONDecodeError, sqlite3.DatabaseError) as exc:  # a row of the store that does not read back?
+            if not isinstance(exc, json.JSONDecodeError) and not is_corrupt(exc):
+                raise
             if _store_is_damaged(a.out):
                 raise StoreDamagedError(f"the result store {a.out}/{STORE_FILE} has rows that do not read "
                                         f"back ({exc})", Path(a.out) / STORE_FILE) from exc

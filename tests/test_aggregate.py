@@ -27,3 +27,30 @@ def test_threshold_source_lfw_pairs_or_impostor_pairs(tmp_path, sample):
     assert source.startswith("lfw pairs.txt impostor pairs (2 pairs") and -1 <= thr <= 1
     thr2, source2 = verification_threshold(sample, "dlib", g, ids)
     assert source2 == "impostor pairs of the evaluated originals" and thr2 != thr
+
+
+def test_lfw_pair_embeddings_are_the_same_on_a_pool(tmp_path, sample):
+    """The pairs.txt images embedded on two processes equal those embedded here, and each equals the
+    embedding the run would give the same image as an original (one face-location pipeline)."""
+    from bench.aggregate import lfw_pair_embeddings
+
+    people = {}
+    for s in sample:
+        people.setdefault(s.identity, []).append(s)
+    names = sorted(n for n in people if len(people[n]) >= 2)[:3]
+    root = tmp_path / "lfw"
+    for n in names:
+        for k, s in enumerate(people[n][:2], 1):
+            dst = root / "lfw-deepfunneled" / n / f"{n}_{k:04d}.jpg"
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(s.path, dst)
+    (root / "pairs.txt").write_text("1\t3\n" + "".join(f"{n}\t1\t2\n" for n in names) +
+                                    f"{names[0]}\t1\t{names[1]}\t1\n{names[1]}\t2\t{names[2]}\t1\n"
+                                    f"{names[0]}\t2\t{names[2]}\t2\n")
+    (root / "peopleDevTest.txt").write_text(f"{len(names)}\n" + "".join(f"{n}\t2\n" for n in names))
+    ds = get_dataset("lfw", root, "devtest")
+    pairs_a, here = lfw_pair_embeddings(ds, ("dlib",), workers=1)
+    pairs_b, pool = lfw_pair_embeddings(ds, ("dlib",), workers=2, chunk=1)
+    assert pairs_a == pairs_b and len(pairs_a) == 3 and set(here) == set(pool) and len(here) == 6
+    for p in here:
+        assert np.allclose(here[p]["dlib"], pool[p]["dlib"])

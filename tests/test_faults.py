@@ -142,12 +142,20 @@ def test_cache_info_and_clear(tmp_path, cache_dir, reference, capsys):
 
 
 # -- the result store ----------------------------------------------------------------------------------
-def test_damaged_store_is_salvaged_and_the_run_completed(tmp_path, cache_dir, reference, capsys):
+@pytest.mark.parametrize("where", ["pages", "json"])
+def test_damaged_store_is_salvaged_and_the_run_completed(tmp_path, cache_dir, reference, capsys, where):
     out = tmp_path / "run"
     store = finished_run(out)
     warm_cache(cache_dir)
     size = store.stat().st_size
-    damage(store, (size // 2) // 4096 * 4096)
+    if where == "pages":
+        damage(store, (size // 2) // 4096 * 4096)
+    else:  # a sound SQLite file whose text no longer parses ("Expecting ',' delimiter")
+        db = sqlite3.connect(store)
+        db.execute("UPDATE originals SET record = substr(record, 1, 40) || '#' || substr(record, 42) "
+                   "WHERE rowid = 2")
+        db.commit()
+        db.close()
     code, err = run(out, capsys=capsys)  # the same command
     assert code == 0, err
     assert str(store) in err and "salvage" in err and "Traceback" not in err
