@@ -198,10 +198,15 @@ def evaluate(cfg: RunConfig, argv: list[str] | None = None, log=print):
 
 
 def cell_line(c: Cell, rows) -> str:
+    """One line per finished cell: the headline metric of each role (see the metric registry)."""
     get = {(r[0], r[1]): r[2] for r in rows}
     parts = [f"{c.dataset} {c.method}" + (f" eps={c.eps:g}" if c.eps is not None else "") + f" seed={c.seed}:"]
-    for m, b, fmt in (("reid_rank1", "max", "reid={:.3f}"), ("detection_rate", "mtcnn", "det[mtcnn]={:.3f}"),
-                      ("fid", "inception-2015-12-05", "fid={:.1f}"), ("sec_per_image", "", "{:.2f}s/img")):
-        if (m, b) in get and get[(m, b)] is not None and not math.isnan(get[(m, b)]):
-            parts.append(fmt.format(get[(m, b)]))
+    for role, fmt in (("privacy", "{name}[{backend}]={v:.3f}"), ("detection", "{name}[{backend}]={v:.3f}"),
+                      ("quality", "{name}={v:.1f}"), ("cost", "{v:.2f}s/img")):
+        spec = metric_registry.headline(role)
+        backends = [b for m, b in get if m == spec.name]
+        b = metric_registry.default_backend(spec, backends)
+        v = get.get((spec.name, b))
+        if v is not None and not math.isnan(v):
+            parts.append(fmt.format(name=spec.name, backend=b, v=v))
     return " ".join(parts)

@@ -66,7 +66,10 @@ def table(df: pd.DataFrame, spec: ReportSpec, intervals: bool = False) -> pd.Dat
     from .export import column_name, format_value, summary_columns
 
     d = select(df, spec)
-    metrics = spec.metrics or [mb for mb in summary_columns(d) if mb[0] not in ("sec_per_image", "skipped")]
+    from .metrics import registry
+
+    specs = registry.all_metrics()
+    metrics = spec.metrics or [mb for mb in summary_columns(d) if specs[mb[0]].in_tables]
     rows = []
     methods = spec.methods or list(dict.fromkeys(d.method))
     for m in methods:
@@ -118,11 +121,16 @@ def figures(df: pd.DataFrame, spec: ReportSpec, out: Path) -> list[Path]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from .metrics import registry
+
     d = select(df, spec)
     paths = []
-    for metric, backend, ylabel, fname in [("reid_rank1", "max", "re-identification rank-1 (max over recognizers)",
-                                            "reid_vs_eps.png"),
-                                           ("detection_rate", "mtcnn", "MTCNN detection rate", "detection_vs_eps.png")]:
+    privacy, detection, quality = (registry.headline(r) for r in ("privacy", "detection", "quality"))
+    det_backend = registry.default_backend(detection, list(dict.fromkeys(d[d.metric == detection.name].backend)))
+    for m_spec, backend, ylabel, fname in [
+            (privacy, "max", f"{privacy.label} (max over recognizers)", "reid_vs_eps.png"),
+            (detection, det_backend, f"{detection.label} [{det_backend}]", "detection_vs_eps.png")]:
+        metric = m_spec.name
         fig, ax = plt.subplots(figsize=(5.5, 3.8))
         sel = d[(d.metric == metric) & (d.backend == backend)]
         eps_vals = sorted({float(e) for e in sel.eps if e not in ("", "inf")}) or [1.0]
@@ -141,21 +149,24 @@ def figures(df: pd.DataFrame, spec: ReportSpec, out: Path) -> list[Path]:
         ax.set_xscale("log")
         ax.set_xticks(eps_vals, [f"{e:g}" for e in eps_vals])
         ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
-        ax.set_xlabel("privacy budget ε (per face)"), ax.set_ylabel(ylabel), ax.set_ylim(-0.02, 1.02)
+        ax.set_xlabel("privacy budget ε (per face)"), ax.set_ylabel(ylabel)
+        if m_spec.rate:
+            ax.set_ylim(-0.02, 1.02)
         ax.legend(fontsize=7, ncol=2), ax.grid(alpha=0.3)
         fig.tight_layout(), fig.savefig(out / fname, dpi=150), plt.close(fig)
         paths.append(out / fname)
     fig, ax = plt.subplots(figsize=(5.5, 3.8))
-    piv = d[d.metric.isin(["reid_rank1", "fid"]) & d.backend.isin(["max", "inception-2015-12-05"])]
-    for k, ((m, e), g) in enumerate(piv.groupby(["method", "eps"], sort=False)):
+    piv = d[((d.metric == privacy.name) & (d.backend == "max")) | (d.metric == quality.name)]
+    q, p = quality.name, privacy.name
+    for (m, e), g in piv.groupby(["method", "eps"], sort=False):
         vals = dict(zip(g.metric, g.value.astype(float)))
-        if "fid" in vals and "reid_rank1" in vals:
+        if q in vals and p in vals:
             ci = {r.metric: (r.ci_low, r.ci_high) for r in g.itertuples()}
             err = lambda k: None if any(np.isnan(ci[k])) else [[max(0, vals[k] - ci[k][0])], [max(0, ci[k][1] - vals[k])]]  # noqa: E731
-            ax.errorbar(vals["fid"], vals["reid_rank1"], xerr=err("fid"), yerr=err("reid_rank1"), fmt="o",
-                        capsize=2, color=f"C{list(dict.fromkeys(piv.method)).index(m)}")
-            ax.annotate(m + (f" ε={float(e):g}" if e else ""), (vals["fid"], vals["reid_rank1"]), fontsize=6)
-    ax.set_xlabel("FID to the originals (lower = more natural)"), ax.set_ylabel("re-identification rank-1 (max)")
+            ax.errorbar(vals[q], vals[p], xerr=err(q), yerr=err(p), fmt="o", capsize=2,
+                        color=f"C{list(dict.fromkeys(piv.method)).index(m)}")
+            ax.annotate(m + (f" ε={float(e):g}" if e else ""), (vals[q], vals[p]), fontsize=6)
+    ax.set_xlabel(f"{quality.label} (lower = more natural)"), ax.set_ylabel(f"{privacy.label} (max)")
     ax.grid(alpha=0.3), fig.tight_layout(), fig.savefig(out / "fid_vs_reid.png", dpi=150), plt.close(fig)
     paths.append(out / "fid_vs_reid.png")
     return paths

@@ -39,4 +39,4 @@ def test_model_timer_and_cell_line():
     from bench.evaluate import Cell
 
     line = cell_line(Cell("lfw", "kpdp", 1.0, 0), [("reid_rank1", "max", 0.1, 10), ("sec_per_image", "", 0.5, 10)])
-    assert line == "lfw kpdp eps=1 seed=0: reid=0.100 0.50s/img"
+    assert line == "lfw kpdp eps=1 seed=0: reid_rank1[max]=0.100 0.50s/img"

@@ -14,8 +14,8 @@ class CostGroup(MetricGroup):
     version = "1"
     selectable = False
     cached = False
-    metrics = (MetricSpec("sec_per_image", "cost", "", None, "s/image"),
-               MetricSpec("skipped", "cost", "", None, "skipped"))
+    metrics = (MetricSpec("sec_per_image", "cost", "", None, "s/image", headline="cost", in_tables=False),
+               MetricSpec("skipped", "cost", "", None, "skipped", in_tables=False))
 
     def aggregate(self, cell) -> list[Row]:
         rows = []

@@ -95,7 +95,8 @@ class DetectionGroup(MetricGroup):
     name = "detection"
     version = "2"
     needs = ("detectors",)
-    metrics = (MetricSpec("detection_rate", "detection", "detector", True, "detection", 0.02, rate=True),)
+    metrics = (MetricSpec("detection_rate", "detection", "detector", True, "detection rate", 0.02, rate=True,
+                         headline="detection"),)
 
     def original(self, ctx):
         ref, hit = {}, {}

@@ -239,7 +239,7 @@ class InceptionGroup(MetricGroup):
     name = "fid"
     version = "2"
     needs = ("inception",)
-    metrics = (MetricSpec("fid", "fid", BACKEND, False, "FID", 2.0),
+    metrics = (MetricSpec("fid", "fid", BACKEND, False, "FID to the originals", 2.0, headline="quality"),
                MetricSpec("kid", "fid", BACKEND, False, "KID", 0.005))
 
     def original(self, ctx):

@@ -33,6 +33,9 @@ class MetricSpec:
     tolerance: float | None = None  # the gate's absolute tolerance; None: not gated
     privacy: bool = False  # a re-identification rate: the headline row is its `max`
     rate: bool = False  # a proportion in [0, 1] (figures fix the axis)
+    headline: str | None = None  # the role it plays in one-line summaries and figures: privacy, detection,
+    #                              quality or cost (one metric per role)
+    in_tables: bool = True  # False: in metrics.csv and summary.md, not in paper tables by default
 
     @property
     def worse(self) -> str | None:
@@ -147,6 +150,24 @@ def metric(name: str) -> MetricSpec:
     if name not in specs:
         raise KeyError(f"unknown metric '{name}'; known: {', '.join(specs)}")
     return specs[name]
+
+
+def headline(role: str) -> MetricSpec:
+    """The metric that plays ``role`` (privacy, detection, quality, cost) in summaries and figures."""
+    for m in all_metrics().values():
+        if m.headline == role:
+            return m
+    raise KeyError(f"no metric has the headline role '{role}'")
+
+
+def default_backend(spec: MetricSpec, present: list[str]) -> str | None:
+    """The backend column a summary shows for ``spec``: ``max`` for privacy metrics, the fixed
+    name or '' when there is one, else the first of ``present``."""
+    if spec.privacy:
+        return "max"
+    if spec.backend not in ("recognizer", "detector", "landmarker"):
+        return spec.backend
+    return present[0] if present else None
 
 
 def versions() -> dict[str, str]:

@@ -252,7 +252,8 @@ class ReidGroup(MetricGroup):
     version = "2"
     needs = ("recognizers",)
     metrics = (
-        MetricSpec("reid_rank1", "reid", "recognizer", False, "re-id rank-1", 0.02, privacy=True, rate=True),
+        MetricSpec("reid_rank1", "reid", "recognizer", False, "re-identification rank-1", 0.02, privacy=True,
+                   rate=True, headline="privacy"),
         MetricSpec("reid_rank1_same", "reid", "recognizer", False, "re-id rank-1 (same image)", 0.02,
                    privacy=True, rate=True),
         MetricSpec("reid_tar_far1e-3", "reid", "recognizer", False, "TAR@FAR1e-3", 0.02, privacy=True, rate=True),
