@@ -8,7 +8,6 @@ The gallery, the FID reference and the probes are exactly this run's images of t
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -25,13 +24,12 @@ def gallery(store, dataset: str, image_ids=None) -> tuple[list[str], np.ndarray,
     them as parsed JSON cost ~140 KB per image."""
     wanted = None if image_ids is None else set(image_ids)
     ids, idents, feats = [], [], {}
-    for image_id, identity, record in store.db.execute(
-            "SELECT image_id, identity, record FROM originals WHERE dataset=? ORDER BY image_id", (dataset,)):
+    for image_id, identity, record in store.original_records(dataset):  # a damaged row raises StoreDamagedError
         if wanted is not None and image_id not in wanted:
             continue
         ids.append(image_id)
         idents.append(identity)
-        for k, v in json.loads(record)["features"].items():
+        for k, v in record["features"].items():
             feats.setdefault(k, []).append(np.asarray(v, np.float64))
     return ids, np.array(idents), {k: np.stack(v) for k, v in feats.items()}
 

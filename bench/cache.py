@@ -52,11 +52,21 @@ def is_corrupt(exc: BaseException) -> bool:
         "malformed" in msg or "not a database" in msg or "could not decode to utf-8" in msg)  # damaged text
 
 
-def is_disk_full(exc: BaseException) -> bool:
+def is_disk_full(exc: BaseException, path: Path | str | None = None) -> bool:
+    """ENOSPC / SQLITE_FULL; or SQLite's "disk I/O error" where ``path``'s file system has (almost) no
+    space left (SQLite reports a failed write to its -shm / -wal file that way)."""
     if isinstance(exc, OSError) and not isinstance(exc, sqlite3.Error):
         return exc.errno in (errno.ENOSPC, errno.EDQUOT)
     name = getattr(exc, "sqlite_errorname", "") or ""
-    return name.startswith("SQLITE_FULL") or "database or disk is full" in str(exc).lower()
+    if name.startswith("SQLITE_FULL") or "database or disk is full" in str(exc).lower():
+        return True
+    if path is not None and (name.startswith("SQLITE_IOERR") or "disk i/o error" in str(exc).lower()):
+        try:
+            st = os.statvfs(Path(path).parent)
+            return st.f_bavail * st.f_frsize < (1 << 20)
+        except OSError:
+            return False
+    return False
 
 
 def disk_full(path, exc: BaseException) -> DiskFullError:
@@ -102,12 +112,14 @@ def _warn(msg: str) -> None:
 
 
 class FeatureCache:
-    def __init__(self, path: Path | str | None = None, check: bool = True):
+    def __init__(self, path: Path | str | None = None, check: bool = True, heal: bool = True):
+        """``check``: ``PRAGMA quick_check`` on open; ``heal``: move a damaged file aside (else raise)."""
         path = Path(path) if path else default_cache_path()
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self.db: sqlite3.Connection | None = None
         self._ino = None
+        self.heal = heal
         self._open(check)
 
     # -- opening, checking, healing ------------------------------------------------------------
@@ -135,16 +147,18 @@ class FeatureCache:
                 if bad != "ok":
                     raise sqlite3.DatabaseError(f"quick_check: {bad}")
         except sqlite3.Error as exc:
-            if is_disk_full(exc):
+            if is_disk_full(exc, self.path):
                 raise disk_full(self.path, exc) from exc
             if not is_corrupt(exc) and not str(exc).startswith("quick_check"):
+                raise
+            if not self.heal:
                 raise
             self._heal(exc)
 
     def integrity(self) -> str:
         """``ok`` or the first problems ``PRAGMA quick_check`` reports."""
-        rows = [r[0] for r in self.db.execute("PRAGMA quick_check(5)")]
-        return "ok" if rows == ["ok"] else "; ".join(rows)
+        rows = [r[0] for r in self.db.execute("PRAGMA quick_check(3)")]
+        return "ok" if rows == ["ok"] else " ".join(" ".join(rows).replace("*** in database main ***", "").split())
 
     def _heal(self, exc: BaseException) -> None:
         """Move the damaged file aside and start an empty cache (unless another process already did)."""
@@ -185,14 +199,14 @@ class FeatureCache:
             try:
                 return fn(self.db, *args)
             except sqlite3.Error as exc:
-                if is_disk_full(exc):
+                if is_disk_full(exc, self.path):
                     raise disk_full(self.path, exc) from exc
-                if not is_corrupt(exc) or attempt:
-                    if is_corrupt(exc):
-                        raise StorageError(f"feature cache {self.path} is damaged again after rebuilding it "
-                                           f"({exc}); check the disk, or set KPDP_BENCH_CACHE to another folder",
-                                           self.path) from exc
-                    raise
+                if is_corrupt(exc) and attempt:
+                    raise StorageError(f"feature cache {self.path} is damaged again after rebuilding it "
+                                       f"({exc}); check the disk, or set KPDP_BENCH_CACHE to another folder",
+                                       self.path) from exc
+                if not is_corrupt(exc):  # locked past the timeout, an I/O error: the run stops, no image skipped
+                    raise StorageError(f"feature cache {self.path}: {exc}", self.path) from exc
                 self._heal(exc)
             except OSError as exc:
                 if is_disk_full(exc):

@@ -1,6 +1,7 @@
 """``bench cache info`` and ``bench cache clear``: the shared feature cache (:mod:`bench.cache`)."""
 from __future__ import annotations
 
+import sqlite3
 import sys
 
 
@@ -20,12 +21,20 @@ def cmd_info(a) -> int:
     if not path.exists():
         print("size: 0 B (no cache yet)")
         return 0
-    cache = FeatureCache(path)  # a damaged file is moved aside here, with a warning naming it
     try:
+        cache = FeatureCache(path, check=False, heal=False)
         integrity = cache.integrity()
+    except sqlite3.DatabaseError as exc:
+        integrity = str(exc)
+    if integrity != "ok":
+        print(f"integrity: DAMAGED ({integrity}); the next run (or `bench cache clear`) moves it aside and "
+              "starts an empty cache")
+        return 0
+    try:
         counts = cache.counts()
         print(f"size: {_size(cache.size_bytes())}")
-        print(f"integrity: {integrity} (PRAGMA quick_check; entries carry CRC-32 checksums)")
+        print(f"integrity: {integrity} (PRAGMA quick_check; each entry is also checked against its CRC-32 "
+              "when read)")
         print(f"entries: {sum(n for n, _ in counts.values())}")
         kinds: dict[str, list[int]] = {}
         for (kind, _), (n, b) in counts.items():
@@ -63,6 +72,12 @@ def cmd_clear(a) -> int:
         n = cache.clear(a.kind)
         print(f"cleared {n} entries" + (f" of kind '{a.kind}'" if a.kind else "") + f" from {path} "
               f"(now {_size(cache.size_bytes())})")
+        if not a.kind:  # damaged copies moved aside by earlier runs
+            aside = sorted(path.parent.glob(path.name + ".damaged-*"))
+            for f in aside:
+                f.unlink()
+            if aside:
+                print(f"deleted {len(aside)} damaged cop{'y' if len(aside) == 1 else 'ies'} moved aside earlier")
     finally:
         cache.close()
     return 0

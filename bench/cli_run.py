@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import sys
+from pathlib import Path
 
 EXIT_BAD_ARGS, EXIT_BACKEND, EXIT_RUN_FAILED, EXIT_STORAGE = 2, 3, 4, 5
 
@@ -75,13 +76,13 @@ def cmd_run(a) -> int:
         return 130
     except RunFailed as exc:
         _err(f"the run failed: {exc}. What was measured is kept in {a.out}/results.sqlite; fix the cause and "
-             "run the same command again (the failed images are retried)")
+             "run the same command again (images that a backend or method failed on are retried)")
         return EXIT_RUN_FAILED
     except (DiskFullError, StoreDamagedError, StorageError) as exc:
         _err(str(exc))
         return EXIT_STORAGE
     except sqlite3.Error as exc:
-        if is_disk_full(exc):
+        if is_disk_full(exc, Path(a.out) / "results.sqlite"):
             _err(f"no space left on the device while writing {a.out}/results.sqlite ({exc}); what was already "
                  "committed is kept: free some space and run the same command again to resume")
         else:
@@ -100,7 +101,8 @@ def cmd_run(a) -> int:
 def _salvage(out, exc) -> None:
     from .store import salvage
 
-    print(f"warning: {exc}", file=sys.stderr, flush=True)
+    print(f"warning: the result store {exc.path or out} is damaged ({getattr(exc, 'detail', exc)}): salvaging "
+          "the rows that read back whole", file=sys.stderr, flush=True)
     salvage(out, log=lambda m: print(f"note: {m}", file=sys.stderr, flush=True))
 
 
@@ -139,9 +141,9 @@ def _cmd_run(a, salvage_first: bool) -> int:
     from .store import STORE_FILE, StoreDamagedError, check_store
 
     if salvage_first and (Path(a.out) / STORE_FILE).exists():
-        problem = check_store(a.out)
+        problem = check_store(a.out)  # the StoreDamagedError, or None
         if problem:
-            raise StoreDamagedError(problem, Path(a.out) / STORE_FILE)
+            raise problem
     try:
         eps = _floats(a.eps)
         names = _list(a.datasets)
@@ -164,7 +166,8 @@ def _cmd_run(a, salvage_first: bool) -> int:
                 raise
             if _store_is_damaged(a.out):
                 raise StoreDamagedError(f"the result store {a.out}/{STORE_FILE} has rows that do not read "
-                                        f"back ({exc})", Path(a.out) / STORE_FILE) from exc
+                                        f"back ({exc})", Path(a.out) / STORE_FILE,
+                                        f"rows that do not read back: {exc}") from exc
             raise
     except ArgumentError as exc:
         print(f"error: {exc}", file=sys.stderr)

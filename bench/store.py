@@ -41,7 +41,12 @@ RETRYABLE_STAGE = "original-error"  # a backend raised on this image: the next r
 
 
 class StoreDamagedError(StorageError):
-    """The result store's file is damaged (detected on open or on a read)."""
+    """The result store's file is damaged (detected on open or on a read); ``detail`` says how."""
+
+    def __init__(self, message: str, path=None, detail: str | None = None):
+        super().__init__(message, path)
+        self.detail = detail or message
+
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS run (key TEXT PRIMARY KEY, value TEXT);
@@ -101,17 +106,14 @@ class ResultStore:
                 if check:
                     problems = integrity(self.db)
                     if problems != "ok":
-                        raise StoreDamagedError(damaged_message(self.path, f"quick_check: {problems}"), self.path)
+                        raise StoreDamagedError(damaged_message(self.path, f"quick_check: {problems}"), self.path,
+                                                f"quick_check: {problems}")
                 self.db.executescript(SCHEMA)
                 self.db.commit()
-                self._migrate()
         except StorageError:
             if getattr(self, "db", None) is not None:
                 self.db.close()
             raise
-
-    def _migrate(self):
-        """Columns added since a store was written (append-only; old rows read back unchanged)."""
 
     @contextmanager
     def _guard(self):
@@ -119,11 +121,11 @@ class ResultStore:
         try:
             yield
         except sqlite3.Error as exc:
-            if is_disk_full(exc):
+            if is_disk_full(exc, self.path):
                 self._rollback()
                 raise disk_full(self.path, exc) from exc
             if is_corrupt(exc):
-                raise StoreDamagedError(damaged_message(self.path, exc), self.path) from exc
+                raise StoreDamagedError(damaged_message(self.path, exc), self.path, str(exc)) from exc
             raise
         except OSError as exc:
             if is_disk_full(exc):
@@ -142,8 +144,8 @@ class ResultStore:
         try:
             return fn(*args)
         except (ValueError, OSError, EOFError, KeyError) as exc:  # JSON / npz that does not read back whole
-            raise StoreDamagedError(damaged_message(self.path, f"{what} does not read back: {exc}"),
-                                    self.path) from exc
+            detail = f"{what} does not read back: {exc}"
+            raise StoreDamagedError(damaged_message(self.path, detail), self.path, detail) from exc
 
     # -- run metadata ---------------------------------------------------------------------------
     def set_meta(self, **items):
@@ -284,19 +286,19 @@ class ResultStore:
 def integrity(db: sqlite3.Connection) -> str:
     """``ok`` or the first problems ``PRAGMA quick_check`` reports (raises sqlite3.DatabaseError when
     SQLite cannot even read the schema)."""
-    rows = [r[0] for r in db.execute("PRAGMA quick_check(5)")]
-    return "ok" if rows == ["ok"] else "; ".join(rows)
+    rows = [r[0] for r in db.execute("PRAGMA quick_check(3)")]
+    return "ok" if rows == ["ok"] else " ".join(" ".join(rows).replace("*** in database main ***", "").split())
 
 
-def check_store(run_dir: Path | str) -> str | None:
-    """None if ``run_dir`` holds no store or a sound one, else what is wrong with it."""
+def check_store(run_dir: Path | str) -> StoreDamagedError | None:
+    """None if ``run_dir`` holds no store or a sound one, else the error that says what is wrong."""
     path = Path(run_dir) / STORE_FILE
     if not path.exists():
         return None
     try:
         ResultStore(run_dir).close()
     except StoreDamagedError as exc:
-        return str(exc)
+        return exc
     return None
 
 

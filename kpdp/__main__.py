@@ -207,8 +207,12 @@ def cmd_anonymize(a):
 
 
 def _anonymize_parser(sub):
-    """``anonymize``: the parser comes from kpdp.cli_space; its options and handler are set here."""
-    s = sub.choices["anonymize"]
+    """``anonymize``: fail closed (see :func:`cmd_anonymize`)."""
+    s = sub.add_parser("anonymize", help="anonymise every face of every image in a folder")
+    s.add_argument("in_dir"), s.add_argument("out_dir")
+    s.add_argument("--eps", default="1.0", help="privacy budget per face (identity coordinates)")
+    s.add_argument("--seed", type=int, help="seeded noise for reproducible experiments (not private)")
+    s.add_argument("--device", default="cpu")
     s.description = ("Anonymise every face of every image in a folder. Faces are found by the union of "
                      "offline detectors (recall first); an image where none is found is handled by --no-face "
                      "(default: not written), and every face found is anonymised or, failing that, pixelated.")
@@ -256,7 +260,7 @@ def main(argv=None):
     s.add_argument("--data-desc", default="LFW devtrain (peopleDevTrain.txt), dlib68 landmarks")
     s.set_defaults(func=cmd_export)
 
-    from . import cli_space  # the identity-space and anonymise commands live beside it
+    from . import cli_space  # the identity-space commands live beside it
 
     cli_space.add_commands(sub)
     _anonymize_parser(sub)

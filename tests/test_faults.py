@@ -273,6 +273,30 @@ def test_full_disk_while_writing_the_cache_is_an_error_naming_it(tmp_path, cache
     assert results(out)[:4] == reference[:4]
 
 
+@pytest.mark.parametrize("size_kib", [24, 160])  # full before the first commit (SQLite: I/O error); midway
+def test_full_disk_on_a_real_small_filesystem(tmp_path, cache_dir, reference, capsys, size_kib):
+    """--out on a tmpfs of a few KiB (needs the right to mount: root in a container; else skipped)."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size_kib}k", "tmpfs", str(disk)], capture_output=True)
+    if r.returncode:
+        pytest.skip("cannot mount a tmpfs here (needs root); the injected SQLITE_FULL tests cover this")
+    try:
+        warm_cache(cache_dir)
+        code, err = run(disk / "run", capsys=capsys)
+        assert code == 5, err
+        assert str(disk / "run" / "results.sqlite") in err and "no space left" in err and "Traceback" not in err
+        subprocess.run(["mount", "-o", "remount,size=20m", str(disk)], check=True)  # space freed
+        code, err = run(disk / "run", capsys=capsys)
+        assert code == 0, err
+        assert results(disk / "run")[:4] == reference[:4]
+    finally:
+        import gc
+
+        gc.collect()  # close the store's connections before unmounting
+        subprocess.run(["umount", "-l", str(disk)], capture_output=True)
+
+
 # -- Ctrl-C, SIGTERM -------------------------------------------------------------------------------------
 def _children(pid):
     out = []
