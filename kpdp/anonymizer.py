@@ -50,19 +50,29 @@ class KPDPAnonymizer(Anonymizer):
 
 
 def anonymize(image: np.ndarray, eps: float = 1.0, seed: int | None = None, device: str = "cpu",
-              faces=None) -> np.ndarray:
-    """Anonymise every face of an RGB ``uint8`` image.
+              faces=None, no_face: str = "raise") -> np.ndarray:
+    """Anonymise every face of an RGB ``uint8`` image, failing closed.
 
     ``seed=None`` (the default) draws the noise from the operating system through OpenDP (the
     ``secure`` mode: an actual ε-DP release of each face's identity coordinates); a seed makes the
-    output reproducible and is meant for benchmarks only.
+    output reproducible and is meant for benchmarks only. Faces are found by the union of the
+    offline detectors (:mod:`kpdp.failclosed`); a face the method fails on is pixelated. When no
+    face is found, ``no_face`` decides: ``raise`` (:class:`kpdp.faces.analyze.NoFaceError`, the
+    default), ``blur-all`` (the whole image pixelated and blurred) or ``copy`` (unchanged: only
+    when you know there is no face).
     """
-    from .faces.analyze import FaceFinder
+    from .failclosed import anonymize_faces, find_faces, obscure
+    from .faces.analyze import NoFaceError
 
-    faces = faces if faces is not None else FaceFinder(device=device).all_faces(image)
+    if no_face not in ("raise", "blur-all", "copy"):
+        raise ValueError(f"no_face must be raise, blur-all or copy, got {no_face!r}")
+    faces = faces if faces is not None else find_faces(image, device)
     if not faces:
-        return image.copy()
-    return _anonymizer(eps, device).anonymize(image, faces, seed).image
+        if no_face == "raise":
+            raise NoFaceError("no face found by the union of detectors: nothing anonymised "
+                              "(no_face='blur-all' blurs the whole image, 'copy' returns it unchanged)")
+        return obscure(image) if no_face == "blur-all" else image.copy()
+    return anonymize_faces(_anonymizer(eps, device), image, faces, seed)[0]
 
 
 _CACHE: dict = {}

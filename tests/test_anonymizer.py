@@ -7,6 +7,7 @@ from PIL import Image
 
 import kpdp.anonymizer as anon
 from kpdp.anonymizer import KPDPAnonymizer
+from kpdp.faces.analyze import NoFaceError
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +44,11 @@ def test_api_anonymises_every_face(face_image):
     w = image.shape[1]
     assert not np.array_equal(out[:, :w], image) and not np.array_equal(out[:, w:], image)
     blank = np.full((100, 100, 3), 90, np.uint8)
-    assert np.array_equal(anon.anonymize(blank, eps=1.0), blank)  # no face: unchanged, no error
+    with pytest.raises(NoFaceError):  # fails closed: no face found is an error, never a copy
+        anon.anonymize(blank, eps=1.0)
+    assert np.array_equal(anon.anonymize(blank, eps=1.0, no_face="copy"), blank)
+    noisy = np.random.default_rng(0).integers(0, 255, (100, 100, 3), dtype=np.uint8)
+    assert not np.array_equal(anon.anonymize(noisy, eps=1.0, no_face="blur-all"), noisy)
 
 
 def _two_faces(sample):
