@@ -88,7 +88,7 @@ def table(df: pd.DataFrame, spec: ReportSpec, intervals: bool = False) -> pd.Dat
                     hi = pd.to_numeric(v.get("ci_high", pd.Series(dtype=float)), errors="coerce").max()
                     value = format_value(value, lo, hi)
                 row[column_name(metric, backend)] = value
-            row["n"] = min(ns) if ns else 0
+            row["n"] = ns[0] if ns else 0  # the first column's: probes when it is re-identification
             rows.append(row)
     return pd.DataFrame(rows)
 
@@ -192,7 +192,15 @@ def measured_samples(run_dir: Path, spec: ReportSpec | None = None, n_faces: int
 
     store = Path(run_dir) / "results.sqlite"
     db = sqlite3.connect(f"file:{store}?mode=ro", uri=True)  # read-only: a report never writes into a run
-    seed = json.loads(dict(db.execute("SELECT key, value FROM run")).get("seeds", "[0]"))[0]
+    meta = dict(db.execute("SELECT key, value FROM run"))
+    seed = json.loads(meta.get("seeds", "[0]"))[0]
+    executor = json.loads(meta.get("executor", "{}")).get("name")
+    if executor in ("processes", "ray"):
+        # pool workers run torch on one thread; convolutions summed in another order round
+        # differently, and a generator's pixels would differ by a level here and there
+        import torch
+
+        torch.set_num_threads(1)
     cells = db.execute("SELECT DISTINCT dataset, method, eps FROM images WHERE status='ok' AND seed=? "
                        "ORDER BY method, eps", (seed,)).fetchall()
     cells = [c for c in cells if c[1] != "original" and (spec is None or not spec.methods or c[1] in spec.methods)]
@@ -288,7 +296,8 @@ def write_report(run_dirs: list[Path], out: Path, spec: ReportSpec | None = None
     t = table(df, spec)
     ti = table(df, spec, intervals=True)
     t.to_csv(out / "table.csv", index=False)
-    ci_note = "Each value with its 95 % interval; n: images (probes for re-identification) per value.\n\n"
+    ci_note = ("Each value with its 95 % interval; n: what the first column was computed on (probes, for "
+               "re-identification; metrics.csv has each value's n).\n\n")
     (out / "table.md").write_text(f"# {spec.title}\n\n" + ci_note + to_markdown(ti))
     (out / "table.tex").write_text(to_latex(ti, spec.title + " (95 % intervals in brackets)"))
     figs = figures(df, spec, out)
