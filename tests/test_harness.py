@@ -139,7 +139,7 @@ def test_bad_inputs_are_skipped_with_reasons(tmp_path, sample, face_image):
     (["--methods", "nope"], "unknown method 'nope'; available: .*blur"),
     (["--methods", "dppix", "--eps", "0"], "ε must be a number > 0"),
     (["--methods", "dppix", "--eps", "abc"], "'abc' is not a number"),
-    (["--methods", "blur", "--metrics", "speed"], "unknown metric 'speed'; valid: reid"),
+    (["--methods", "blur", "--metrics", "speed"], "unknown metric group 'speed'; valid: reid"),
     (["--methods", "blur", "--datasets", "lfw", "--root", "/nonexistent"], "does not exist"),
     (["--methods", "blur", "--recognizers", "nope"], "unknown recognizer 'nope'; valid"),
 ])
