@@ -79,7 +79,7 @@ class Backends:
             from .metrics.fid import _model_path
 
             v["inception"] = "fid-helper-default_1-" + file_sha256(_model_path())[:12]
-        v.update({f"metrics:{n}": g.version for n, g in ((g.name, g) for g in self.groups)})
+        v.update({f"metrics:{g.name}": g.version for g in self.groups})
         return v
 
     def cache_version(self, group) -> str:

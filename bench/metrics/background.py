@@ -46,7 +46,8 @@ def background_psnr_ssim(original: np.ndarray, anonymised: np.ndarray, face_mask
     y0, y1, x0, x1 = max(ys.min() - 10, 0), min(ys.max() + 11, h), max(xs.min() - 10, 0), min(xs.max() + 11, w)
     # float32: SSIM's constants are ~6.5 at data_range 255, far above float32 rounding, and CPU
     # float64 convolutions are ~18x slower
-    to_t = lambda x: torch.from_numpy(np.ascontiguousarray(x[y0:y1, x0:x1])).permute(2, 0, 1)[None].float()  # noqa: E731
+    # a copy: inputs may be read-only arrays, which torch.from_numpy warns about
+    to_t = lambda x: torch.from_numpy(np.array(x[y0:y1, x0:x1])).permute(2, 0, 1)[None].float()  # noqa: E731
     _, smap = ssim_fn(to_t(anonymised), to_t(original), data_range=255.0, return_full_image=True)
     full = np.ones((h, w), np.float64)
     iy0, ix0 = (5 if y0 > 0 else 0), (5 if x0 > 0 else 0)  # crop edges (not image edges) are padded differently
