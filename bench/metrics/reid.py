@@ -42,6 +42,14 @@ def _probe_mask(gallery_ids: np.ndarray, probe_ids: np.ndarray) -> np.ndarray:
     return np.isin(probe_ids, ids[counts >= 2])
 
 
+def _probes(probe_emb, probe_ids, probe_gallery_index, gallery_ids):
+    """(embeddings, own-original index, identities) of the probes of :func:`probe_mask`, and the
+    gallery identities as an array."""
+    probe_ids, gallery_ids = np.asarray(probe_ids), np.asarray(gallery_ids)
+    keep = _probe_mask(gallery_ids, probe_ids)
+    return np.asarray(probe_emb)[keep], np.asarray(probe_gallery_index)[keep], probe_ids[keep], gallery_ids
+
+
 def probe_mask(gallery_ids, probe_ids) -> np.ndarray:
     """Probes are the images of people with 2+ images in the gallery (every metric of this module
     uses the same probes)."""
@@ -51,9 +59,7 @@ def probe_mask(gallery_ids, probe_ids) -> np.ndarray:
 def rank1_hits(probe_emb, probe_ids, probe_gallery_index, gallery_emb, gallery_ids, same_image: bool = False,
                similarity: str = "cosine") -> np.ndarray:
     """Per-probe rank-1 outcome (bool) for the probes of :func:`probe_mask`, in their order."""
-    probe_ids, gallery_ids = np.asarray(probe_ids), np.asarray(gallery_ids)
-    keep = _probe_mask(gallery_ids, probe_ids)
-    emb, own, ids = np.asarray(probe_emb)[keep], np.asarray(probe_gallery_index)[keep], probe_ids[keep]
+    emb, own, ids, gallery_ids = _probes(probe_emb, probe_ids, probe_gallery_index, gallery_ids)
     hits = []
     for b in _blocks(len(emb)):
         sim = similarity_matrix(emb[b], gallery_emb, similarity)
@@ -122,9 +128,7 @@ def genuine_pairs(probe_emb, probe_ids, probe_gallery_index, gallery_emb, galler
                   similarity: str = "cosine") -> tuple[np.ndarray, np.ndarray]:
     """Scores of every genuine (anonymised probe, *other* original of the same person) pair, and
     the index of the probe each pair belongs to (in :func:`probe_mask` order)."""
-    probe_ids, gallery_ids = np.asarray(probe_ids), np.asarray(gallery_ids)
-    keep = _probe_mask(gallery_ids, probe_ids)
-    emb, own, ids = np.asarray(probe_emb)[keep], np.asarray(probe_gallery_index)[keep], probe_ids[keep]
+    emb, own, ids, gallery_ids = _probes(probe_emb, probe_ids, probe_gallery_index, gallery_ids)
     scores, owner = [], []
     for b in _blocks(len(ids)):
         sim = similarity_matrix(emb[b], gallery_emb, similarity)
@@ -170,9 +174,7 @@ def intrusion_hits(probe_emb, probe_ids, probe_gallery_index, gallery_emb, galle
                    similarity: str = "cosine") -> np.ndarray:
     """Per-probe (of :func:`probe_mask`) intrusion outcome: the nearest original, own original
     excluded, is a different person *and* more similar than ``tau``."""
-    probe_ids, gallery_ids = np.asarray(probe_ids), np.asarray(gallery_ids)
-    keep = _probe_mask(gallery_ids, probe_ids)
-    emb, own, ids = np.asarray(probe_emb)[keep], np.asarray(probe_gallery_index)[keep], probe_ids[keep]
+    emb, own, ids, gallery_ids = _probes(probe_emb, probe_ids, probe_gallery_index, gallery_ids)
     intruded = []
     for b in _blocks(len(ids)):
         sim = similarity_matrix(emb[b], gallery_emb, similarity)
