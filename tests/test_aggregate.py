@@ -6,17 +6,28 @@ from bench.aggregate import verification_threshold
 from kpdp.datasets import get_dataset
 
 
-def test_threshold_source_lfw_pairs_or_impostor_pairs(tmp_path, sample):
+def _people(sample) -> dict:
     people = {}
     for s in sample:
         people.setdefault(s.identity, []).append(s)
-    names = sorted(people)[:4]
+    return people
+
+
+def _lfw_tree(tmp_path, people, names):
+    """An LFW folder holding the first two images of each of ``names``; returns its root."""
     root = tmp_path / "lfw"
     for n in names:
         for k, s in enumerate(people[n][:2], 1):
             dst = root / "lfw-deepfunneled" / n / f"{n}_{k:04d}.jpg"
             dst.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy(s.path, dst)
+    return root
+
+
+def test_threshold_source_lfw_pairs_or_impostor_pairs(tmp_path, sample):
+    people = _people(sample)
+    names = sorted(people)[:4]
+    root = _lfw_tree(tmp_path, people, names)
     (root / "pairs.txt").write_text("1\t2\n" + f"{names[0]}\t1\t2\n{names[1]}\t1\t2\n"
                                     f"{names[0]}\t1\t{names[1]}\t1\n{names[2]}\t1\t{names[3]}\t2\n")
     (root / "peopleDevTest.txt").write_text(f"{len(names)}\n" + "".join(f"{n}\t2\n" for n in names))
@@ -30,20 +41,12 @@ def test_threshold_source_lfw_pairs_or_impostor_pairs(tmp_path, sample):
 
 
 def test_lfw_pair_embeddings_are_the_same_on_a_pool(tmp_path, sample):
-    """The pairs.txt images embedded on two processes equal those embedded here, and each equals the
-    embedding the run would give the same image as an original (one face-location pipeline)."""
+    """The pairs.txt images embedded on two processes equal those embedded here."""
     from bench.aggregate import lfw_pair_embeddings
 
-    people = {}
-    for s in sample:
-        people.setdefault(s.identity, []).append(s)
+    people = _people(sample)
     names = sorted(n for n in people if len(people[n]) >= 2)[:3]
-    root = tmp_path / "lfw"
-    for n in names:
-        for k, s in enumerate(people[n][:2], 1):
-            dst = root / "lfw-deepfunneled" / n / f"{n}_{k:04d}.jpg"
-            dst.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy(s.path, dst)
+    root = _lfw_tree(tmp_path, people, names)
     (root / "pairs.txt").write_text("1\t3\n" + "".join(f"{n}\t1\t2\n" for n in names) +
                                     f"{names[0]}\t1\t{names[1]}\t1\n{names[1]}\t2\t{names[2]}\t1\n"
                                     f"{names[0]}\t2\t{names[2]}\t2\n")
