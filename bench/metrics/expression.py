@@ -1,0 +1,75 @@
+"""Expression kept: the FER-2013 mini-Xception (:mod:`kpdp.faces.expression`) on the original's
+face location in the original and in the anonymised image. ``expression_agreement`` = fraction of
+faces with the same top class; ``expression_tv`` = mean total-variation distance between the two
+class distributions (half the L1 distance: 0 = same distribution, 1 = disjoint).
+
+The crop is always taken at the original's primary face box, so both images are judged at the
+same place even where a method moved, shrank or removed the face.
+"""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from kpdp.faces.expression import NAME, WEIGHTS
+
+from .intervals import bootstrap_mean
+from .registry import MetricGroup, MetricSpec, Row, register_group
+
+
+def compare(p_original, p_anonymised) -> tuple[bool, float]:
+    """(same top class, total-variation distance) of two class distributions.
+
+    Example:
+        >>> compare([0.75, 0.25, 0.0], [0.25, 0.75, 0.0])
+        (False, 0.5)
+        >>> compare([0.5, 0.3, 0.2], [0.5, 0.3, 0.2])
+        (True, 0.0)
+    """
+    p, q = np.asarray(p_original, np.float64), np.asarray(p_anonymised, np.float64)
+    return bool(p.argmax() == q.argmax()), float(0.5 * np.abs(p - q).sum())
+
+
+def probs_at_original_face(ctx) -> list[float]:
+    from kpdp.faces.expression import expression_probs
+
+    from ..timing import model_call
+
+    with model_call(f"expression:{NAME}"):
+        return [float(v) for v in expression_probs(ctx.image, ctx.primary)]
+
+
+def _weights_digest() -> str:
+    # the provenance JSON's hash, which loading checks against the file: new weights, new cache keys
+    return json.loads(WEIGHTS.with_suffix(".json").read_text())["sha256"][:12]
+
+
+@register_group
+class ExpressionGroup(MetricGroup):
+    name = "expression"
+    version = f"1-{_weights_digest()}"
+    needs = ()  # its one model is loaded here, once per process (kpdp.faces.expression.default_model)
+    metrics = (MetricSpec("expression_agreement", "expression", NAME, True, "expression agreement", 0.02, rate=True),
+               MetricSpec("expression_tv", "expression", NAME, False, "expression TV", 0.02, rate=True))
+
+    def original(self, ctx):
+        p = probs_at_original_face(ctx)
+        # an output identical to its original gets exactly this, without running the model again
+        return {"expr_probs_orig": p, "self": {"expr_probs": p, "expr_same_top": True, "expr_tv": 0.0}}, {}
+
+    def anonymised(self, ctx):
+        p = probs_at_original_face(ctx)
+        same, tv = compare(ctx.orig_record["expr_probs_orig"], p)
+        return {"expr_probs": p, "expr_same_top": same, "expr_tv": tv}, {}
+
+    def aggregate(self, cell) -> list[Row]:
+        measured = [(r, i) for r, i in zip(cell.probe_records(), cell.probe_identities) if "expr_tv" in r]
+        if not measured:
+            return []
+        ids = [i for _, i in measured]
+        rows = []
+        for metric, key in (("expression_agreement", "expr_same_top"), ("expression_tv", "expr_tv")):
+            v = np.array([float(r[key]) for r, _ in measured])
+            rows.append(Row(metric, NAME, float(v.mean()), len(v), *bootstrap_mean(v, ids, seed=cell.boot_seed)))
+        return rows
