@@ -7,6 +7,7 @@ from kpdp.method import Anonymizer, mask_bbox, paste_in_mask
 
 class GaussianBlur(Anonymizer):
     name = "blur"
+    deterministic = True
 
     def __init__(self, sigma: float = 7.0, max_kernel: int = 21, **kw):
         super().__init__(sigma=sigma, max_kernel=max_kernel, **kw)

@@ -7,6 +7,7 @@ from kpdp.method import Anonymizer, paste_in_mask
 
 class MaskConstant(Anonymizer):
     name = "mask"
+    deterministic = True
 
     def __init__(self, value: int = 128, **kw):
         super().__init__(value=value, **kw)

@@ -7,6 +7,7 @@ from kpdp.method import Anonymizer, mask_bbox, paste_in_mask
 
 class Pixelate(Anonymizer):
     name = "pixelate"
+    deterministic = True
 
     def __init__(self, blocks: int = 8, **kw):
         super().__init__(blocks=blocks, **kw)

@@ -134,6 +134,8 @@ class CellData:
     device: str = "cpu"
     workers: int = 1
     shared: dict = field(default_factory=dict)  # memo across the cells of one data set
+    seeds: list = field(default_factory=lambda: [0])  # the run's seeds (another seed's outputs: a gallery)
+    attackers: list = field(default_factory=lambda: ["ignorant"])
 
     @property
     def probe_identities(self) -> np.ndarray:
@@ -154,6 +156,35 @@ class CellData:
         if k not in self.shared:
             self.shared[k] = compute()
         return self.shared[k]
+
+    def anonymised_gallery(self, key: str) -> tuple[np.ndarray, np.ndarray]:
+        """The gallery of an attacker who runs the method: every gallery image's second release
+        (:func:`bench.attackers.data.gallery_release`), aligned with :attr:`gallery_ids`; zero rows
+        and ``present = False`` where the method failed."""
+        from .attackers.data import aligned, gallery_release, released_features
+        from .evaluate import ROLES
+
+        role, seed = gallery_release(self.method, self.seed, self.seeds)
+        where = (self.dataset + ROLES[role], self.method, self.eps, seed)
+        released = self.memo("released", where, lambda: released_features(
+            self.store, *where, [f"emb:{r}" for r in self.recognizers]))
+        return aligned(released, self.gallery_ids, key, self.gallery_feats[key].shape[1])
+
+    def training_set(self, key: str):
+        """The method's outputs on the attacker's identity-disjoint training images (a
+        :class:`bench.attackers.TrainingSet`), or None when the data set has no training split."""
+        from .attackers import TrainingSet
+        from .attackers.data import released_features
+        from .evaluate import ROLES
+
+        where = (self.dataset + ROLES["train"], self.method, self.eps, self.seed)
+        released = self.memo("released", where, lambda: released_features(
+            self.store, *where, [f"emb:{r}" for r in self.recognizers]))
+        rows = [(ident, f[key]) for ident, f in released.values() if key in f]
+        if not rows:
+            return None
+        source = (self.store.meta().get(f"attacker_training:{self.dataset}") or {}).get("source", "")
+        return TrainingSet(np.stack([r[1] for r in rows]), np.array([r[0] for r in rows]), source)
 
     def verification_threshold(self, recognizer: str) -> float:
         from kpdp.datasets import LFW, LFWSample
@@ -181,7 +212,8 @@ def load_cell(store, c, cfg, backends, ds, image_ids, shared: dict | None = None
     return CellData(c.dataset, c.method, c.eps, c.seed, g_ids, g_idents, g_feats, ok,
                     np.array([index[r[0]] for r in ok], int), list(cfg.recognizers), list(cfg.detectors),
                     len(images) - len(ok), n_skipped, backends, ds, store, cfg.device,
-                    getattr(cfg, "workers", 1), shared if shared is not None else {})
+                    getattr(cfg, "workers", 1), shared if shared is not None else {},
+                    list(getattr(cfg, "seeds", [c.seed])), list(getattr(cfg, "attackers", None) or ["ignorant"]))
 
 
 def aggregate_cell(store, c, cfg, backends, ds, shared: dict | None = None, image_ids=None) -> list[Row]:

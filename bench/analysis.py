@@ -83,9 +83,17 @@ class Backends:
         return v
 
     def cache_version(self, group) -> str:
-        """Cache key part of a group: its code version, the finder's and every loaded backend's."""
+        """Cache key part of a group: its code version, the finder's and the versions of the backends
+        it uses (its ``needs`` and the detectors it calls, ``uses_detectors``), so a run that
+        selects other groups, or other detectors, still finds the group's records."""
+        kinds = set(group.needs)
+        prefixes = {"recognizers": "recognizer:", "detectors": "detector:", "landmarker": "landmarks",
+                    "inception": "inception"}
+        used = tuple(p for k, p in prefixes.items() if k in kinds)
         parts = [f"v{group.version}", self.finder.version]
-        parts += [f"{k}={v}" for k, v in sorted(self.versions().items()) if not k.startswith("metrics:")]
+        parts += [f"{k}={v}" for k, v in sorted(self.versions().items()) if k.startswith(used)]
+        parts += [f"detector:{d}={self.detector(d).version}" for d in getattr(group, "uses_detectors", ())
+                  if "detectors" not in kinds or d not in self.dets]
         return "|".join(parts)
 
 
@@ -123,8 +131,13 @@ def _cached(cache: FeatureCache, key: str, compute) -> tuple[dict, dict]:
     return record, feats
 
 
-def analyse_original(image: np.ndarray, b: Backends, cache: FeatureCache) -> tuple[dict, dict]:
-    """(record, features) of an original. Raises ValueError('no face ...') when none is found."""
+def _selected(b: Backends, groups) -> list:
+    return b.groups if groups is None else [g for g in b.groups if g.name in groups]
+
+
+def analyse_original(image: np.ndarray, b: Backends, cache: FeatureCache, groups=None) -> tuple[dict, dict]:
+    """(record, features) of an original by the metric groups named in ``groups`` (None: every
+    group of ``b``). Raises ValueError('no face ...') when none is found."""
     digest = image_digest(image)
 
     def find():
@@ -140,7 +153,7 @@ def analyse_original(image: np.ndarray, b: Backends, cache: FeatureCache) -> tup
     record = {**record, "self": {}}
     ctx = ImageContext(image, b, [face_from_json(f) for f in record["faces"]], record["primary"])
     feats: dict = {}
-    for g in b.groups:
+    for g in _selected(b, groups):
         def compute(g=g):
             return g.original(ctx)
         rec, f = (_cached(cache, FeatureCache.key(f"original:{g.name}", b.cache_version(g), digest), compute)
@@ -152,7 +165,7 @@ def analyse_original(image: np.ndarray, b: Backends, cache: FeatureCache) -> tup
 
 
 def measure_anonymised(original: np.ndarray, out: np.ndarray, orig_record: dict, orig_feats: dict,
-                       target: np.ndarray | None, b: Backends, cache: FeatureCache) -> tuple[dict, dict]:
+                       target: np.ndarray | None, b: Backends, cache: FeatureCache, groups=None) -> tuple[dict, dict]:
     """Per-image results for one anonymised image. An output equal to its original gets the
     original's own results, which the groups computed with the same rule (``record['self']``)."""
     faces = [face_from_json(f) for f in orig_record["faces"]]
@@ -161,7 +174,8 @@ def measure_anonymised(original: np.ndarray, out: np.ndarray, orig_record: dict,
     identical = np.array_equal(out, original)
     record, feats = (dict(orig_record.get("self", {})), dict(orig_feats)) if identical else ({}, {})
     pair = None
-    for g in b.groups:
+    selected = _selected(b, groups)
+    for g in selected:
         if identical and g.cached:
             continue
         if g.cached:
@@ -172,7 +186,7 @@ def measure_anonymised(original: np.ndarray, out: np.ndarray, orig_record: dict,
             rec, f = g.anonymised(ctx)
         record.update(rec)
         feats.update(f)
-    for g in b.groups:
+    for g in selected:
         record.update(g.finish(record, ctx))
     record["digest"] = image_digest(out)  # what was measured: reports show exactly this image
     return record, feats

@@ -158,7 +158,10 @@ def _cmd_run(a, salvage_first: bool) -> int:
                         recognizers=_list(a.recognizers), detectors=_list(a.detectors),
                         seeds=[int(s) for s in _list(a.seeds)], limit=a.limit, device=a.device, out=a.out,
                         quiet=a.quiet, executor=a.executor, ray_address=a.ray_address, workers=a.workers,
-                        shard_size=a.shard_size)
+                        shard_size=a.shard_size, attacker_train_images=a.attacker_train_images,
+                        sanity_min_rank1=a.sanity_min_rank1)
+        if a.attackers:
+            cfg.attackers = _list(a.attackers)
         try:
             df = evaluate(cfg, argv=sys.argv)
         except (json.JSONDecodeError, sqlite3.DatabaseError) as exc:  # a row of the store that does not read back?
@@ -189,6 +192,17 @@ def cmd_methods(a) -> int:
     return 0
 
 
+def cmd_attackers(a) -> int:
+    from .attackers import available, get_attacker
+
+    for name in available():
+        cls = get_attacker(name)
+        doc = (cls.__doc__ or __import__(cls.__module__, fromlist=["x"]).__doc__ or "").strip().splitlines()
+        print(f"{name:14s} gallery={cls.gallery:10s} trains={'yes' if cls.trains else 'no ':3s} "
+              f"default={'yes' if cls.default else 'no'}  {doc[0] if doc else ''}")
+    return 0
+
+
 def add_commands(sub):
     from .executor import default_workers
 
@@ -208,7 +222,16 @@ def add_commands(sub):
     s.add_argument("--workers", type=int, default=default_workers(),
                    help="worker processes / Ray actors, one thread each (default: cores, at most 4)")
     s.add_argument("--shard-size", type=int, default=16, help="images per task (processes, ray)")
+    s.add_argument("--attackers", help="comma-separated re-identification attackers (see `bench attackers`); "
+                   "default: every attacker that runs here in reasonable time")
+    s.add_argument("--attacker-train-images", type=int,
+                   help="training images of attackers that adapt to the method (default: as many as evaluated)")
+    s.add_argument("--sanity-min-rank1", type=float, default=0.9,
+                   help="rank-1 every attacker must reach on the original images, else its rows are invalid")
     s.set_defaults(func=cmd_run)
+
+    s = sub.add_parser("attackers", help="list the registered re-identification attackers")
+    s.set_defaults(func=cmd_attackers)
 
     s = sub.add_parser("methods", help="list the registered anonymisation methods")
     s.set_defaults(func=cmd_methods)

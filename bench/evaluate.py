@@ -18,13 +18,16 @@ from kpdp.datasets import DATASETS, DatasetError, get_dataset
 from kpdp.faces import backend_names
 
 from . import registry
-from .aggregate import aggregate_cell
+from .aggregate import aggregate_cell, load_cell
+from .attackers import default_attackers, get_attacker
+from .attackers.data import gallery_release, training_samples
+from .attackers.sanity import MIN_ORIGINAL_RANK1, REFERENCE_METHODS
 from .analysis import Backends, warm_up
 from .executor import (EXECUTORS, ImageWorker, default_workers, resolve_executor, run_local, run_processes,
                        run_ray)
 from .metrics import registry as metric_registry
 from .seeds import derive_seed  # noqa: F401  (re-exported: bench.evaluate.derive_seed)
-from .store import ResultStore, eps_key
+from .store import ResultStore, eps_key  # noqa: F401
 from . import timing
 
 DEFAULT_METRICS = tuple(metric_registry.selectable_groups())  # every group that --metrics can name
@@ -43,12 +46,30 @@ class DatasetSpec:
     split: str | None = None
 
 
+ROLES = {"probe": "", "gallery": "#gallery", "train": "#attacker-train"}
+
+
 @dataclass
 class Cell:
+    """One (data set, method, ε, seed) of the grid. ``role``: ``probe`` = measured and reported;
+    ``gallery`` = the same images anonymised with fresh randomness for an attacker who can run the
+    method; ``train`` = the method on an attacker's identity-disjoint training images. Gallery and
+    training images are stored under data set names of their own (:attr:`store_dataset`), which also
+    gives them per-image seeds independent of the probes'."""
+
     dataset: str
     method: str
     eps: float | None
     seed: int
+    role: str = "probe"
+
+    @property
+    def store_dataset(self) -> str:
+        return self.dataset + ROLES[self.role]
+
+    @property
+    def key(self) -> tuple:
+        return (self.method, self.eps, self.seed, self.role)
 
 
 @dataclass
@@ -69,6 +90,9 @@ class RunConfig:
     ray_address: str | None = None  # None: start a local Ray cluster of `workers` CPUs
     workers: int = field(default_factory=default_workers)  # processes / Ray actors, one thread each
     shard_size: int = 16  # images per task
+    attackers: list[str] = field(default_factory=default_attackers)  # see bench.attackers
+    attacker_train_images: int | None = None  # semi attackers' training images; None: as many as evaluated
+    sanity_min_rank1: float = MIN_ORIGINAL_RANK1  # every attacker's rank-1 on the original row
 
     def validate(self) -> list[str]:
         """Raise :class:`ArgumentError` listing what is valid; return notes for the user."""
@@ -102,6 +126,13 @@ class RunConfig:
                 import ray  # noqa: F401
             except ImportError:
                 raise ArgumentError("--executor ray needs Ray: pip install 'ray>=2.9'") from None
+        for a in self.attackers:
+            try:
+                get_attacker(a)
+            except KeyError as exc:
+                raise ArgumentError(exc.args[0]) from None
+        if self.attacker_train_images is not None and self.attacker_train_images < 0:
+            raise ArgumentError("--attacker-train-images must be >= 0")
         if self.workers < 1 or self.shard_size < 1:
             raise ArgumentError("--workers and --shard-size must be at least 1")
         if self.device.startswith("cuda"):
@@ -171,23 +202,34 @@ def evaluate(cfg: RunConfig, argv: list[str] | None = None, log=print):
                    executor={"name": cfg.executor, "workers": cfg.workers, "shard_size": cfg.shard_size})
     warm_up(backends)
     worker = ImageWorker(cfg, backends, methods) if cfg.executor == "local" else None
+
+    def execute(dataset: str, samples, cells) -> None:
+        with tqdm(total=len(samples), desc=f"{dataset}: {len(cells)} cells", disable=cfg.quiet,
+                  mininterval=2) as bar:
+            if cfg.executor == "local":
+                run_local(worker, store, dataset, samples, cells, bar)
+            elif cfg.executor == "processes":
+                run_processes(cfg, store, dataset, samples, cells, bar)
+            else:
+                run_ray(cfg, store, dataset, samples, cells, bar)
+
     for ds in datasets:
         samples = list(ds.samples)[: cfg.limit] if cfg.limit else list(ds.samples)
         cells = cfg.cells(ds.name)
-        with tqdm(total=len(samples), desc=f"{ds.name}: {len(cells)} cells", disable=cfg.quiet,
-                  mininterval=2) as bar:
-            if cfg.executor == "local":
-                run_local(worker, store, ds.name, samples, cells, bar)
-            elif cfg.executor == "processes":
-                run_processes(cfg, store, ds.name, samples, cells, bar)
-            else:
-                run_ray(cfg, store, ds.name, samples, cells, bar)
-        shared: dict = {}  # verification thresholds, τ: once per data set
+        execute(ds.name, samples, cells + attacker_gallery_cells(cfg, cells))
+        train = attacker_training(cfg, store, ds, len(samples), cells, log)
+        if train:
+            execute(ds.name + ROLES["train"], *train)
+        shared: dict = {}  # verification thresholds, τ, attack outcomes: once per data set
         image_ids = [s.image_id for s in samples]  # the gallery and FID reference: exactly this run's images
+        shared["invalid_attackers"] = check_attackers(cfg, store, ds, backends, cells, shared, image_ids, log)
         for c in cells:
             rows = aggregate_cell(store, c, cfg, backends, ds, shared, image_ids)
             if not cfg.quiet:
                 log(cell_line(c, rows))
+        store.set_meta(**{f"attacker_fits:{ds.name}": {
+            f"{m}@{eps_key(e)}/{sd}/{a}/{r}": info for k, o in shared.items() if k[0] == "attack"
+            for (m, e, sd) in [k[1]] for (a, r), info in o.info.items() if info}})
     df = store.aggregates()
     from .export import write_exports
 
@@ -197,8 +239,68 @@ def evaluate(cfg: RunConfig, argv: list[str] | None = None, log=print):
     return df
 
 
+def attacker_gallery_cells(cfg: RunConfig, cells: list[Cell]) -> list[Cell]:
+    """The second releases that attackers who run the method need and no probe cell provides."""
+    if not any(get_attacker(a).gallery == "anonymised" for a in cfg.attackers) or "reid" not in cfg.metrics:
+        return []
+    out = []
+    for c in cells:
+        role, seed = gallery_release(c.method, c.seed, cfg.seeds)
+        if role == "gallery":
+            out.append(Cell(c.dataset, c.method, c.eps, seed, "gallery"))
+    return out
+
+
+def attacker_training(cfg: RunConfig, store, ds, n_eval: int, cells: list[Cell], log):
+    """(samples, cells) of the semi attackers' training images (the first seed only: an attacker
+    is trained once per method and ε), or None; records where the training data came from."""
+    if not any(get_attacker(a).trains for a in cfg.attackers) or "reid" not in cfg.metrics:
+        return None
+    n = n_eval if cfg.attacker_train_images is None else cfg.attacker_train_images
+    samples, source = training_samples(ds, n, seed=cfg.seeds[0])
+    store.set_meta(**{f"attacker_training:{ds.name}": {"source": source, "n_images": len(samples)}})
+    if not cfg.quiet:
+        log(f"note: attackers that adapt train on {source}")
+    if not samples:
+        return None
+    first = cfg.seeds[0]
+    return samples, [Cell(c.dataset, c.method, c.eps, c.seed, "train") for c in cells if c.seed == first]
+
+
+def check_attackers(cfg: RunConfig, store, ds, backends, cells, shared, image_ids, log) -> dict[str, str]:
+    """Every attacker's sanity check (:mod:`bench.attackers.sanity`) on this data set's reference
+    rows; returns {attacker: why it is invalid} and records the verdicts in the run."""
+    from .attackers import sanity
+
+    reid = next((g for g in backends.groups if g.name == "reid"), None)
+    if reid is None:
+        return {}
+    by_method = {}
+    for c in cells:
+        if c.method in REFERENCE_METHODS and c.seed == cfg.seeds[0] and c.method not in by_method:
+            by_method[c.method] = reid.aggregate(load_cell(store, c, cfg, backends, ds, image_ids, shared))
+    invalid = sanity.check(by_method, cfg.attackers, cfg.sanity_min_rank1)
+    notes = sanity.unchecked(by_method)
+    for a, why in invalid.items():
+        log(f"warning: attacker '{a}' failed its sanity check on {ds.name}: {why}; its rows are marked "
+            "invalid and left out of the strongest attack")
+    if not cfg.quiet:
+        for n in notes:
+            log(f"note: {n}")
+    store.set_meta(**{f"attacker_sanity:{ds.name}": {
+        "min_original_rank1": cfg.sanity_min_rank1, "notes": notes,
+        "verdicts": {a: invalid.get(a, "ok") for a in cfg.attackers}}})
+    return invalid
+
+
 def cell_line(c: Cell, rows) -> str:
-    """One line per finished cell: the headline metric of each role (see the metric registry)."""
+    """One line per finished cell: the headline metric of each role (see the metric registry);
+    privacy is the strongest attack (``attacker = max``) and names the attacker."""
+    privacy = metric_registry.headline("privacy").name
+    attacks = [r for r in rows if r[0] == privacy and r[1] == "max" and getattr(r, "attacker", "") not in ("", "max")
+               and getattr(r, "valid", True)]
+    winner = max(attacks, key=lambda r: r[2]).attacker if attacks else None
+    rows = [r for r in rows if getattr(r, "attacker", "") in ("", "max")]
     get = {(r[0], r[1]): r[2] for r in rows}
     parts = [f"{c.dataset} {c.method}" + (f" eps={c.eps:g}" if c.eps is not None else "") + f" seed={c.seed}:"]
     for role, fmt in (("privacy", "{name}[{backend}]={v:.3f}"), ("detection", "{name}[{backend}]={v:.3f}"),
@@ -208,5 +310,6 @@ def cell_line(c: Cell, rows) -> str:
         b = metric_registry.default_backend(spec, backends)
         v = get.get((spec.name, b))
         if v is not None and not math.isnan(v):
-            parts.append(fmt.format(name=spec.name, backend=b, v=v))
+            parts.append(fmt.format(name=spec.name, backend=b, v=v) + (f" ({winner})" if role == "privacy" and winner
+                                                                        else ""))
     return " ".join(parts)

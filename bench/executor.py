@@ -130,20 +130,23 @@ class ImageWorker:
 
     def run(self, dataset: str, samples, cells, done: dict, sink, known_originals: set | None = None,
             skipped: set | None = None, on_image=None) -> None:
-        """Run every cell of ``cells`` not in ``done[(method, eps, seed)]`` on every sample."""
+        """Run every cell of ``cells`` not in ``done[cell.key]`` on every sample. ``dataset`` is
+        where the originals are recorded (an attacker's training images have a data set of their own)."""
         from .seeds import derive_seed
 
         known_originals = known_originals or set()
         skipped = skipped or set()
+        # images that only an attacker uses (its training split) need only what re-identification needs
+        groups = ("reid",) if cells and all(c.role == "train" for c in cells) else None
         for s in samples:
-            todo = [c for c in cells if s.image_id not in done.get((c.method, c.eps, c.seed), ())]
+            todo = [c for c in cells if s.image_id not in done.get(c.key, ())]
             if s.image_id in skipped or (not todo and s.image_id in known_originals):
                 if on_image:
                     on_image()
                 continue
             try:
                 image = load_image(s.path)
-                orig_record, orig_feats = analyse_original(image, self.backends, self.cache)
+                orig_record, orig_feats = analyse_original(image, self.backends, self.cache, groups)
             except StorageError:  # the disk or a file of the run, not the image: the run stops
                 raise
             except (ImageLoadError, ValueError) as exc:  # about the image itself: final
@@ -157,7 +160,7 @@ class ImageWorker:
                                        "features": {k: np.asarray(v).tolist() for k, v in orig_feats.items()}})
                 faces = [face_from_json(f) for f in orig_record["faces"]]
                 for c in todo:
-                    seed = derive_seed(c.seed, c.dataset, c.method, c.eps, s.image_id)
+                    seed = derive_seed(c.seed, c.store_dataset, c.method, c.eps, s.image_id)
                     self._run_cell(sink, self.method(c.method, c.eps), c, s, seed, image, faces, orig_record,
                                    orig_feats)
             sink.commit()
@@ -172,16 +175,18 @@ class ImageWorker:
         except StorageError:
             raise
         except Exception as exc:  # one image's failure is recorded (and retried by the next run), the run goes on
-            sink.put_image(c.dataset, c.method, c.eps, c.seed, s.image_id, "failed", f"{type(exc).__name__}: {exc}",
-                           {}, None)
+            sink.put_image(c.store_dataset, c.method, c.eps, c.seed, s.image_id, "failed",
+                           f"{type(exc).__name__}: {exc}", {}, None)
             return
         sec = time.perf_counter() - t0
         target = out.target_landmarks[orig_record["primary"]] if out.target_landmarks else None
+        # an attacker's gallery and training images: only what the recognizers measure
+        groups = None if c.role == "probe" else ("reid",)
         record, feats = measure_anonymised(image, out.image, orig_record, orig_feats, target, self.backends,
-                                           self.cache)
+                                           self.cache, groups)
         record["sec"] = sec
         record["identity"] = s.identity
-        sink.put_image(c.dataset, c.method, c.eps, c.seed, s.image_id, "ok", "", record, feats)
+        sink.put_image(c.store_dataset, c.method, c.eps, c.seed, s.image_id, "ok", "", record, feats)
 
 
 def default_workers() -> int:
@@ -198,7 +203,7 @@ def resolve_executor(name: str, workers: int, n_images: int, shard_size: int) ->
 
 
 def _state(store, dataset, samples, cells):
-    done = {(c.method, c.eps, c.seed): store.done_images(dataset, c.method, c.eps, c.seed) for c in cells}
+    done = {c.key: store.done_images(c.store_dataset, c.method, c.eps, c.seed) for c in cells}
     known = {s.image_id for s in samples if store.has_original(dataset, s.image_id)}
     skipped = {s.image_id for s in samples if store.is_skipped(dataset, s.image_id)}
     return done, known, skipped
@@ -228,7 +233,7 @@ def check_health(store, dataset: str, samples, cells) -> None:
         if k > n / 2:
             raise RunFailed(f"{dataset}: {k} of {n} images skipped for one reason that is not about the images: "
                             f"{reason}")
-    keys = {(c.method, eps_key(c.eps), c.seed) for c in cells}
+    keys = {(c.method, eps_key(c.eps), c.seed) for c in cells if c.store_dataset == dataset}
     failed = Counter((m, e, sd, _reason_class(r)) for m, e, sd, i, r in store.failures(dataset)
                      if (m, e, sd) in keys and i in ids)
     if failed:
@@ -259,10 +264,10 @@ def plan_tasks(store, dataset, samples, cells, shard_size: int, per_cell: bool) 
         groups = [[c] for c in cells] if per_cell else [cells]
         added = False
         for group in groups:
-            todo = [s for s in chunk if any(s.image_id not in done[(c.method, c.eps, c.seed)] for c in group)]
+            todo = [s for s in chunk if any(s.image_id not in done[c.key] for c in group)]
             if todo:
                 ids = {s.image_id for s in todo}
-                tasks.append((group, todo, {k: done[k] & ids for k in ((c.method, c.eps, c.seed) for c in group)}))
+                tasks.append((group, todo, {c.key: done[c.key] & ids for c in group}))
                 added = True
         missing = [s for s in chunk if s.image_id not in known]
         if missing and not added:  # every cell done but originals unrecorded: analyse them alone

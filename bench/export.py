@@ -30,13 +30,42 @@ def summary_columns(df: pd.DataFrame) -> list[tuple[str, str]]:
     return out
 
 
+def headline_rows(df: pd.DataFrame) -> pd.DataFrame:
+    """The rows tables show: metrics without an attacker, and for re-identification the strongest
+    valid attack (``attacker = max``). Results written before attackers existed have no
+    ``attacker`` column: their re-identification rows were the ignorant attacker's and are kept."""
+    if "attacker" not in df:
+        return df
+    a = df["attacker"].fillna("").astype(str)
+    return df[a.isin(["", "max"])]
+
+
+def strongest_attacker(df: pd.DataFrame) -> pd.Series:
+    """Per (dataset, method, eps): the attacker whose headline privacy metric (``backend = max``,
+    seeds averaged) is highest among the valid ones; '' where there is none."""
+    if "attacker" not in df or df.empty:
+        return pd.Series(dtype=str)
+    spec = registry.headline("privacy")
+    d = df[(df["metric"] == spec.name) & (df["backend"] == "max")].copy()
+    d["attacker"] = d["attacker"].fillna("").astype(str)
+    valid = pd.to_numeric(d["valid"], errors="coerce").fillna(1) if "valid" in d else 1
+    d = d[(d["attacker"] != "max") & (d["attacker"] != "") & (valid != 0)]
+    if d.empty:
+        return pd.Series(dtype=str)
+    d["value"] = pd.to_numeric(d["value"], errors="coerce")
+    mean = d.groupby(["dataset", "method", "eps", "attacker"], sort=False)["value"].mean().reset_index()
+    best = mean.loc[mean.groupby(["dataset", "method", "eps"], sort=False)["value"].idxmax()]
+    return best.set_index(["dataset", "method", "eps"])["attacker"]
+
+
 def wide_table(df: pd.DataFrame, intervals: bool = False) -> pd.DataFrame:
     """methods (x ε) as rows, the summary metrics as columns, seeds averaged. With ``intervals``
     each cell is a string ``value [low, high]`` (the interval of a single seed; several seeds: the
     widest span of their intervals)."""
     if df.empty:
         return pd.DataFrame()
-    d = df.copy()
+    winners = strongest_attacker(df)
+    d = headline_rows(df).copy()
     cols = summary_columns(d)
     d["col"] = [column_name(m, b) for m, b in zip(d["metric"], d["backend"])]
     order = [column_name(m, b) for m, b in cols]
@@ -47,11 +76,18 @@ def wide_table(df: pd.DataFrame, intervals: bool = False) -> pd.DataFrame:
     grouped = d.groupby(keys, sort=False)  # only the (method, ε) pairs that exist, NaN values kept
     t = grouped["value"].mean().unstack("col")
     t = t[[c for c in order if c in t.columns]]
+    if len(winners):
+        # the privacy column is the strongest attack: say whose, next to it
+        spec = registry.headline("privacy")
+        at = list(t.columns).index(column_name(spec.name, "max")) + 1 if column_name(spec.name, "max") in t else 0
+        t.insert(at, "attacker", [winners.get(i, "") for i in t.index])
     if not intervals:
         return t
     lo, hi = grouped["ci_low"].min().unstack("col"), grouped["ci_high"].max().unstack("col")
     out = t.astype(object)
     for c in t.columns:
+        if c == "attacker":
+            continue
         for i in t.index:
             out.loc[i, c] = format_value(t.loc[i, c], lo.loc[i, c], hi.loc[i, c])
     return out
@@ -92,7 +128,8 @@ def write_exports(store, df: pd.DataFrame) -> None:
     df[CSV_COLUMNS].to_csv(store.dir / "metrics.csv", index=False)
     skipped = store.skipped()
     text = "# Summary\n\nEach value with its 95 % interval (identity bootstrap for re-identification and means, " \
-           "Wilson for detection and failure rates).\n\n" + markdown_table(wide_table(df, intervals=True))
+           "Wilson for detection and failure rates). Re-identification is the strongest valid attack " \
+           "(`attacker` names it; every attacker's rows are in metrics.csv).\n\n" + markdown_table(wide_table(df, intervals=True))
     text += f"\nSkipped images: {len(skipped)}\n\n"
     if skipped:
         text += "| dataset | image | stage | reason |\n|---|---|---|---|\n"

@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .store import CSV_COLUMNS
+from .export import headline_rows, strongest_attacker
+from .store import ROW_KEY
 
 
 @dataclass
@@ -40,7 +41,10 @@ def load_runs(run_dirs: list[Path]) -> pd.DataFrame:
     df["value"] = pd.to_numeric(df["value"], errors="coerce")  # an empty value (nothing measured) is NaN
     for c in ("ci_low", "ci_high"):  # results written before intervals existed have none
         df[c] = pd.to_numeric(df[c], errors="coerce") if c in df else float("nan")
-    df = df.drop_duplicates(subset=CSV_COLUMNS[:6], keep="last")
+    if "attacker" not in df:  # results written before attackers existed: one attacker, the ignorant one
+        df["attacker"] = ""
+    df["valid"] = pd.to_numeric(df["valid"], errors="coerce").fillna(1).astype(int) if "valid" in df else 1
+    df = df.drop_duplicates(subset=ROW_KEY, keep="last")
     return df
 
 
@@ -66,9 +70,12 @@ def table(df: pd.DataFrame, spec: ReportSpec, intervals: bool = False) -> pd.Dat
     from .export import column_name, format_value, summary_columns
 
     d = select(df, spec)
+    winners = strongest_attacker(d)
+    d = headline_rows(d)
     from .metrics import registry
 
     specs = registry.all_metrics()
+    privacy = registry.headline("privacy").name
     metrics = spec.metrics or [mb for mb in summary_columns(d) if specs[mb[0]].in_tables]
     rows = []
     methods = spec.methods or list(dict.fromkeys(d.method))
@@ -88,6 +95,8 @@ def table(df: pd.DataFrame, spec: ReportSpec, intervals: bool = False) -> pd.Dat
                     hi = pd.to_numeric(v.get("ci_high", pd.Series(dtype=float)), errors="coerce").max()
                     value = format_value(value, lo, hi)
                 row[column_name(metric, backend)] = value
+                if metric == privacy and backend == "max" and len(winners):
+                    row["attacker"] = winners.get((de.dataset.iloc[0], m, e), "") if len(de) else ""
             row["n"] = ns[0] if ns else 0  # the first column's: probes when it is re-identification
             rows.append(row)
     return pd.DataFrame(rows)
@@ -123,12 +132,12 @@ def figures(df: pd.DataFrame, spec: ReportSpec, out: Path) -> list[Path]:
 
     from .metrics import registry
 
-    d = select(df, spec)
-    paths = []
+    paths = [attacker_figure(df, spec, out)] if "attacker" in df and (df.attacker.astype(str) != "").any() else []
+    d = headline_rows(select(df, spec))
     privacy, detection, quality = (registry.headline(r) for r in ("privacy", "detection", "quality"))
     det_backend = registry.default_backend(detection, list(dict.fromkeys(d[d.metric == detection.name].backend)))
     for m_spec, backend, ylabel, fname in [
-            (privacy, "max", f"{privacy.label} (max over recognizers)", "reid_vs_eps.png"),
+            (privacy, "max", f"{privacy.label} (strongest attack)", "reid_vs_eps.png"),
             (detection, det_backend, f"{detection.label} [{det_backend}]", "detection_vs_eps.png")]:
         metric = m_spec.name
         fig, ax = plt.subplots(figsize=(5.5, 3.8))
@@ -170,6 +179,44 @@ def figures(df: pd.DataFrame, spec: ReportSpec, out: Path) -> list[Path]:
     ax.grid(alpha=0.3), fig.tight_layout(), fig.savefig(out / "fid_vs_reid.png", dpi=150), plt.close(fig)
     paths.append(out / "fid_vs_reid.png")
     return paths
+
+
+def attacker_figure(df: pd.DataFrame, spec: ReportSpec, out: Path) -> Path:
+    """Grouped bars: the headline privacy metric (each attacker's strongest recognizer) per method
+    (ε) and attacker, with intervals; an attacker that failed its sanity check is hatched."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .metrics import registry
+
+    privacy = registry.headline("privacy")
+    d = select(df, spec)
+    d = d[(d.metric == privacy.name) & (d.backend == "max") & (d.attacker.astype(str) != "")
+          & (d.attacker != "max")]
+    attackers = list(dict.fromkeys(d.attacker))
+    cells = list(dict.fromkeys(zip(d.method, d.eps)))
+    fig, ax = plt.subplots(figsize=(max(5.5, 0.55 * len(cells) * max(1, len(attackers)) / 1.5), 3.8))
+    width = 0.8 / max(1, len(attackers))
+    for k, a in enumerate(attackers):
+        da = d[d.attacker == a]
+        for i, (m, e) in enumerate(cells):
+            g = da[(da.method == m) & (da.eps == e)]
+            if g.empty:
+                continue
+            v, lo, hi = g.value.mean(), g.ci_low.min(), g.ci_high.max()
+            err = None if np.isnan([lo, hi]).any() else [[max(0, v - lo)], [max(0, hi - v)]]
+            ax.bar(i + (k - (len(attackers) - 1) / 2) * width, v, width, yerr=err, capsize=2, color=f"C{k}",
+                   hatch="//" if (g.valid == 0).any() else None, label=a if i == 0 or g.index[0] == da.index[0] else None)
+    ax.set_xticks(range(len(cells)), [_cell_label(m, e if e else None) for m, e in cells], rotation=30, ha="right",
+                  fontsize=7)
+    ax.set_ylabel(f"{privacy.label} (max over recognizers)"), ax.set_ylim(0, 1.02)
+    handles, labels = ax.get_legend_handles_labels()
+    uniq = dict(zip(labels, handles))
+    ax.legend(uniq.values(), uniq.keys(), title="attacker", fontsize=7), ax.grid(alpha=0.3, axis="y")
+    fig.tight_layout(), fig.savefig(out / "reid_by_attacker.png", dpi=150), plt.close(fig)
+    return out / "reid_by_attacker.png"
 
 
 def _cell_label(method: str, eps) -> str:

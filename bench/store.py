@@ -57,14 +57,17 @@ CREATE TABLE IF NOT EXISTS skipped (dataset TEXT, image_id TEXT, path TEXT, stag
 CREATE TABLE IF NOT EXISTS images (dataset TEXT, method TEXT, eps TEXT, seed INTEGER, image_id TEXT,
     status TEXT, reason TEXT, record TEXT, features BLOB, PRIMARY KEY (dataset, method, eps, seed, image_id));
 CREATE TABLE IF NOT EXISTS aggregates (dataset TEXT, method TEXT, eps TEXT, seed INTEGER, metric TEXT,
-    backend TEXT, value REAL, n INTEGER, ci_low REAL, ci_high REAL,
-    PRIMARY KEY (dataset, method, eps, seed, metric, backend));
+    backend TEXT, value REAL, n INTEGER, ci_low REAL, ci_high REAL, attacker TEXT NOT NULL DEFAULT '',
+    valid INTEGER NOT NULL DEFAULT 1, PRIMARY KEY (dataset, method, eps, seed, metric, backend, attacker));
 CREATE TABLE IF NOT EXISTS cells (dataset TEXT, method TEXT, eps TEXT, seed INTEGER, finished INTEGER,
     PRIMARY KEY (dataset, method, eps, seed));
 """
 
 # a public interface: columns are only ever appended (readers select by name)
-CSV_COLUMNS = ["dataset", "method", "eps", "seed", "metric", "backend", "value", "n", "ci_low", "ci_high"]
+CSV_COLUMNS = ["dataset", "method", "eps", "seed", "metric", "backend", "value", "n", "ci_low", "ci_high", "attacker",
+               "valid"]
+#: the key of one aggregate (``attacker`` is empty for metrics that involve no attacker)
+ROW_KEY = ["dataset", "method", "eps", "seed", "metric", "backend", "attacker"]
 
 
 def eps_key(eps: float | None) -> str:
@@ -245,24 +248,39 @@ class ResultStore:
         return bool(row and row[0])
 
     def _aggregate_columns(self) -> None:
-        """Stores written before intervals existed lack ``ci_low``/``ci_high``: add them (aggregates
-        are recomputed from the per-image records at the end of every run)."""
+        """Stores written before attackers existed key aggregates without ``attacker``: rebuild the
+        table in the current schema (aggregates are recomputed from the per-image records at the
+        end of every run; the old re-identification rows were the ignorant attacker's)."""
         have = {r[1] for r in self.db.execute("PRAGMA table_info(aggregates)")}
-        for col in ("ci_low", "ci_high"):
-            if col not in have:
-                self.db.execute(f"ALTER TABLE aggregates ADD COLUMN {col} REAL")
+        if "attacker" in have:
+            return
+        from .metrics.registry import all_metrics
+
+        privacy = [m.name for m in all_metrics().values() if m.privacy]
+        ci = "ci_low, ci_high" if "ci_low" in have else "NULL, NULL"
+        self.db.execute("ALTER TABLE aggregates RENAME TO aggregates_v1")
+        self.db.executescript(SCHEMA)
+        self.db.execute(f"INSERT INTO aggregates SELECT dataset, method, eps, seed, metric, backend, value, n, {ci}, "
+                        f"CASE WHEN metric IN ({','.join('?' * len(privacy))}) THEN 'ignorant' ELSE '' END, 1 "
+                        "FROM aggregates_v1", privacy)
+        self.db.execute("DROP TABLE aggregates_v1")
 
     def put_aggregates(self, dataset, method, eps, seed, rows):
-        """``rows``: (metric, backend, value, n[, ci_low, ci_high]) tuples (:class:`bench.metrics.registry.Row`)."""
-        nan = float("nan")
+        """``rows``: :class:`bench.metrics.registry.Row` (or plain (metric, backend, value, n) tuples)."""
+        def field(r, i, default):
+            return r[i] if len(r) > i else default
+
+        def real(x):
+            return None if (x is None or x != x) else float(x)
+
         with self.db:
             self._aggregate_columns()
             self.db.execute("DELETE FROM aggregates WHERE dataset=? AND method=? AND eps=? AND seed=?",
                             (dataset, method, eps_key(eps), seed))
             self.db.executemany("INSERT INTO aggregates (dataset, method, eps, seed, metric, backend, value, n, "
-                                "ci_low, ci_high) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                                [(dataset, method, eps_key(eps), seed, *r[:4],
-                                  *[None if (x is None or x != x) else float(x) for x in (tuple(r[4:6]) + (nan, nan))[:2]])
+                                "ci_low, ci_high, attacker, valid) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                                [(dataset, method, eps_key(eps), seed, *r[:4], real(field(r, 4, None)),
+                                  real(field(r, 5, None)), field(r, 6, ""), int(bool(field(r, 7, True))))
                                  for r in rows])
             self.db.execute("INSERT OR REPLACE INTO cells VALUES (?, ?, ?, ?, 1)",
                             (dataset, method, eps_key(eps), seed))
@@ -272,7 +290,8 @@ class ResultStore:
 
         with self.db:
             self._aggregate_columns()
-        df = pd.read_sql_query("SELECT * FROM aggregates ORDER BY dataset, method, eps, seed, metric, backend", self.db)
+        df = pd.read_sql_query("SELECT * FROM aggregates ORDER BY dataset, method, eps, seed, metric, backend, attacker",
+                               self.db)
         return df[CSV_COLUMNS]
 
     def close(self):

@@ -57,6 +57,9 @@ class Anonymizer:
     name: ClassVar[str] = ""
     uses_eps: ClassVar[bool] = False
     region_kind: ClassVar[str] = "box"
+    #: True when the output does not depend on the seed (two releases of one photo are equal); an
+    #: attacker who runs the method then needs no second release. Unknown methods are assumed random.
+    deterministic: ClassVar[bool] = False
 
     def __init__(self, eps: float | None = None, device: str = "cpu", region: str | None = None, **params):
         if self.uses_eps:

@@ -6,7 +6,9 @@ import importlib
 import pytest
 
 MODULES = ["bench.metrics.reid", "bench.metrics.detection", "bench.metrics.landmarks", "bench.metrics.background",
-           "bench.metrics.intervals", "bench.metrics.fid", "bench.export"]
+           "bench.metrics.intervals", "bench.metrics.fid", "bench.export", "bench.metrics.expression",
+           "kpdp.faces.expression", "bench.attackers.data", "bench.attackers.sanity",
+           "kpdp.faces.pose", "bench.metrics.pose", "bench.metrics.diversity"]
 
 
 @pytest.mark.parametrize("name", MODULES)

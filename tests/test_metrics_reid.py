@@ -101,6 +101,8 @@ def test_intrusion_tau_is_the_99th_percentile_of_closest_strangers(gallery):
 class _Cell:
     """The slice of bench.aggregate.CellData that the reid group reads."""
 
+    method, eps, seed = "m", None, 0
+
     def __init__(self, gallery_emb, ids, probes_by_rec):
         self.gallery_identities = ids
         self.gallery_feats = {f"emb:{r}": gallery_emb for r in probes_by_rec}

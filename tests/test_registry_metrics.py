@@ -73,3 +73,16 @@ def test_cache_keys_carry_the_measuring_codes_version():
         assert b.cache_version(g) != before and "v999" in b.cache_version(g)
     finally:
         del g.version
+
+
+def test_a_groups_cache_key_ignores_backends_it_does_not_use():
+    """Selecting more groups (more backends loaded) must not make the reid group recompute."""
+    from bench.analysis import Backends
+
+    alone = Backends(("dlib",), ("dlib-hog",), metrics=("reid",))
+    many = Backends(("dlib",), ("dlib-hog",), metrics=("reid", "detection", "landmarks"))
+    reid = lambda b: next(g for g in b.groups if g.name == "reid")  # noqa: E731
+    assert alone.cache_version(reid(alone)) == many.cache_version(reid(many))
+    assert "mtcnn" in alone.cache_version(reid(alone))  # FaceNet's crop detector, whatever --detectors says
+    det = next(g for g in many.groups if g.name == "detection")
+    assert "detector:dlib-hog" in many.cache_version(det) and "recognizer:" not in many.cache_version(det)

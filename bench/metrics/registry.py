@@ -10,15 +10,16 @@ third-party groups join through the entry-point group ``kpdp_bench.metrics``.
 """
 from __future__ import annotations
 
-import importlib
-import importlib.metadata as md
 from dataclasses import dataclass
 from typing import NamedTuple
+
+from ..plugins import Plugins
 
 ENTRY_POINT_GROUP = "kpdp_bench.metrics"
 #: built-in groups, imported lazily (their modules pull in torch models only when they measure)
 BUILTIN_MODULES = ("bench.metrics.reid", "bench.metrics.detection", "bench.metrics.fid", "bench.metrics.landmarks",
-                   "bench.metrics.background", "bench.metrics.cost")
+                   "bench.metrics.background", "bench.metrics.expression",
+                   "bench.metrics.pose", "bench.metrics.diversity", "bench.metrics.cost")
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,8 @@ class Row(NamedTuple):
     n: int
     ci_low: float = float("nan")
     ci_high: float = float("nan")
+    attacker: str = ""  # re-identification rows: who attacked (``max``: the strongest valid one)
+    valid: bool = True  # False: the attacker failed its sanity check (reported, never read as privacy)
 
 
 class MetricGroup:
@@ -69,6 +72,7 @@ class MetricGroup:
     version: str = "1"
     metrics: tuple[MetricSpec, ...] = ()
     needs: tuple[str, ...] = ()
+    uses_detectors: tuple[str, ...] = ()  # detectors it calls whatever --detectors says (part of its cache key)
     selectable: bool = True  # False: always computed (cost, skipped), not a --metrics choice
     cached: bool = True  # False: cheap, recomputed every time (no cache round trip)
 
@@ -91,7 +95,7 @@ class MetricGroup:
 
 
 _GROUPS: dict[str, type[MetricGroup]] = {}
-_loaded = False
+_PLUGINS = Plugins(BUILTIN_MODULES, ENTRY_POINT_GROUP, "metric")
 
 
 def register_group(cls: type[MetricGroup]) -> type[MetricGroup]:
@@ -107,19 +111,7 @@ def register_group(cls: type[MetricGroup]) -> type[MetricGroup]:
 
 
 def _load() -> None:
-    global _loaded
-    if _loaded:
-        return
-    _loaded = True
-    for mod in BUILTIN_MODULES:
-        importlib.import_module(mod)
-    for ep in md.entry_points(group=ENTRY_POINT_GROUP):
-        try:
-            ep.load()  # the module registers itself with @register_group
-        except Exception as exc:  # a broken plugin must not take the built-in metrics down
-            import warnings
-
-            warnings.warn(f"metric plugin '{ep.name}' failed to load: {exc}", stacklevel=2)
+    _PLUGINS.load()
 
 
 def groups() -> dict[str, type[MetricGroup]]:

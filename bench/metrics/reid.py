@@ -253,6 +253,7 @@ class ReidGroup(MetricGroup):
     name = "reid"
     version = "2"
     needs = ("recognizers",)
+    uses_detectors = ("mtcnn",)  # FaceNet-family crops
     metrics = (
         MetricSpec("reid_rank1", "reid", "recognizer", False, "re-identification rank-1", 0.02, privacy=True,
                    rate=True, headline="privacy"),
@@ -287,36 +288,36 @@ class ReidGroup(MetricGroup):
         return {}, feats
 
     def aggregate(self, cell) -> list[Row]:
+        """Rows per (attacker, recognizer), per attacker over its recognizers (``backend = max``) and
+        the strongest valid attack (``attacker = max``, ``backend = max``): the headline."""
         if not cell.probes:
             return []
-        G_ids = cell.gallery_identities
-        keep = probe_mask(G_ids, cell.probe_identities)
-        groups = cell.probe_identities[keep]
-        outcomes: dict[str, list[np.ndarray]] = {m.name: [] for m in self.metrics}
-        pair_groups = None
-        for rec in cell.recognizers:
-            G = cell.gallery_feats[f"emb:{rec}"]
-            P = cell.probe_features(f"emb:{rec}")
-            args = (P, cell.probe_identities, cell.probe_index, G, G_ids)
-            thr = cell.verification_threshold(rec)
-            tau = cell.memo("intrusion_tau", rec, lambda: intrusion_threshold(G, G_ids))
-            scores, owner = genuine_pairs(*args)
-            pair_groups = groups[owner]
-            outcomes["reid_rank1"].append(rank1_hits(*args))
-            outcomes["reid_rank1_same"].append(rank1_hits(*args, same_image=True))
-            outcomes["reid_tar_far1e-3"].append(scores >= thr)
-            outcomes["intrusion_rate"].append(intrusion_hits(*args, tau))
+        from ..attackers.outcomes import attack
+
+        attackers = list(getattr(cell, "attackers", None) or ["ignorant"])
+        out = cell.memo("attack", (cell.method, cell.eps, cell.seed), lambda: attack(cell, attackers))
+        invalid = getattr(cell, "shared", {}).get("invalid_attackers", {})
         rows = []
-        for m, per_rec in outcomes.items():
-            g = pair_groups if m == "reid_tar_far1e-3" else groups
-            if len(per_rec[0]) == 0:
+        for m in (spec.name for spec in self.metrics):
+            groups = out.pair_groups if m == "reid_tar_far1e-3" else out.groups
+            if len(groups) == 0:
                 continue
-            for rec, hits in zip(cell.recognizers, per_rec):
-                rows.append(Row(m, rec, float(hits.mean()), int(hits.size),
-                                *bootstrap_mean(hits.astype(float), g, seed=cell.boot_seed)))
-            stacked = np.stack(per_rec).astype(float)  # the same probes for every recognizer
-            rows.append(Row(m, MAX, float(stacked.mean(1).max()), int(stacked.shape[1]),
-                            *bootstrap_max(stacked, g, seed=cell.boot_seed)))
+            strongest = []
+            for a in attackers:
+                per_rec = [out.hits[(a, rec)][m] for rec in cell.recognizers]
+                valid = a not in invalid
+                for rec, hits in zip(cell.recognizers, per_rec):
+                    rows.append(Row(m, rec, float(hits.mean()), int(hits.size),
+                                    *bootstrap_mean(hits.astype(float), groups, seed=cell.boot_seed), a, valid))
+                stacked = np.stack(per_rec).astype(float)  # the same probes for every recognizer
+                rows.append(Row(m, MAX, float(stacked.mean(1).max()), int(stacked.shape[1]),
+                                *bootstrap_max(stacked, groups, seed=cell.boot_seed), a, valid))
+                if valid:
+                    strongest += per_rec
+            if strongest:
+                stacked = np.stack(strongest).astype(float)
+                rows.append(Row(m, MAX, float(stacked.mean(1).max()), int(stacked.shape[1]),
+                                *bootstrap_max(stacked, groups, seed=cell.boot_seed), MAX))
         return rows
 
 
