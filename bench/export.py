@@ -15,7 +15,7 @@ from .store import CSV_COLUMNS
 
 def column_name(metric: str, backend: str) -> str:
     spec = registry.all_metrics().get(metric)
-    fixed = spec is not None and spec.backend not in ("recognizer", "detector", "landmarker", "")
+    fixed = spec is not None and spec.backend == backend  # one fixed backend (fid's Inception): no brackets
     return metric + (f"[{backend}]" if backend and not fixed else "")
 
 

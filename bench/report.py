@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from .export import headline_rows, strongest_attacker
+from .figures import cell_label
 from .store import ROW_KEY
 
 
@@ -132,7 +133,11 @@ def figures(df: pd.DataFrame, spec: ReportSpec, out: Path) -> list[Path]:
 
     from .metrics import registry
 
+    from .figures import attacker_figure, privacy_utility_figure  # noqa: I001
+
     paths = [attacker_figure(df, spec, out)] if "attacker" in df and (df.attacker.astype(str) != "").any() else []
+    utility = privacy_utility_figure(df, spec, out)
+    paths += [utility] if utility else []
     d = headline_rows(select(df, spec))
     privacy, detection, quality = (registry.headline(r) for r in ("privacy", "detection", "quality"))
     det_backend = registry.default_backend(detection, list(dict.fromkeys(d[d.metric == detection.name].backend)))
@@ -179,50 +184,6 @@ def figures(df: pd.DataFrame, spec: ReportSpec, out: Path) -> list[Path]:
     ax.grid(alpha=0.3), fig.tight_layout(), fig.savefig(out / "fid_vs_reid.png", dpi=150), plt.close(fig)
     paths.append(out / "fid_vs_reid.png")
     return paths
-
-
-def attacker_figure(df: pd.DataFrame, spec: ReportSpec, out: Path) -> Path:
-    """Grouped bars: the headline privacy metric (each attacker's strongest recognizer) per method
-    (ε) and attacker, with intervals; an attacker that failed its sanity check is hatched."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from .metrics import registry
-
-    privacy = registry.headline("privacy")
-    d = select(df, spec)
-    d = d[(d.metric == privacy.name) & (d.backend == "max") & (d.attacker.astype(str) != "")
-          & (d.attacker != "max")]
-    attackers = list(dict.fromkeys(d.attacker))
-    cells = list(dict.fromkeys(zip(d.method, d.eps)))
-    fig, ax = plt.subplots(figsize=(max(5.5, 0.55 * len(cells) * max(1, len(attackers)) / 1.5), 3.8))
-    width = 0.8 / max(1, len(attackers))
-    for k, a in enumerate(attackers):
-        da = d[d.attacker == a]
-        for i, (m, e) in enumerate(cells):
-            g = da[(da.method == m) & (da.eps == e)]
-            if g.empty:
-                continue
-            v, lo, hi = g.value.mean(), g.ci_low.min(), g.ci_high.max()
-            err = None if np.isnan([lo, hi]).any() else [[max(0, v - lo)], [max(0, hi - v)]]
-            ax.bar(i + (k - (len(attackers) - 1) / 2) * width, v, width, yerr=err, capsize=2, color=f"C{k}",
-                   hatch="//" if (g.valid == 0).any() else None, label=a if i == 0 or g.index[0] == da.index[0] else None)
-    ax.set_xticks(range(len(cells)), [_cell_label(m, e if e else None) for m, e in cells], rotation=30, ha="right",
-                  fontsize=7)
-    ax.set_ylabel(f"{privacy.label} (max over recognizers)"), ax.set_ylim(0, 1.02)
-    handles, labels = ax.get_legend_handles_labels()
-    uniq = dict(zip(labels, handles))
-    ax.legend(uniq.values(), uniq.keys(), title="attacker", fontsize=7), ax.grid(alpha=0.3, axis="y")
-    fig.tight_layout(), fig.savefig(out / "reid_by_attacker.png", dpi=150), plt.close(fig)
-    return out / "reid_by_attacker.png"
-
-
-def _cell_label(method: str, eps) -> str:
-    """Column label of a sample grid; ``eps`` None or '' for methods without ε (PIL's default font
-    has no ε glyph)."""
-    return method + (f", eps {float(eps):g}" if eps not in (None, "") else "")
 
 
 def measured_samples(run_dir: Path, spec: ReportSpec | None = None, n_faces: int = 4):
@@ -296,7 +257,7 @@ def sample_grid(run_dirs: list[Path], spec: ReportSpec, out: Path, n_faces: int 
             tile = tile.copy()
             tile[:3], tile[-3:], tile[:, :3], tile[:, -3:] = (255, 0, 0), (255, 0, 0), (255, 0, 0), (255, 0, 0)
         row.append(tile)
-        label = _cell_label(m, e)
+        label = cell_label(m, e)
         if label not in labels:
             labels.append(label)
     rows = [r for r in by_image.values() if len(r) == len(labels) + 1]
@@ -390,7 +351,7 @@ def contact_sheet(dataset, indices: list[int], cells: list[tuple[str, float | No
             res = meth.anonymize(image, faces, seed=derive_seed(seed, dataset.name, m, e, s.image_id)).image
             row.append(_tile(res, crop))
         rows.append(np.concatenate(row, axis=1))
-    labels = ["original"] + [_cell_label(m, e) for m, e in cells]
+    labels = ["original"] + [cell_label(m, e) for m, e in cells]
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(_with_header(np.concatenate(rows, axis=0), labels)).save(out)
     return Path(out)

@@ -26,7 +26,8 @@ def test_report_writes_tables_figures_and_index(tmp_path):
     t = table(pd.read_csv(run / "metrics.csv", keep_default_na=False).astype({"eps": str}), spec)
     assert list(t.method) == ["original", "blur", "kpdp", "kpdp"] and list(t.eps) == ["–", "–", "0.5", "1"]
     index = write_report([run], tmp_path / "rep", spec, samples=False)
-    for f in ("table.md", "table.csv", "table.tex", "reid_vs_eps.png", "detection_vs_eps.png", "fid_vs_reid.png"):
+    for f in ("table.md", "table.csv", "table.tex", "reid_vs_eps.png", "detection_vs_eps.png", "fid_vs_reid.png",
+              "privacy_vs_utility.png"):
         assert (tmp_path / "rep" / f).stat().st_size > 0, f
     html = index.read_text()
     assert "reid_vs_eps.png" in html and "Test table" in html
@@ -56,3 +57,18 @@ def test_sample_grid_shows_exactly_the_measured_images(tmp_path):
     for image_id, cell, _, _, res, digest in seen:
         assert digest is not None and image_digest(res) == digest, (image_id, cell)
     assert sample_grid([out], ReportSpec(), tmp_path, n_faces=2).is_file()
+
+
+def test_tables_show_the_strongest_valid_attack_and_name_its_attacker():
+    from bench.export import strongest_attacker, wide_table
+
+    rows = []
+    for attacker, v, valid in (("ignorant", 0.10, 1), ("lazy", 0.30, 1), ("broken", 0.90, 0), ("max", 0.30, 1)):
+        rows.append(("lfw", "kpdp", "1.0", 0, "reid_rank1", "max", v, 50, v - 0.05, v + 0.05, attacker, valid))
+    rows.append(("lfw", "kpdp", "1.0", 0, "fid", "inception-2015-12-05", 30.0, 50, 28.0, 32.0, "", 1))
+    df = pd.DataFrame(rows, columns=["dataset", "method", "eps", "seed", "metric", "backend", "value", "n",
+                                     "ci_low", "ci_high", "attacker", "valid"])
+    assert strongest_attacker(df).to_dict() == {("lfw", "kpdp", "1.0"): "lazy"}
+    t = wide_table(df)
+    assert t["reid_rank1[max]"].item() == 0.30 and t["attacker"].item() == "lazy"  # not averaged over attackers
+    assert list(t.columns).index("attacker") == list(t.columns).index("reid_rank1[max]") + 1
