@@ -8,7 +8,8 @@ import pytest
 MODULES = ["bench.metrics.reid", "bench.metrics.detection", "bench.metrics.landmarks", "bench.metrics.background",
            "bench.metrics.intervals", "bench.metrics.fid", "bench.export", "bench.metrics.expression",
            "kpdp.faces.expression", "bench.attackers.data", "bench.attackers.sanity",
-           "kpdp.faces.pose", "bench.metrics.pose", "bench.metrics.diversity"]
+           "kpdp.faces.pose", "bench.metrics.pose", "bench.metrics.diversity",
+           "bench.metrics.attributes", "bench.attribute_probes"]
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -98,11 +98,30 @@ class LFWSample(LFW):
 
 
 class CelebA(FaceDataset):
-    """CelebA: ``img_align_celeba/`` (or ``img_celeba/``) + ``identity_CelebA.txt``."""
+    """CelebA: ``img_align_celeba/`` (or ``img_celeba/``) + ``identity_CelebA.txt``.
+
+    Splits, by identity number, never by image, so every person lies in exactly one split:
+
+    - ``eval``: identity % 5 == 0 (held back for evaluating anonymisers on CelebA);
+    - ``probe-val``: identity % 5 == 1 (held-out people the attribute probes are validated on);
+    - ``probe-train``: identity % 5 in {2, 3, 4} (what the attribute probes are trained on);
+    - ``all`` (the default): every image.
+
+    Example:
+        >>> [CelebA.split_of(i) for i in ("10", "11", "12", "13", "14")]
+        ['eval', 'probe-val', 'probe-train', 'probe-train', 'probe-train']
+    """
 
     name = "celeba"
-    splits = ("all",)
+    splits = ("all", "eval", "probe-train", "probe-val")
     IMAGE_DIRS = ("img_align_celeba", "img_celeba")
+    SPLIT_RULE = "identity % 5 == 0: eval; identity % 5 == 1: probe-val; identity % 5 in (2, 3, 4): probe-train"
+
+    @staticmethod
+    def split_of(identity: str) -> str:
+        """The split an identity number belongs to (the rule of :attr:`SPLIT_RULE`)."""
+        r = int(identity) % 5
+        return "eval" if r == 0 else "probe-val" if r == 1 else "probe-train"
 
     def _scan(self) -> list[Sample]:
         img_dir = next((self.root / d for d in self.IMAGE_DIRS if (self.root / d).is_dir()), None)
@@ -111,7 +130,7 @@ class CelebA(FaceDataset):
         ids = read_celeba_identities(self.root / "identity_CelebA.txt")
         out = []
         for f in image_files(img_dir):
-            if f.name in ids:
+            if f.name in ids and (self.split == "all" or self.split_of(ids[f.name]) == self.split):
                 out.append(Sample(f.stem, ids[f.name], f))
         return out
 

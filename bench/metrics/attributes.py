@@ -1,0 +1,86 @@
+"""Attributes kept: CelebA attribute probes (:mod:`bench.attribute_probes`) on the original and
+on the anonymised face; ``attribute_agreement`` = the fraction of faces on which both get the same
+predicted label, per attribute the probes predict with balanced accuracy >= 0.80 on held-out
+CelebA people (backend column = the attribute's name) and their ``mean``.
+
+Both images are read at the *original's* face location: the aligned crop from the original's 68
+landmarks, cut from the original and from the anonymised image alike, so a method cannot keep or
+lose attributes by moving the face. The features are Inception-v3 pool features of that crop; the
+FID group's features are of the whole image, so they cannot be reused and this group runs
+Inception once more per image (on a 96 px crop resized to 299).
+"""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from ..attribute_probes import DEFAULT_OUT, attribute_crop, crop_features, load_probes
+from .intervals import bootstrap_replicates, percentile_interval
+from .registry import MetricGroup, MetricSpec, Row, register_group
+
+FEATURE = "attr"  # per-image feature key: the probes' logits of all 40 attributes
+
+
+def _probes_tag() -> str:
+    try:
+        return json.loads(DEFAULT_OUT.with_suffix(".json").read_text())["weights_sha256"][:12]
+    except (OSError, ValueError, KeyError):
+        return "missing"
+
+
+def attribute_logits(image: np.ndarray, landmarks: np.ndarray, device: str = "cpu") -> np.ndarray:
+    """(A,) probe logits of the face at ``landmarks`` in ``image`` (positive = present)."""
+    return load_probes().logits(crop_features([attribute_crop(image, landmarks)], device))[0]
+
+
+def agreement_rows(orig_logits: np.ndarray, anon_logits: np.ndarray, identities, attributes: list[str],
+                   used: list[str], seed: int = 0) -> list[Row]:
+    """One ``attribute_agreement`` row per used attribute and their ``mean``, each with an
+    identity-bootstrap interval (one joint resampling for every row).
+
+    Example:
+        >>> o = np.array([[1.0, -1.0], [2.0, 3.0], [-1.0, 1.0]])
+        >>> a = np.array([[0.5, -2.0], [1.0, -3.0], [-1.0, 1.0]])
+        >>> rows = agreement_rows(o, a, ["p", "p", "q"], ["Male", "Smiling"], ["Male", "Smiling"])
+        >>> [(r.backend, round(r.value, 3), r.n) for r in rows]
+        [('Male', 1.0, 3), ('Smiling', 0.667, 3), ('mean', 0.833, 3)]
+    """
+    idx = [attributes.index(a) for a in used]
+    same = ((np.asarray(orig_logits)[:, idx] > 0) == (np.asarray(anon_logits)[:, idx] > 0)).astype(np.float64)
+    values = np.vstack([same.T, same.mean(1)[None]])  # (U + 1, N): each attribute, then the per-face mean
+    reps = bootstrap_replicates(values, identities, seed=seed)
+    n = len(same)
+    return [Row("attribute_agreement", name, float(values[k].mean()), n, *percentile_interval(reps[:, k]))
+            for k, name in enumerate([*used, "mean"])]
+
+
+@register_group
+class AttributeGroup(MetricGroup):
+    """Agreement of the CelebA attribute probes between each original and its anonymised image."""
+
+    name = "attributes"
+    version = "1+" + _probes_tag()  # retrained probes must not reuse cached logits
+    needs = ("inception",)
+    # backend '': no fixed name, the column varies (each attribute's name and `mean`), as pose's does
+    metrics = (MetricSpec("attribute_agreement", "attributes", "", True, "attributes kept", 0.02, rate=True),)
+
+    def _measure(self, ctx):
+        from ..timing import model_call
+
+        with model_call("attributes"):
+            return {}, {FEATURE: attribute_logits(ctx.image, ctx.primary.landmarks, ctx.backends.device)}
+
+    def original(self, ctx):
+        return self._measure(ctx)
+
+    def anonymised(self, ctx):
+        return self._measure(ctx)
+
+    def aggregate(self, cell) -> list[Row]:
+        orig = cell.gallery_feats.get(FEATURE)
+        if not cell.probes or orig is None:
+            return []
+        probes = load_probes()
+        return agreement_rows(orig[cell.probe_index], cell.probe_features(FEATURE), cell.probe_identities,
+                              probes.attributes, probes.used, seed=cell.boot_seed)
