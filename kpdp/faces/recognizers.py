@@ -103,6 +103,38 @@ class FaceNetCasia(Recognizer):
         return _l2(np.stack(out).astype(np.float64))
 
 
+@RECOGNIZERS.register("facenet-casia-torch")
+class FaceNetCasiaTorch(Recognizer):
+    """The ``facenet-casia`` network and preprocessing in torch (weights converted from the same
+    ``graph_final.pb``, see :mod:`kpdp.faces.facenet_torch`): differentiable, batched, cpu or cuda."""
+
+    dim = 512
+    needs = "box"
+    batch_size = 32
+
+    def __init__(self, device: str = "cpu"):
+        from .facenet_torch import WEIGHTS_SHA256, load_facenet_casia_torch
+
+        self.device = device
+        self.model = load_facenet_casia_torch(device)
+        self.version = f"facenet-20180408-casia-torch-{WEIGHTS_SHA256[:12]}"
+
+    def embed_batch(self, images, faces):
+        import torch
+
+        from .facenet_torch import preprocess
+
+        if not images:
+            return np.zeros((0, self.dim))
+        out = []
+        with torch.inference_mode():
+            for i in range(0, len(images), self.batch_size):
+                x = preprocess(images[i:i + self.batch_size], faces[i:i + self.batch_size])
+                x = x.to(self.device).contiguous(memory_format=torch.channels_last)
+                out.append(self.model(x).cpu().numpy())
+        return _l2(np.concatenate(out).astype(np.float64))
+
+
 # ArcFace's 112 px five-point template (insightface.utils.face_align.arcface_dst)
 _ARCFACE_DST = np.array([[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366],
                          [41.5493, 92.3655], [70.7299, 92.2041]])
