@@ -85,6 +85,8 @@ def dppix_release(crop: np.ndarray, b: int, m: int, eps: float, sampler: Integer
     """The ε-DP release: noisy integer cell sums (int64, ``(..., hc, wc, 3)``). OpenDP's privacy
     map of the noise at sensitivity ``Δ`` is checked against ``eps`` first (raises if above)."""
     sums, _ = dppix_cell_sums(crop, b)
+    if eps == float("inf"):  # no privacy asked for: the exact sums (plain pixelation), as ε = ∞ is for kpdp
+        return sums
     t = dppix_noise_scale(m, eps)
     sampler.check_privacy(dppix_sensitivity(m), t, eps)
     return sums + sampler.noise(t, sums.shape)

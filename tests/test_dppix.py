@@ -221,3 +221,16 @@ def test_cell_means_are_unbiased_and_scale_is_right():
         if c >= 16:  # scale on the mean t / c <= 15.3, 7 scales from 0 and 255
             se = np.sqrt(2) * t / c / np.sqrt(n)
             assert np.abs(block[:, 0, 0].mean(0) - means[i, j]).max() < 5 * se + 0.05
+
+
+def test_eps_infinity_releases_the_exact_cell_sums():
+    """ε = ∞ (the top of a grid's ε axis) is plain pixelation, not an error on every image."""
+    import numpy as np
+
+    from baselines.dppix import DPPix, dppix_cell_sums, dppix_release
+    from kpdp.sampler import IntegerLaplace
+
+    crop = np.random.default_rng(0).integers(0, 256, (40, 36, 3), dtype=np.uint8)
+    out = dppix_release(crop, 16, 16, float("inf"), IntegerLaplace("seeded", 0))
+    assert np.array_equal(out, dppix_cell_sums(crop, 16)[0])
+    assert DPPix(eps=float("inf")).eps == float("inf")
