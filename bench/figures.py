@@ -40,7 +40,7 @@ def attacker_figure(df: pd.DataFrame, spec, out: Path) -> Path:
     d = d[(d.metric == privacy.name) & (d.backend == "max") & (d.attacker.astype(str) != "")
           & (d.attacker != "max")]
     attackers = list(dict.fromkeys(d.attacker))
-    cells = list(dict.fromkeys(zip(d.method, d.eps)))
+    cells = sorted(dict.fromkeys(zip(d.method, d.eps)), key=lambda c: _order(c, spec))
     fig, ax = plt.subplots(figsize=(max(5.5, 0.55 * len(cells) * max(1, len(attackers)) / 1.5), 3.8))
     width = 0.8 / max(1, len(attackers))
     for k, a in enumerate(attackers):
@@ -85,7 +85,7 @@ def privacy_utility_figure(df: pd.DataFrame, spec, out: Path) -> Path | None:
         return None
     plt = _plt()
     fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 3.4), sharey=True, squeeze=False)
-    cells = list(dict.fromkeys(zip(y.method, y.eps)))
+    cells = sorted(dict.fromkeys(zip(y.method, y.eps)), key=lambda c: _order(c, spec))
     for ax, (name, b, sel) in zip(axes[0], panels):
         for k, (m, e) in enumerate(cells):
             px, py = sel[(sel.method == m) & (sel.eps == e)], y[(y.method == m) & (y.eps == e)]
@@ -108,6 +108,13 @@ def privacy_utility_figure(df: pd.DataFrame, spec, out: Path) -> Path | None:
     fig.tight_layout(rect=(0, 0.12, 1, 1))
     fig.savefig(out / "privacy_vs_utility.png", dpi=150), plt.close(fig)
     return out / "privacy_vs_utility.png"
+
+
+def _order(cell, spec) -> tuple:
+    """The spec's method order (else alphabetical), ε ascending, methods without ε first."""
+    method, eps = cell
+    rank = spec.methods.index(method) if spec.methods and method in spec.methods else len(spec.methods or [])
+    return rank, method, -1.0 if eps in ("", None) else float(eps)
 
 
 def _err(v, lo, hi):

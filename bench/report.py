@@ -24,15 +24,27 @@ class ReportSpec:
     dataset: str | None = None
     methods: list[str] | None = None
     eps: list[float] | None = None
-    metrics: list[tuple[str, str]] | None = None  # None: the summary's columns (bench.export.summary_columns)
+    metrics: list[tuple] | None = None  # (metric, backend[, attacker]); None: the summary's columns
     runs: list[str] = field(default_factory=list)
 
     @classmethod
     def load(cls, path: Path) -> "ReportSpec":
         d = tomllib.loads(Path(path).read_text())
-        metrics = [tuple(m.split("@", 1)) if "@" in m else (m, "") for m in d.get("metrics", [])]
+        metrics = [_metric_column(m) for m in d.get("metrics", [])]
         return cls(title=d.get("title", cls.title), dataset=d.get("dataset"), methods=d.get("methods"),
                    eps=d.get("eps"), metrics=metrics or None, runs=d.get("runs", []))
+
+
+def _metric_column(text: str) -> tuple[str, str, str | None]:
+    """``metric[@backend[/attacker]]`` -> (metric, backend, attacker or None = the headline rows).
+
+    Example:
+        >>> _metric_column("reid_rank1@max/lazy"), _metric_column("fid@inception-2015-12-05")
+        (('reid_rank1', 'max', 'lazy'), ('fid', 'inception-2015-12-05', None))
+    """
+    metric, _, rest = text.partition("@")
+    backend, _, attacker = rest.partition("/")
+    return metric, backend, attacker or None
 
 
 def load_runs(run_dirs: list[Path]) -> pd.DataFrame:
@@ -70,24 +82,33 @@ def table(df: pd.DataFrame, spec: ReportSpec, intervals: bool = False) -> pd.Dat
     are averaged. With ``intervals`` each value is a string ``value [ci_low, ci_high]``."""
     from .export import column_name, format_value, summary_columns
 
-    d = select(df, spec)
-    winners = strongest_attacker(d)
-    d = headline_rows(d)
+    every = select(df, spec)
+    winners = strongest_attacker(every)
+    d = headline_rows(every)
     from .metrics import registry
 
     specs = registry.all_metrics()
     privacy = registry.headline("privacy").name
-    metrics = spec.metrics or [mb for mb in summary_columns(d) if specs[mb[0]].in_tables]
+    metrics = [(m[0], m[1], m[2] if len(m) > 2 else None) for m in spec.metrics] if spec.metrics else \
+        [(m, b, None) for m, b in summary_columns(d) if specs[m].in_tables]
     rows = []
     methods = spec.methods or list(dict.fromkeys(d.method))
     for m in methods:
         dm = d[d.method == m]
         for e in sorted(set(dm.eps), key=lambda x: -1 if x == "" else float(x)):
             de = dm[dm.eps == e]
+            de_all = every[(every.method == m) & (every.eps == e)]
             row = {"method": m, "eps": _eps_label(e)}
             ns = []
-            for metric, backend in metrics:
-                v = de[(de.metric == metric) & (de.backend == backend)]
+            for metric, backend, attacker in metrics:
+                if attacker is None and specs.get(metric) is not None and specs[metric].privacy and backend != "max":
+                    attacker = "ignorant"  # one recognizer's privacy number: the attacker it always meant
+                if attacker is None:
+                    v = de[(de.metric == metric) & (de.backend == backend)]
+                else:
+                    v = de_all[(de_all.metric == metric) & (de_all.backend == backend)
+                               & (de_all.attacker.astype(str).isin([attacker, ""] if attacker == "ignorant" else
+                                                                   [attacker]))]
                 value = v.value.astype(float).mean() if len(v) else float("nan")
                 if len(v):
                     ns.append(int(pd.to_numeric(v.n).min()))
@@ -95,8 +116,8 @@ def table(df: pd.DataFrame, spec: ReportSpec, intervals: bool = False) -> pd.Dat
                     lo = pd.to_numeric(v.get("ci_low", pd.Series(dtype=float)), errors="coerce").min()
                     hi = pd.to_numeric(v.get("ci_high", pd.Series(dtype=float)), errors="coerce").max()
                     value = format_value(value, lo, hi)
-                row[column_name(metric, backend)] = value
-                if metric == privacy and backend == "max" and len(winners):
+                row[column_name(metric, backend) + (f" ({attacker})" if attacker else "")] = value
+                if metric == privacy and backend == "max" and attacker is None and len(winners):
                     row["attacker"] = winners.get((de.dataset.iloc[0], m, e), "") if len(de) else ""
             row["n"] = ns[0] if ns else 0  # the first column's: probes when it is re-identification
             rows.append(row)

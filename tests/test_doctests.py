@@ -9,7 +9,8 @@ MODULES = ["bench.metrics.reid", "bench.metrics.detection", "bench.metrics.landm
            "bench.metrics.intervals", "bench.metrics.fid", "bench.export", "bench.metrics.expression",
            "kpdp.faces.expression", "bench.attackers.data", "bench.attackers.sanity",
            "kpdp.faces.pose", "bench.metrics.pose", "bench.metrics.diversity",
-           "bench.metrics.attributes", "bench.attribute_probes", "kpdp.faces.facenet_torch"]
+           "bench.metrics.attributes", "bench.attribute_probes", "kpdp.faces.facenet_torch",
+           "bench.report"]
 
 
 @pytest.mark.parametrize("name", MODULES)
