@@ -210,7 +210,8 @@ def add_commands(sub):
     s.add_argument("--methods", required=True, help="comma-separated registry names (see `bench methods`)")
     s.add_argument("--eps", default="1", help="comma-separated privacy budgets (methods without ε ignore it)")
     s.add_argument("--datasets", default="lfw-sample"), s.add_argument("--root"), s.add_argument("--split")
-    s.add_argument("--metrics", help="comma-separated groups: reid,detection,fid,landmarks,background")
+    s.add_argument("--metrics", help="comma-separated metric groups (default: every registered one: "
+                   "reid, detection, fid, landmarks, background, expression, attributes, pose, diversity)")
     s.add_argument("--recognizers", default="dlib,facenet-casia"), s.add_argument("--detectors", default="mtcnn,dlib-hog")
     s.add_argument("--seeds", default="0"), s.add_argument("--limit", type=int)
     s.add_argument("--device", default="cpu"), s.add_argument("--out", default="runs/default")
