@@ -229,7 +229,7 @@ def evaluate(cfg: RunConfig, argv: list[str] | None = None, log=print):
                 log(cell_line(c, rows))
         store.set_meta(**{f"attacker_fits:{ds.name}": {
             f"{m}@{eps_key(e)}/{sd}/{a}/{r}": info for k, o in shared.items() if k[0] == "attack"
-            for (m, e, sd) in [k[1]] for (a, r), info in o.info.items() if info}})
+            for (m, e, sd) in [k[1]] for (a, r), info in o.info.items() if any(info.values())}})
     df = store.aggregates()
     from .export import write_exports
 
