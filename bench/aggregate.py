@@ -81,10 +81,17 @@ def lfw_pair_embeddings(ds, recognizers, device: str = "cpu", workers: int = 1, 
 
     chunks = [paths[i:i + chunk] for i in range(0, len(paths), chunk)]
     emb: dict = {}
-    with ProcessPoolExecutor(workers, mp.get_context("spawn"), initializer=_pair_init,
-                             initargs=(tuple(recognizers), device)) as pool:
+    from .executor import _terminate
+
+    pool = ProcessPoolExecutor(workers, mp.get_context("spawn"), initializer=_pair_init,
+                               initargs=(tuple(recognizers), device))
+    try:
         for part in pool.map(_pair_embed, chunks):
             emb.update(part)
+    except BaseException:  # interrupted: stop the workers now (leaving the `with` would wait for them)
+        _terminate(pool)
+        raise
+    pool.shutdown(wait=True)
     return impostors, emb
 
 
