@@ -168,30 +168,30 @@ class CellData:
         """The gallery of an attacker who runs the method: every gallery image's second release
         (:func:`bench.attackers.data.gallery_release`), aligned with :attr:`gallery_ids`; zero rows
         and ``present = False`` where the method failed."""
-        from .attackers.data import aligned, gallery_release, released_features
-        from .evaluate import ROLES
+        from .attackers.data import aligned, gallery_release
 
         role, seed = gallery_release(self.method, self.seed, self.seeds)
-        where = (self.dataset + ROLES[role], self.method, self.eps, seed)
-        released = self.memo("released", where, lambda: released_features(
-            self.store, *where, [f"emb:{r}" for r in self.recognizers]))
-        return aligned(released, self.gallery_ids, key, self.gallery_feats[key].shape[1])
+        return aligned(self._released(role, seed), self.gallery_ids, key, self.gallery_feats[key].shape[1])
 
     def training_set(self, key: str):
         """The method's outputs on the attacker's identity-disjoint training images (a
         :class:`bench.attackers.TrainingSet`), or None when the data set has no training split."""
         from .attackers import TrainingSet
-        from .attackers.data import released_features
-        from .evaluate import ROLES
 
-        where = (self.dataset + ROLES["train"], self.method, self.eps, self.seed)
-        released = self.memo("released", where, lambda: released_features(
-            self.store, *where, [f"emb:{r}" for r in self.recognizers]))
-        rows = [(ident, f[key]) for ident, f in released.values() if key in f]
+        rows = [(ident, f[key]) for ident, f in self._released("train", self.seed).values() if key in f]
         if not rows:
             return None
         source = (self.store.meta().get(f"attacker_training:{self.dataset}") or {}).get("source", "")
         return TrainingSet(np.stack([r[1] for r in rows]), np.array([r[0] for r in rows]), source)
+
+    def _released(self, role: str, seed: int) -> dict:
+        """The recognizers' embeddings of one stored cell of this method and ε (memoised per data set)."""
+        from .attackers.data import released_features
+        from .evaluate import ROLES
+
+        where = (self.dataset + ROLES[role], self.method, self.eps, seed)
+        return self.memo("released", where, lambda: released_features(
+            self.store, *where, [f"emb:{r}" for r in self.recognizers]))
 
     def verification_threshold(self, recognizer: str) -> float:
         from kpdp.datasets import LFW, LFWSample

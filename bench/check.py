@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from .export import with_attacker_columns
 from .metrics import registry
 
 
@@ -27,10 +28,7 @@ def _read(run_dir: Path) -> pd.DataFrame:
     df["eps"] = df["eps"].astype(str)
     for c in ("ci_low", "ci_high"):
         df[c] = pd.to_numeric(df[c], errors="coerce") if c in df else math.nan
-    if "attacker" not in df:  # written before attackers existed
-        df["attacker"] = ""
-    df["valid"] = pd.to_numeric(df["valid"], errors="coerce").fillna(1).astype(int) if "valid" in df else 1
-    return df
+    return with_attacker_columns(df)
 
 
 def make_baseline(run_dir: Path, metrics: list[str] | None = None) -> dict:

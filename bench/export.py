@@ -30,6 +30,15 @@ def summary_columns(df: pd.DataFrame) -> list[tuple[str, str]]:
     return out
 
 
+def with_attacker_columns(df: pd.DataFrame) -> pd.DataFrame:
+    """``attacker`` and ``valid`` as readers expect them, also for results written before
+    attackers existed (no ``attacker``: one attacker, the ignorant one; every row valid)."""
+    if "attacker" not in df:
+        df["attacker"] = ""
+    df["valid"] = pd.to_numeric(df["valid"], errors="coerce").fillna(1).astype(int) if "valid" in df else 1
+    return df
+
+
 def headline_rows(df: pd.DataFrame) -> pd.DataFrame:
     """The rows tables show: metrics without an attacker, and for re-identification the strongest
     valid attack (``attacker = max``). Results written before attackers existed have no

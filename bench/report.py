@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .export import headline_rows, strongest_attacker
+from .export import headline_rows, strongest_attacker, with_attacker_columns
 from .figures import cell_label
 from .store import ROW_KEY
 
@@ -54,9 +54,7 @@ def load_runs(run_dirs: list[Path]) -> pd.DataFrame:
     df["value"] = pd.to_numeric(df["value"], errors="coerce")  # an empty value (nothing measured) is NaN
     for c in ("ci_low", "ci_high"):  # results written before intervals existed have none
         df[c] = pd.to_numeric(df[c], errors="coerce") if c in df else float("nan")
-    if "attacker" not in df:  # results written before attackers existed: one attacker, the ignorant one
-        df["attacker"] = ""
-    df["valid"] = pd.to_numeric(df["valid"], errors="coerce").fillna(1).astype(int) if "valid" in df else 1
+    df = with_attacker_columns(df)
     df = df.drop_duplicates(subset=ROW_KEY, keep="last")
     return df
 
