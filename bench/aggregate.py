@@ -178,7 +178,8 @@ class CellData:
         :class:`bench.attackers.TrainingSet`), or None when the data set has no training split."""
         from .attackers import TrainingSet
 
-        rows = [(ident, f[key]) for ident, f in self._released("train", self.seed).values() if key in f]
+        # trained once per method and ε, on the run's first seed (bench.evaluate.attacker_training)
+        rows = [(ident, f[key]) for ident, f in self._released("train", self.seeds[0]).values() if key in f]
         if not rows:
             return None
         source = (self.store.meta().get(f"attacker_training:{self.dataset}") or {}).get("source", "")

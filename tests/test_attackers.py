@@ -205,3 +205,21 @@ def test_lfw_devtest_attackers_train_on_devtrain_people_only():
     assert 300 <= len(samples) < 320 and "devtrain" in source
     assert not people & {s.identity for s in ds.samples}
     assert all(sum(s.identity == p for s in samples) >= 2 for p in people)
+
+
+def test_every_seed_is_attacked_with_the_first_seeds_training_images():
+    """Training images are anonymised for the first seed only; a later seed must use them, not
+    fall back to folds of its own evaluation images."""
+    from bench.aggregate import CellData
+
+    class Store:
+        def images(self, dataset, method, eps, seed):
+            assert (dataset, seed) == ("d#attacker-train", 0)
+            yield "x", "ok", "", {"identity": "a"}, {"emb:r": np.ones(3)}
+
+        def meta(self):
+            return {}
+
+    cell = CellData("d", "m", None, 1, [], np.array([]), {}, [], np.array([], int), ["r"], [], 0, 0,
+                    store=Store(), seeds=[0, 1])
+    assert len(cell.training_set("emb:r")) == 1
