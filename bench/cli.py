@@ -21,30 +21,29 @@ def cmd_lfw_verify(a) -> int:
 
 
 def cmd_landmark_privacy(a) -> int:
-    import numpy as np
-
     from kpdp import landmark_cache as lc
     from kpdp.datasets import get_dataset
     from kpdp.space import IdentitySpace
 
-    from .landmark_privacy import chance_level, landmark_identification, majority_level
+    from .landmark_privacy import ATTACKER, chance_level, landmark_identification, majority_level
 
     if a.landmarks:
-        lms = lc.load(a.landmarks)
+        lms = lc.merge([lc.load(p) for p in a.landmarks])
     else:
         lms = lc.extract_landmarks(get_dataset(a.dataset, a.root, a.split), progress=not a.quiet)
     space = IdentitySpace.load()
-    print("identity space: Fisher ratio of each component (training set)")
-    print(" ".join(f"{k + 1}:{r:.2f}" for k, r in enumerate(space.fisher_ratio)))
     eps_list = [float(e) for e in a.eps.split(",")]
-    clamp = landmark_identification(lms["landmarks"], lms["identity"], eps_list, a.seed, space, "clamp")
-    post = landmark_identification(lms["landmarks"], lms["identity"], eps_list, a.seed, space, "posterior")
-    chance, major = chance_level(lms["identity"]), majority_level(lms["identity"])
-    print(f"landmark-only rank-1 identification (cross-image), {len(lms['identity'])} images, "
-          f"{clamp[0]['n']} probes")
-    print("eps      rank1(clamp)  rank1(posterior)  chance(uniform)  chance(largest identity)")
-    for c, p in zip(clamp, post):
-        print(f"{c['eps']:<8g} {c['rank1']:.4f}        {p['rank1']:.4f}            {chance:.4f}           {major:.4f}")
+    ids = lms["identity"]
+    print(f"identification from the released geometry: {len(ids)} images of {a.dataset}/{a.split}, "
+          f"seed {a.seed}, post-processing '{a.postprocess}'")
+    print(f"attacker: {ATTACKER}")
+    print(f"chance (uniform guess among the others) {chance_level(ids):.4f}; "
+          f"always naming the largest identity {majority_level(ids):.4f}")
+    print("eps       residual    part       rank1   95% interval      probes")
+    for residual in a.residual.split(","):
+        for r in landmark_identification(lms["landmarks"], ids, eps_list, a.seed, space, a.postprocess, residual):
+            print(f"{r['eps']:<9g} {residual:<11} {r['part']:<10} {r['rank1']:.4f}  "
+                  f"[{r['lo']:.4f}, {r['hi']:.4f}]  {r['n']}")
     return 0
 
 
@@ -56,10 +55,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--recognizer", required=True), s.add_argument("--root", required=True)
     s.add_argument("--device", default="cpu"), s.add_argument("--quiet", action="store_true")
     s.set_defaults(func=cmd_lfw_verify)
-    s = sub.add_parser("landmark-privacy", help="rank-1 identification from the 16 identity coordinates vs eps")
+    s = sub.add_parser("landmark-privacy", help="rank-1 identification from KPDP's released geometry (identity "
+                       "coordinates, kept residual, pose, all of it) vs eps")
     s.add_argument("--dataset", default="lfw"), s.add_argument("--root"), s.add_argument("--split", default="devtest")
-    s.add_argument("--landmarks", help="a landmark cache (python -m kpdp landmarks) instead of extracting")
-    s.add_argument("--eps", default="0.5,1,2,4,8,inf"), s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--landmarks", nargs="+", help="landmark caches (python -m kpdp landmarks) instead of extracting")
+    s.add_argument("--eps", default="0.5,1,4,16,64,inf"), s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--postprocess", default="sample", choices=("sample", "mean", "clamp"))
+    s.add_argument("--residual", default="full,expression",
+                   help="comma-separated residual modes to compare (full, expression, none)")
     s.add_argument("--quiet", action="store_true")
     s.set_defaults(func=cmd_landmark_privacy)
     from . import cli_run

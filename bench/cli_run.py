@@ -31,6 +31,40 @@ def _list(text: str) -> list[str]:
     return [t.strip() for t in text.split(",") if t.strip()]
 
 
+def with_method_args(methods: list[str], method_args: list[str]) -> list[str]:
+    """``--method-args kpdp:postprocess=mean,...`` (repeatable): the parameters added to every
+    spec of that method in ``--methods``.
+
+    Example:
+        >>> with_method_args(["kpdp", "blur"], ["kpdp:postprocess=mean,kpdp:residual=full"])
+        ['kpdp[postprocess=mean,residual=full]', 'blur']
+    """
+    from .registry import format_spec, parse_spec
+
+    extra: dict[str, list[str]] = {}
+    for text in method_args:
+        for item in (t.strip() for t in text.split(",") if t.strip()):
+            name, colon, pair = item.partition(":")
+            if not colon or "=" not in pair or not name.strip():
+                raise ValueError(f"--method-args: '{item}' is not method:key=value")
+            extra.setdefault(name.strip(), []).append(pair)
+    names = {parse_spec(m)[0] for m in methods}
+    for name in extra:
+        if name not in names:
+            raise ValueError(f"--method-args names '{name}', which is not in --methods")
+    out = []
+    for m in methods:
+        name, params = parse_spec(m)
+        if name in extra:
+            added = parse_spec(f"{name}[{','.join(extra[name])}]")[1]
+            both = sorted(set(params) & set(added))
+            if both:
+                raise ValueError(f"--method-args and --methods both set {', '.join(both)} of '{m}'")
+            params = {**params, **added}
+        out.append(format_spec(name, params))
+    return out
+
+
 def _err(msg: str) -> None:
     print(f"error: {msg}", file=sys.stderr, flush=True)
 
@@ -153,7 +187,10 @@ def _cmd_run(a, salvage_first: bool) -> int:
             raise ArgumentError("--root and --split take one value per data set of --datasets")
         datasets = [DatasetSpec(n, roots[i] if roots else None, splits[i] if splits else None)
                     for i, n in enumerate(names)]
-        cfg = RunConfig(methods=_list(a.methods), eps=eps, datasets=datasets,
+        from .registry import split_specs
+
+        methods = with_method_args(split_specs(a.methods), a.method_args or [])
+        cfg = RunConfig(methods=methods, eps=eps, datasets=datasets,
                         metrics=_list(a.metrics) if a.metrics else list(DEFAULT_METRICS),
                         recognizers=_list(a.recognizers), detectors=_list(a.detectors),
                         seeds=[int(s) for s in _list(a.seeds)], limit=a.limit, device=a.device, out=a.out,
@@ -207,7 +244,15 @@ def add_commands(sub):
     from .executor import default_workers
 
     s = sub.add_parser("run", help="run methods x data sets x eps x seeds and measure every metric")
-    s.add_argument("--methods", required=True, help="comma-separated registry names (see `bench methods`)")
+    s.add_argument("--methods", required=True,
+                   help="comma-separated method specs: a registry name (see `bench methods`) or "
+                   "name[key=value,...] setting parameters of the method's __init__, e.g. "
+                   "'kpdp,kpdp[postprocess=mean],blur[sigma=3]'; values are int, float, inf, true/false or text; "
+                   "each spec is one row of the results")
+    s.add_argument("--method-args", action="append", metavar="METHOD:KEY=VALUE,...",
+                   help="parameters for every spec of METHOD in --methods (repeatable): "
+                   "--method-args kpdp:postprocess=mean,kpdp:residual=full turns kpdp into "
+                   "kpdp[postprocess=mean,residual=full]")
     s.add_argument("--eps", default="1", help="comma-separated privacy budgets (methods without ε ignore it)")
     s.add_argument("--datasets", default="lfw-sample"), s.add_argument("--root"), s.add_argument("--split")
     s.add_argument("--metrics", help="comma-separated metric groups (default: every registered one: "

@@ -97,10 +97,13 @@ class RunConfig:
     def validate(self) -> list[str]:
         """Raise :class:`ArgumentError` listing what is valid; return notes for the user."""
         notes = []
-        known = registry.available()
+        specs = []
         for m in self.methods:
-            if m not in known:
-                raise ArgumentError(f"unknown method '{m}'; available: {', '.join(known)}")
+            try:
+                specs.append(registry.check_spec(m))
+            except (registry.UnknownMethod, ValueError) as exc:
+                raise ArgumentError(str(exc)) from None
+        self.methods = list(dict.fromkeys(specs))  # canonical: the store's cell key
         for e in self.eps:
             if not isinstance(e, (int, float)) or math.isnan(e) or e <= 0:
                 raise ArgumentError(f"ε must be a number > 0 (or inf), got {e!r}")
@@ -188,15 +191,20 @@ def evaluate(cfg: RunConfig, argv: list[str] | None = None, log=print):
     for ds in datasets:
         for c in cfg.cells(ds.name):
             if (c.method, c.eps) not in methods:
-                methods[(c.method, c.eps)] = registry.create(c.method, c.eps, cfg.device)
+                try:
+                    methods[(c.method, c.eps)] = registry.create(c.method, c.eps, cfg.device)
+                except ValueError as exc:
+                    raise ArgumentError(str(exc)) from None
     n_images = sum(min(len(ds.samples), cfg.limit or len(ds.samples)) for ds in datasets)
     cfg.executor = resolve_executor(cfg.executor, cfg.workers, n_images, cfg.shard_size)
     for n in notes:
         log(f"note: {n}")
     store = ResultStore(cfg.out)
     store.set_meta(argv=argv or sys.argv, versions=versions(), backends=backends.versions(), seeds=cfg.seeds,
-                   noise_mode="seeded", methods={f"{m}@{eps_key(e)}": {**obj.describe(), "version": obj.version}
-                                                 for (m, e), obj in methods.items()},
+                   noise_mode="seeded",
+                   methods={f"{m}@{eps_key(e)}": {**obj.describe(), "version": obj.version, "spec": m,
+                                                  "params": registry.parse_spec(m)[1]}
+                            for (m, e), obj in methods.items()},
                    datasets=[{"name": ds.name, "root": str(ds.root), "split": ds.split} for ds in datasets],
                    metrics=cfg.metrics, metric_versions=metric_registry.versions(), limit=cfg.limit,
                    executor={"name": cfg.executor, "workers": cfg.workers, "shard_size": cfg.shard_size})

@@ -29,9 +29,12 @@ class ReportSpec:
 
     @classmethod
     def load(cls, path: Path) -> "ReportSpec":
+        from .registry import canonical
+
         d = tomllib.loads(Path(path).read_text())
         metrics = [_metric_column(m) for m in d.get("metrics", [])]
-        return cls(title=d.get("title", cls.title), dataset=d.get("dataset"), methods=d.get("methods"),
+        methods = [canonical(m) for m in d["methods"]] if d.get("methods") else None  # as runs store them
+        return cls(title=d.get("title", cls.title), dataset=d.get("dataset"), methods=methods,
                    eps=d.get("eps"), metrics=metrics or None, runs=d.get("runs", []))
 
 

@@ -52,7 +52,8 @@ def cmd_sheet(a) -> int:
 
     eps = [float(e) for e in a.eps.split(",")]
     cells = []
-    for m in a.methods.split(","):
+    for m in registry.split_specs(a.methods):
+        m = registry.check_spec(m)
         cells += [(m, e) for e in eps] if registry.uses_eps(m) else [(m, None)]
     ds = get_dataset(a.dataset, a.root, a.split)
     idx = [int(i) for i in a.index.split(",")]
@@ -66,7 +67,9 @@ def add_commands(sub):
     s.add_argument("--no-samples", action="store_true")
     s.set_defaults(func=cmd_report)
     s = sub.add_parser("sheet", help="a contact sheet: faces x (method, eps), for a person to look at")
-    s.add_argument("--methods", default="blur,blur-strong,pixelate-8,pixelate-16,mask,mask-noise,dppix,deepprivacy,kpdp")
+    s.add_argument("--methods",
+                   default="blur,blur-strong,pixelate-8,pixelate-16,mask,mask-noise,dppix,deepprivacy,kpdp",
+                   help="comma-separated method specs, as for `bench run`")
     s.add_argument("--eps", default="0.5,1,4"), s.add_argument("--dataset", default="lfw-sample")
     s.add_argument("--root"), s.add_argument("--split"), s.add_argument("--index", default="0")
     s.add_argument("--seed", type=int, default=0), s.add_argument("--device", default="cpu")

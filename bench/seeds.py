@@ -7,6 +7,9 @@ from .store import eps_key
 
 
 def derive_seed(seed: int, dataset: str, method: str, eps, image_id: str) -> int:
-    """Per-image seed: independent of order, so a resumed run draws exactly the same noise."""
+    """Per-image seed: independent of order, so a resumed run draws exactly the same noise. Variants
+    of one method (``kpdp[postprocess=mean]``) share the base name's seeds: their comparison is
+    paired (same noise, same image), which is what tells a variant's effect from the noise's."""
+    method = method.split("[", 1)[0]
     h = hashlib.sha256(f"{seed}|{dataset}|{method}|{eps_key(eps)}|{image_id}".encode()).digest()
     return int.from_bytes(h[:8], "little") >> 1

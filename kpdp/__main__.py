@@ -48,10 +48,12 @@ def cmd_train(a):
             train_data.pack(lms, {s.image_id: s.path for s in ds}, data)
     deepprivacy = a.deepprivacy
     cfg = TrainConfig(data=str(data), out=a.out, condition="sparse7" if deepprivacy else "dense68",
-                      mask="box" if deepprivacy else "landmarks", steps=a.steps, batch=a.batch, lr=a.lr,
+                      mask=a.mask or ("box" if deepprivacy else "ellipse"), steps=a.steps, batch=a.batch, lr=a.lr,
                       seed=a.seed, device=a.device, minutes=a.minutes, base=a.base,
                       mask_dilate=_range(a.mask_dilate), mask_forehead=_range(a.mask_forehead),
-                      init_from=a.init_from, ckpt_every=a.ckpt_every, sample_every=a.sample_every)
+                      init_from=a.init_from, ckpt_every=a.ckpt_every, sample_every=a.sample_every,
+                      foreign_p=a.foreign_p, id_weight=a.id_weight, id_margin=a.id_margin,
+                      l1_weight=a.l1_weight, ema=a.ema)
     print(f"checkpoint: {train(cfg)}")
 
 
@@ -196,6 +198,14 @@ def main(argv=None):
                    "(x face width); 0,0 = the packed masks")
     s.add_argument("--mask-forehead", default="0.1,0.1", help="LO,HI: forehead lift drawn per sample (x face height)")
     s.add_argument("--init-from", default="", help="exported generator to start from (fine-tuning)")
+    s.add_argument("--mask", choices=("ellipse", "landmarks", "box"),
+                   help="training masks (default: ellipse for kpdp, box for --deepprivacy)")
+    s.add_argument("--foreign-p", type=float, default=0.0,
+                   help="fraction of each batch conditioned on a KPDP release of the face's geometry")
+    s.add_argument("--id-weight", type=float, default=0.0, help="identity-distance term (torch FaceNet)")
+    s.add_argument("--id-margin", type=float, default=0.3, help="cosine similarity to the source penalised above")
+    s.add_argument("--l1-weight", type=float, default=10.0, help="reconstruction weight (own-geometry samples)")
+    s.add_argument("--ema", type=float, default=0.999, help="EMA decay of the exported generator")
     s.add_argument("--ckpt-every", type=int, default=1000), s.add_argument("--sample-every", type=int, default=1000)
     s.set_defaults(func=cmd_train)
 

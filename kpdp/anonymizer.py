@@ -18,31 +18,45 @@ class KPDPAnonymizer(Anonymizer):
     uses_eps = True
     region_kind = "landmarks"
 
-    def __init__(self, eps=None, split: str = "uniform", weights=None, space=None, mask_dilate: float = 0.25,
+    def __init__(self, eps=None, split: str = "uniform", weights=None, space=None, postprocess: str = "sample",
+                 residual: str = "expression", mask: str = "ellipse", mask_dilate: float = 0.25,
                  mask_forehead: float = 0.45, **kw):
-        super().__init__(eps=eps, split=split, mask_dilate=mask_dilate, mask_forehead=mask_forehead, **kw)
+        super().__init__(eps=eps, split=split, postprocess=postprocess, residual=residual, mask=mask,
+                         mask_dilate=mask_dilate, mask_forehead=mask_forehead, **kw)
         from .inpaint import FaceInpainter
-        from .mechanism import default_space
+        from .mechanism import POSTPROCESS, default_space
+        from .residual import MODES
         from .space import IdentitySpace
 
-        self.split = split
+        if postprocess not in POSTPROCESS:
+            raise ValueError(f"unknown postprocess '{postprocess}'; valid: {', '.join(POSTPROCESS)}")
+        if residual not in MODES:
+            raise ValueError(f"unknown residual '{residual}'; valid: {', '.join(MODES)}")
+        self.split, self.postprocess, self.residual = split, postprocess, residual
         self.space = IdentitySpace.load(space) if space else default_space()
         # A mask to the hairline and past the cheeks: with the landmark hull alone (dilation 0.08,
         # forehead 0.10) the generator continued the kept skin, brows and hairline so faithfully that
-        # 24 % of faces were still re-identified on LFW devtest (docs/method.md)
-        self.inpainter = FaceInpainter("dense68", weights, self.device, mask_kind="landmarks",
+        # 24 % of faces were still re-identified on LFW devtest (docs/method.md). `ellipse` (default)
+        # is as large but smooth; `landmarks` (the hull of both faces, dilated) traces the jaw.
+        self.inpainter = FaceInpainter("dense68", weights, self.device, mask_kind=mask,
                                        mask_dilate=mask_dilate, mask_forehead=mask_forehead)
 
     @property
     def version(self) -> str:
-        return f"g:{self.inpainter.meta.get('sha256', '?')[:12]}|s:{self.space.meta.get('sha256_arrays', '?')[:12]}"
+        v = f"g:{self.inpainter.meta.get('sha256', '?')[:12]}|s:{self.space.meta.get('sha256_arrays', '?')[:12]}"
+        if self.residual == "expression":
+            from .mechanism import default_residual_basis
+
+            v += f"|r:{default_residual_basis().meta.get('sha256_arrays', '?')[:12]}"
+        return v
 
     def anonymize_face(self, image, face, mask, seed):
         from .mechanism import privatize
 
         if face.landmarks is None:
             raise ValueError("kpdp needs the face's 68 landmarks")
-        res = privatize(face.landmarks, self.eps, seed=seed, space=self.space, split=self.split)
+        res = privatize(face.landmarks, self.eps, seed=seed, space=self.space, split=self.split,
+                        postprocess=self.postprocess, residual=self.residual)
         target = res.landmarks[0]
         noise_seed = None if seed is None else (seed * 7919 + 1) % (2 ** 63)
         out, changed = self.inpainter.inpaint(image, face.landmarks, target, noise_seed)

@@ -33,9 +33,14 @@ def load_generator(condition: str, path: Path | None = None, device: str = "cpu"
     return g.to(device), meta
 
 
+MASK_KINDS = ("ellipse", "landmarks", "box")
+
+
 class FaceInpainter:
     def __init__(self, condition: str = "dense68", weights: Path | None = None, device: str = "cpu",
                  mask_kind: str = "landmarks", mask_dilate: float = 0.08, mask_forehead: float = 0.10):
+        if mask_kind not in MASK_KINDS:
+            raise ValueError(f"unknown mask '{mask_kind}'; valid: {', '.join(MASK_KINDS)}")
         self.condition, self.device, self.mask_kind = condition, torch.device(device), mask_kind
         self.mask_dilate, self.mask_forehead = mask_dilate, mask_forehead
         self.G, self.meta = load_generator(condition, weights, device)
@@ -47,6 +52,9 @@ class FaceInpainter:
         if self.mask_kind == "box":
             both = torch.from_numpy(np.stack([lm_src])).float()
             return box_masks(both, SIZE)[0, 0].numpy().astype(np.uint8)
+        if self.mask_kind == "ellipse":  # smooth: its outline does not trace the original jaw
+            pts = np.vstack([geo.mask_points(lm_src), geo.mask_points(lm_tgt)])
+            return geo.ellipse_mask((SIZE, SIZE), geo.ellipse_scale(pts, SIZE), SIZE)
         kw = {"dilate": self.mask_dilate, "forehead": self.mask_forehead}
         return geo.landmark_mask(lm_src, (SIZE, SIZE), **kw) | geo.landmark_mask(lm_tgt, (SIZE, SIZE), **kw)
 

@@ -4,13 +4,15 @@ Per face: encode (Procrustes pose, 16 coordinates, residual), clip each coordina
 bounds ``[lo_k, hi_k]`` and snap it to a grid of ``GRID_STEPS`` steps across the bounds, add
 discrete Laplace noise (:mod:`kpdp.sampler`) of scale ``Δ_k / ε_k`` (in coordinate units): that
 noisy grid value is the ε-DP release (:func:`release`). It is then post-processed back into the
-bounds, by default with the posterior mean under a public prior (:func:`posterior_mean`; the
-spec's plain clamp is ``postprocess="clamp"``), and decoded with the untouched pose and residual.
+bounds, by default by a draw from its posterior under a public prior (:func:`posterior_sample`: a
+different plausible geometry on every release; ``postprocess="mean"`` takes the posterior mean,
+``"clamp"`` the spec's plain clamp), and decoded with the untouched pose and what is kept of the
+residual (:mod:`kpdp.residual`).
 
 What the guarantee covers: the released 16 identity coordinates of one face satisfy ε-local DP
 (any two faces are neighbours; sequential composition over the 16 components with ``Σ ε_k = ε``;
-clamping and decoding are post-processing). What it does not cover: the pose and the residual
-(expression, detector noise), which are released as they are, and every pixel of the image, which
+posterior sampling, clamping and decoding are post-processing). What it does not cover: the pose
+and the kept part of the residual (expression, head turn), which are released without noise, and every pixel of the image, which
 the generator draws from the masked original: the image's privacy is measured, not guaranteed.
 Each released image of the same person spends another ε.
 """
@@ -88,44 +90,71 @@ def clamp(noisy: np.ndarray, space: IdentitySpace) -> np.ndarray:
     return from_grid(np.clip(noisy, 0, GRID_STEPS), space.lo, space.sensitivity / GRID_STEPS)
 
 
-def posterior_mean(noisy: np.ndarray, space: IdentitySpace, eps_k: np.ndarray) -> np.ndarray:
-    """Post-processing that uses only public, frozen statistics: the mean of each coordinate given
-    its noisy release, under a Gaussian prior (the training coordinates' mean and spread,
-    truncated to the bounds) and the known discrete Laplace noise. At small ε this pulls the
-    geometry towards the population's (a natural face) instead of piling it onto the corners of the
-    bounds as clamping does; at large ε it returns the released value. Being post-processing of
-    the ε-DP release, it keeps the guarantee."""
+def _posterior_weights(noisy: np.ndarray, space: IdentitySpace, eps_k: np.ndarray):
+    """Grid values (16, G) and the unnormalised posterior weights (N, 16, G) of each coordinate given
+    its noisy release: a Gaussian prior from the frozen training statistics (the coordinates' mean
+    and spread, truncated to the bounds) times the known discrete Laplace likelihood. Public
+    statistics and the release only: anything computed from these is post-processing."""
     grid = np.arange(GRID_STEPS + 1, dtype=np.float64)  # (G,)
     step = space.sensitivity / GRID_STEPS
     values = space.lo[:, None] + grid[None] * step[:, None]  # (16, G)
     log_prior = -0.5 * ((values - space.prior_mean[:, None]) / space.prior_std[:, None]) ** 2
     t = GRID_STEPS / eps_k  # noise scale in steps, per component
-    log_lik = -np.abs(noisy[:, :, None] - grid[None, None]) / t[None, :, None]  # (N, 16, G)
-    logw = log_lik + log_prior[None]
-    w = np.exp(logw - logw.max(-1, keepdims=True))
+    logw = -np.abs(noisy[:, :, None] - grid[None, None]) / t[None, :, None] + log_prior[None]  # (N, 16, G)
+    return values, np.exp(logw - logw.max(-1, keepdims=True))
+
+
+def posterior_mean(noisy: np.ndarray, space: IdentitySpace, eps_k: np.ndarray) -> np.ndarray:
+    """The mean of each coordinate's posterior given its release. Caveat (measured on LFW devtest):
+    at small ε the posterior is nearly the prior, so every release of a photo gets almost the same
+    (average) geometry, and an attacker who anonymises the gallery too links them through what the
+    mask leaves; :func:`posterior_sample` does not have that problem."""
+    values, w = _posterior_weights(noisy, space, eps_k)
     return (w * values[None]).sum(-1) / w.sum(-1)
 
 
-POSTPROCESS = ("posterior", "clamp")
+def posterior_sample(noisy: np.ndarray, space: IdentitySpace, eps_k: np.ndarray,
+                     rng: np.random.Generator) -> np.ndarray:
+    """One draw of each coordinate from its posterior given the release (inverse CDF on the grid).
+    A different plausible geometry on every release, as likely as the data allow; the randomness
+    is independent of the face, so the draw is post-processing and keeps the ε of the release."""
+    values, w = _posterior_weights(noisy, space, eps_k)
+    cdf = np.cumsum(w, -1)
+    u = rng.random(noisy.shape)[..., None] * cdf[..., -1:]
+    idx = np.minimum((cdf < u).sum(-1), GRID_STEPS)  # first grid point whose CDF reaches u
+    return np.take_along_axis(np.broadcast_to(values, idx.shape + values.shape[-1:]), idx[..., None], -1)[..., 0]
+
+
+POSTPROCESS = ("sample", "mean", "clamp")
+
+
+def postprocess_rng(seed: int | None) -> np.random.Generator:
+    """Randomness of posterior sampling: derived from the run's seed (a stream apart from the noise's)
+    or, unseeded, from the operating system. It needs no secrecy: it never sees the face."""
+    return np.random.default_rng(None if seed is None else np.random.SeedSequence([seed, 0x5A4D]))
 
 
 def privatize_coords(coords: np.ndarray, space: IdentitySpace, eps: float, sampler: IntegerLaplace,
-                     split: str = "uniform", postprocess: str = "posterior") -> np.ndarray:
+                     split: str = "uniform", postprocess: str = "sample",
+                     rng: np.random.Generator | None = None) -> np.ndarray:
     """(N, 16) -> (N, 16) released coordinates, inside the bounds."""
     eps = check_eps(eps)
+    if postprocess not in POSTPROCESS:
+        raise ValueError(f"unknown post-processing '{postprocess}'; valid: {', '.join(POSTPROCESS)}")
     if math.isinf(eps):
         return np.array(coords, np.float64)  # no privacy at ε = ∞: values pass through unclipped
     noisy = release(coords, space, eps, sampler, split)
     if postprocess == "clamp":
         return clamp(noisy, space)
-    if postprocess == "posterior":
-        return posterior_mean(noisy, space, budget_split(space, eps, split))
-    raise ValueError(f"unknown post-processing '{postprocess}'; valid: {', '.join(POSTPROCESS)}")
+    eps_k = budget_split(space, eps, split)
+    if postprocess == "mean":
+        return posterior_mean(noisy, space, eps_k)
+    return posterior_sample(noisy, space, eps_k, rng if rng is not None else postprocess_rng(sampler.seed))
 
 
 def privatize(landmarks: np.ndarray, eps: float, seed: int | None = None, mode: str | None = None,
               space: IdentitySpace | None = None, split: str = "uniform",
-              postprocess: str = "posterior") -> PrivatizeResult:
+              postprocess: str = "sample", residual: str = "full") -> PrivatizeResult:
     """Privatise a batch of 68-point landmark sets.
 
     Args:
@@ -134,6 +163,11 @@ def privatize(landmarks: np.ndarray, eps: float, seed: int | None = None, mode: 
         seed: with a seed the noise is ``seeded`` (reproducible, not a private release);
             without, ``secure`` (OpenDP, operating-system randomness).
         mode: force ``secure`` or ``seeded``.
+        postprocess: what is drawn from the ε-DP release: ``sample`` (a draw from the posterior,
+            default), ``mean`` (the posterior mean) or ``clamp`` (the release clamped to the bounds).
+        residual: what is kept of the landmark residual, released without noise
+            (:mod:`kpdp.residual`): ``expression`` (its projection on within-person directions),
+            ``full`` or ``none``.
 
     Example:
         >>> import numpy as np
@@ -156,13 +190,39 @@ def privatize(landmarks: np.ndarray, eps: float, seed: int | None = None, mode: 
     sampler = IntegerLaplace(mode, seed if mode == "seeded" else None)
     enc = [space.encode(x) for x in lm]
     coords = np.stack([e[0] for e in enc])
-    released = privatize_coords(coords, space, eps, sampler, split, postprocess)
-    out = np.stack([space.decode(c, r, p) for c, (_, r, p) in zip(released, enc)])
+    rng = postprocess_rng(seed if mode == "seeded" else None)
+    released = privatize_coords(coords, space, eps, sampler, split, postprocess, rng)
+    kept = kept_residual(np.stack([e[1] for e in enc]), residual)
+    out = np.stack([space.decode(c, r, p) for c, r, (_, _, p) in zip(released, kept, enc)])
     eps_k = np.zeros(len(space.lo)) if math.isinf(eps) else budget_split(space, eps, split)
     return PrivatizeResult(out, coords, released, eps_k, eps, mode, seed if mode == "seeded" else None)
 
 
+def kept_residual(residuals: np.ndarray, residual: str) -> np.ndarray:
+    """(N, 136) residuals -> what the release keeps of them (see :mod:`kpdp.residual`)."""
+    from .residual import MODES
+
+    if residual == "full":
+        return residuals
+    if residual == "none":
+        return np.zeros_like(residuals)
+    if residual == "expression":
+        return default_residual_basis().project(residuals)
+    raise ValueError(f"unknown residual mode '{residual}'; valid: {', '.join(MODES)}")
+
+
 _DEFAULT: IdentitySpace | None = None
+_DEFAULT_RESIDUAL = None
+
+
+def default_residual_basis():
+    global _DEFAULT_RESIDUAL
+    if _DEFAULT_RESIDUAL is None:
+        from .residual import ResidualBasis
+
+        _DEFAULT_RESIDUAL = ResidualBasis.load()
+    return _DEFAULT_RESIDUAL
+
 
 
 def default_space() -> IdentitySpace:

@@ -43,6 +43,11 @@ class TrainConfig:
     mask_dilate: tuple[float, float] = (0.0, 0.0)
     mask_forehead: tuple[float, float] = (0.10, 0.10)
     init_from: str = ""  # exported generator (.safetensors) to start G from, e.g. to fine-tune on larger masks
+    # KPDP v2 (kpdp.train_targets): this fraction of each batch is conditioned on a KPDP release of
+    # the face's geometry (no reconstruction loss there); ``mask="ellipse"`` draws the smooth masks
+    foreign_p: float = 0.0
+    id_weight: float = 0.0  # identity-distance term on foreign samples (torch FaceNet), 0 = off
+    id_margin: float = 0.3  # cosine similarity to the source above which it is penalised
 
 
 class Batches:
@@ -56,6 +61,11 @@ class Batches:
         self.masks = torch.from_numpy(d["masks"]).to(dev)
         self.size, self.cfg, self.gen, self.n = d["size"], cfg, gen, len(d["images"])
         self.flip = torch.tensor(FLIP_68, device=dev)
+        self.np_rng = np.random.default_rng(cfg.seed + 1)  # foreign geometries and mask scales
+        if cfg.mask == "ellipse":
+            from .train_targets import EllipseMasks
+
+            self.ellipses = EllipseMasks(self.size, dev)
 
     def sample(self):
         cfg, dev = self.cfg, self.images.device
@@ -69,14 +79,26 @@ class Batches:
         lm_f = lm[:, self.flip].clone()
         lm_f[..., 0] = self.size - lm_f[..., 0]
         lm = torch.where(flip[:, None, None], lm_f, lm)
-        if cfg.mask == "box":
+        foreign = np.zeros(cfg.batch, bool)
+        if cfg.foreign_p > 0:
+            from .train_targets import foreign_targets
+
+            foreign = self.np_rng.random(cfg.batch) < cfg.foreign_p
+            target = torch.from_numpy(foreign_targets(lm.cpu().numpy(), foreign, self.np_rng)).float().to(dev)
+        else:
+            target = lm
+        if cfg.mask == "ellipse":
+            mask = self.ellipses(lm.cpu().numpy(), target.cpu().numpy(), self.np_rng)
+        elif cfg.mask == "box":
             mask = box_masks(lm, self.size)
         elif cfg.mask_dilate[1] > 0:  # larger masks hide more of what identifies a face (hairline, cheeks)
             mask = self.drawn_masks(lm)
         else:  # random extra dilation: at anonymisation time the mask is the union of two faces' masks
             k = int(torch.randint(0, 4, (1,), generator=self.gen)) * 2 + 1
             mask = F.max_pool2d(mask, k, stride=1, padding=k // 2)
-        return img, mask, render_condition(lm, self.size, cfg.condition)
+        cond_own = render_condition(lm, self.size, cfg.condition)
+        cond = render_condition(target, self.size, cfg.condition) if foreign.any() else cond_own
+        return img, mask, cond, cond_own, torch.from_numpy(foreign).to(dev)
 
 
     def drawn_masks(self, lm: torch.Tensor) -> torch.Tensor:
@@ -91,8 +113,39 @@ def hinge_d(real, fake):
     return sum(F.relu(1 - r[-1]).mean() + F.relu(1 + f[-1]).mean() for r, f in zip(real, fake))
 
 
-def feature_matching(real, fake):
-    return sum(F.l1_loss(f, r.detach()) for rs, fs in zip(real, fake) for r, f in zip(rs[:-1], fs[:-1]))
+def hinge_fake(outs):
+    return sum(F.relu(1 + o[-1]).mean() for o in outs)
+
+
+def feature_matching(real, fake, keep=None):
+    """L1 between the discriminator's features of real and fake, on the samples ``keep`` (all if None)."""
+    if keep is None:
+        return sum(F.l1_loss(f, r.detach()) for rs, fs in zip(real, fake) for r, f in zip(rs[:-1], fs[:-1]))
+    return sum(F.l1_loss(f[keep], r[keep].detach()) for rs, fs in zip(real, fake) for r, f in zip(rs[:-1], fs[:-1]))
+
+
+class IdentityDistance:
+    """Penalises a generated face for staying close to its source identity: the cosine similarity
+    of torch-FaceNet (CASIA) embeddings above ``margin``. The 128 px aligned crops are resized to
+    FaceNet's 160 px; FaceNet stays frozen, in eval mode."""
+
+    def __init__(self, device, margin: float):
+        from .faces.facenet_torch import load_facenet_casia_torch
+
+        self.net = load_facenet_casia_torch(str(device))
+        for p in self.net.parameters():
+            p.requires_grad_(False)
+        self.margin = margin
+
+    def embed(self, x):  # x in [-1, 1], (B, 3, 128, 128)
+        x = F.interpolate(x, size=(160, 160), mode="bilinear", align_corners=False)
+        return self.net((x + 1) * 127.5 / 128 - 127.5 / 128)  # FaceNet's (v - 127.5) / 128 on 0..255
+
+    def __call__(self, fake, real):
+        with torch.no_grad():
+            ref = self.embed(real)
+        sim = (self.embed(fake) * ref).sum(-1)
+        return F.relu(sim - self.margin).mean(), sim.detach().mean()
 
 
 def train(cfg: TrainConfig, log=print) -> Path:
@@ -130,25 +183,39 @@ def train(cfg: TrainConfig, log=print) -> Path:
     log_f = open(out / "losses.csv", "a", newline="")
     writer = csv.writer(log_f)
     if step == 0:
-        writer.writerow(["step", "d_loss", "g_adv", "g_l1", "g_fm", "sec_per_step"])
+        writer.writerow(["step", "d_loss", "g_adv", "g_l1", "g_fm", "sec_per_step", "g_id", "id_sim"])
+    identity = IdentityDistance(dev, cfg.id_margin) if cfg.id_weight > 0 else None
+    g_id = id_sim = torch.zeros(())
     t0, t_last, s_last = time.time(), time.time(), step
     from tqdm import tqdm
     bar = tqdm(total=cfg.steps, initial=step, desc=f"train {cfg.condition}", mininterval=10)
     while step < cfg.steps:
-        img, mask, cond = data.sample()
+        img, mask, cond, cond_own, foreign = data.sample()
+        own = ~foreign
         with torch.autocast(**amp):
             fake = G(img, mask, cond)
-            d_loss = hinge_d(D(img, cond, mask), D(fake.detach(), cond, mask))
+            # real pairs always carry their own geometry; a real face under a foreign geometry is
+            # a fake pair: the discriminator learns landmark consistency (no 68-point network is
+            # differentiable offline here: face-alignment's FAN downloads its weights)
+            d_loss = hinge_d(D(img, cond_own, mask), D(fake.detach(), cond, mask))
+            if foreign.any():
+                f = foreign
+                d_loss = d_loss + hinge_fake(D(img[f], cond[f], mask[f]))
         opt_d.zero_grad(set_to_none=True)
         d_loss.backward()
         opt_d.step()
         with torch.autocast(**amp):
-            real_f, fake_f = D(img, cond, mask), D(fake, cond, mask)
+            real_f, fake_f = D(img, cond_own, mask), D(fake, cond, mask)
             g_adv = -sum(f[-1].mean() for f in fake_f)
-            # L1 inside the mask, normalised by its area: the outside is copied by construction
-            g_l1 = ((fake - img).abs() * mask).sum() / (mask.sum() * 3 + 1)
-            g_fm = feature_matching(real_f, fake_f)
+            # reconstruction only where the condition is the face's own geometry; L1 inside the
+            # mask, normalised by its area: the outside is copied by construction
+            w = mask * own[:, None, None, None].float()
+            g_l1 = ((fake - img).abs() * w).sum() / (w.sum() * 3 + 1)
+            g_fm = feature_matching(real_f, fake_f, own if foreign.any() else None) if own.any() else torch.zeros(())
             g_loss = g_adv + cfg.l1_weight * g_l1 + cfg.fm_weight * g_fm
+        if identity is not None and foreign.any():
+            g_id, id_sim = identity(fake[foreign].float(), img[foreign])
+            g_loss = g_loss + cfg.id_weight * g_id
         opt_g.zero_grad(set_to_none=True)
         g_loss.backward()
         opt_g.step()
@@ -163,7 +230,7 @@ def train(cfg: TrainConfig, log=print) -> Path:
             sps = (time.time() - t_last) / max(step - s_last, 1)
             t_last, s_last = time.time(), step
             writer.writerow([step, f"{d_loss.item():.4f}", f"{g_adv.item():.4f}", f"{g_l1.item():.4f}",
-                             f"{g_fm.item():.4f}", f"{sps:.4f}"])
+                             f"{g_fm.item():.4f}", f"{sps:.4f}", f"{g_id.item():.4f}", f"{id_sim.item():.4f}"])
             log_f.flush()
         out_of_time = cfg.minutes and (time.time() - t0) > cfg.minutes * 60
         if step % cfg.sample_every == 0 or step == cfg.steps or out_of_time:
@@ -188,7 +255,7 @@ def save_checkpoint(path, G, D, G_ema, opt_g, opt_d, step, gen):
 
 @torch.no_grad()
 def save_grid(G, batch, path, n: int = 8):
-    img, mask, cond = (t[:n] for t in batch)
+    img, mask, cond = (t[:n] for t in batch[:3])
     with torch.autocast(device_type=img.device.type, dtype=torch.bfloat16, enabled=img.device.type == "cuda"):
         fake = G(img, mask, cond, noise=torch.zeros_like(mask)).float()
     cond_rgb = cond.amax(1, keepdim=True).expand(-1, 3, -1, -1) * 2 - 1

@@ -29,10 +29,12 @@ def test_eps_infinity_keeps_the_geometry_and_drawn_face_detectable(face_image):
     from bench.metrics.landmarks import nme
     from kpdp.faces import get_landmarker
     from kpdp.faces.analyze import FaceFinder
-
     image, face = face_image
-    out = KPDPAnonymizer(eps=float("inf")).anonymize(image, [face], seed=0)
+    out = KPDPAnonymizer(eps=float("inf"), residual="full").anonymize(image, [face], seed=0)
     np.testing.assert_allclose(out.target_landmarks[0], face.landmarks, atol=1e-8)
+    # the default keeps only part of the residual (kpdp.residual), even at ε = ∞
+    default = KPDPAnonymizer(eps=float("inf")).anonymize(image, [face], seed=0)
+    assert not np.allclose(default.target_landmarks[0], face.landmarks, atol=0.1)
     found = FaceFinder().primary(out.image)
     assert nme(get_landmarker("dlib68").landmarks(out.image, found), face.landmarks) < 0.1
 

@@ -12,9 +12,23 @@ def test_chance_levels():
 
 def test_identification_falls_towards_chance_as_eps_falls(sample_landmarks):
     lm, ids = sample_landmarks["landmarks"], sample_landmarks["identity"]
-    rows = {r["eps"]: r["rank1"] for r in landmark_identification(lm, ids, [0.5, 4, float("inf")], postprocess="clamp")}
-    assert rows[float("inf")] > 3 * chance_level(ids)
-    assert rows[0.5] < rows[float("inf")] and rows[0.5] < 2 * chance_level(ids) + 0.02
+    for post in ("clamp", "sample"):
+        rows = {r["eps"]: r for r in landmark_identification(lm, ids, [0.5, 4, float("inf")], postprocess=post,
+                                                              parts=("coords",))}
+        assert rows[float("inf")]["rank1"] > 3 * chance_level(ids)
+        assert rows[0.5]["rank1"] < rows[float("inf")]["rank1"] and rows[0.5]["rank1"] < 2 * chance_level(ids) + 0.02
+        assert rows[0.5]["lo"] <= rows[0.5]["rank1"] <= rows[0.5]["hi"]
+
+
+def test_every_part_is_measured_and_the_kept_residual_leaks_less(sample_landmarks):
+    lm, ids = sample_landmarks["landmarks"], sample_landmarks["identity"]
+    rows = {(r["residual"], r["part"]): r["rank1"] for res in ("full", "expression", "none")
+            for r in landmark_identification(lm, ids, [1.0], residual=res)}
+    assert {p for _, p in rows} == {"released", "coords", "residual", "pose"}
+    assert rows[("full", "residual")] > 3 * chance_level(ids)
+    assert rows[("expression", "residual")] < 0.5 * rows[("full", "residual")]
+    assert rows[("none", "residual")] == 0.0 or rows[("none", "residual")] < 2 * chance_level(ids) + 0.02
+    assert rows[("expression", "released")] < rows[("full", "released")]
 
 
 def test_landmark_cache_round_trip(tmp_path, sample):

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from kpdp.audit import audit
-from kpdp.mechanism import budget_split, privatize, release
+from kpdp.mechanism import budget_split, posterior_mean, posterior_sample, privatize, release
 from kpdp.sampler import IntegerLaplace
 from kpdp.space import IdentitySpace
 from tests.test_sampler import ScaledNoise
@@ -22,7 +22,7 @@ def test_round_trip_at_eps_infinity(space, sample_landmarks):
 def test_output_inside_bounds_and_seeds(space, sample_landmarks):
     lm = sample_landmarks["landmarks"][:30]
     for eps in (0.5, 1, 4, 50):
-        for post in ("posterior", "clamp"):
+        for post in ("sample", "mean", "clamp"):
             r = privatize(lm, eps, seed=1, space=space, postprocess=post)
             assert np.all(r.coords_private >= space.lo - 1e-12) and np.all(r.coords_private <= space.hi + 1e-12)
             assert r.eps_spent == eps and r.eps_per_component.sum() == pytest.approx(eps)
@@ -33,6 +33,42 @@ def test_output_inside_bounds_and_seeds(space, sample_landmarks):
     r = privatize(lm[:1], 2.0, seed=3, space=space)
     _, res, pose = space.encode(lm[0])
     np.testing.assert_allclose(r.landmarks[0], space.decode(r.coords_private[0], res, pose), atol=1e-9)
+
+
+def test_posterior_sampling_draws_a_new_geometry_per_release_from_the_right_law(space, sample_landmarks):
+    lm = sample_landmarks["landmarks"][:1]
+    # one photo released under 8 seeds: the mean gives (nearly) the prior mean every time at small
+    # ε; a posterior sample moves as much as the posterior is wide
+    spread = {post: np.std([privatize(lm, 0.5, seed=s, space=space, postprocess=post).coords_private[0]
+                            for s in range(8)], axis=0).mean() for post in ("sample", "mean")}
+    assert spread["sample"] > 0.5 * space.prior_std.mean() and spread["sample"] > 10 * spread["mean"]
+    # the draws follow the posterior: their average over many draws is the posterior mean, both
+    # where the prior dominates (ε = 1) and where the release does (ε = 256)
+    coords = space.coords(lm)
+    for eps in (1.0, 256.0):
+        noisy = release(coords, space, eps, IntegerLaplace("seeded", 0))
+        eps_k = budget_split(space, eps)
+        rng = np.random.default_rng(0)
+        draws = np.stack([posterior_sample(noisy, space, eps_k, rng)[0] for _ in range(4000)])
+        se = draws.std(0) / np.sqrt(len(draws))
+        assert np.all(np.abs(draws.mean(0) - posterior_mean(noisy, space, eps_k)[0]) < 5 * se)
+        assert np.all(draws >= space.lo - 1e-12) and np.all(draws <= space.hi + 1e-12)
+
+
+def test_residual_modes(space, sample_landmarks):
+    from kpdp.mechanism import default_residual_basis
+
+    lm = sample_landmarks["landmarks"][:3]
+    full = privatize(lm, 1.0, seed=2, space=space, residual="full").landmarks
+    kept = privatize(lm, 1.0, seed=2, space=space, residual="expression").landmarks
+    none = privatize(lm, 1.0, seed=2, space=space, residual="none").landmarks
+    assert not np.allclose(full, kept) and not np.allclose(kept, none)
+    # the kept residual is the projection on the shipped basis: decoding it reproduces the output
+    c, r, pose = space.encode(lm[0])
+    out = privatize(lm[:1], float("inf"), seed=0, space=space, residual="expression").landmarks[0]
+    np.testing.assert_allclose(out, space.decode(c, default_residual_basis().project(r), pose), atol=1e-9)
+    with pytest.raises(ValueError, match="valid: expression, full, none"):
+        privatize(lm, 1.0, seed=0, space=space, residual="some")
 
 
 def test_secure_mode_is_the_default_without_seed(space, sample_landmarks):

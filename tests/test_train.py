@@ -65,5 +65,25 @@ def test_fine_tuning_starts_from_exported_weights_with_larger_drawn_masks(tmp_pa
     assert all(torch.equal(state["G"][k], v) for k, v in init.state_dict().items())  # lr 0: unchanged
     data = Batches(cfg.data, cfg, torch.Generator().manual_seed(0))
     packed = float(data.masks[:4].float().mean())
-    _, drawn, _ = data.sample()
+    _, drawn, *_ = data.sample()
     assert drawn.mean() > 1.3 * packed  # the drawn masks reach the hairline and past the cheeks
+
+
+def test_v2_training_conditions_half_the_batch_on_kpdp_releases_under_ellipse_masks(tmp_path, sample, sample_landmarks):
+    from kpdp.faces import geometry as geo
+    from kpdp.train import Batches
+
+    arrays = {k: sample_landmarks[k][:8] for k in ("image_id", "identity", "landmarks")}
+    train_data.pack(arrays, {s.image_id: s.path for s in sample}, tmp_path / "crops.npz")
+    cfg = TrainConfig(data=str(tmp_path / "crops.npz"), out=str(tmp_path / "v2"), steps=1, batch=8, base=8,
+                      mask="ellipse", foreign_p=0.5, id_weight=1.0)
+    data = Batches(cfg.data, cfg, torch.Generator().manual_seed(0))
+    img, mask, cond, cond_own, foreign = data.sample()
+    assert 0 < int(foreign.sum()) < 8
+    differs = (cond - cond_own).abs().flatten(1).amax(1) > 0.5
+    assert torch.equal(differs, foreign)  # foreign rows, and only they, draw another geometry
+    ellipses = {float(m.sum()) for m in mask}
+    assert ellipses <= {float(geo.ellipse_mask((128, 128), s).sum()) for s in geo.ELLIPSE_SCALES}
+    train(cfg, log=lambda *_: None)  # one step with the identity term (torch FaceNet) runs
+    header, row = (tmp_path / "v2" / "losses.csv").read_text().splitlines()[:1] + [""]
+    assert header.endswith("g_id,id_sim")

@@ -110,6 +110,47 @@ def landmark_mask(lm68: np.ndarray, shape: tuple[int, int], dilate: float = 0.08
     return mask
 
 
+# The smooth inpainting mask of KPDP, in aligned 128-px crop coordinates (alignment_matrix puts the
+# eyes, nose and mouth corners at fixed places): an ellipse from the forehead to below the chin and
+# past the cheeks, sized on LFW devtrain so that the landmark hull dilated by 25 % of the face width,
+# brows lifted by 45 % of its height, fits in it for the median face. Only a uniform scale, from a
+# short fixed list, adapts it to the two faces it must cover: the mask's outline tells an attacker
+# one of ELLIPSE_SCALES, not the shape of the original jaw.
+ELLIPSE_CENTRE = (64.0, 62.0)
+ELLIPSE_AXES = (46.0, 56.0)
+ELLIPSE_SCALES = (1.0, 1.1, 1.2, 1.35, 1.5)
+
+
+def ellipse_scale(points: np.ndarray, size: int = 128, margin: float = 0.92) -> float:
+    """The smallest of ``ELLIPSE_SCALES`` whose ellipse holds every point (crop coordinates) within
+    ``margin`` of its radius; the largest when none does."""
+    k = size / 128.0
+    c, ax = np.array(ELLIPSE_CENTRE) * k, np.array(ELLIPSE_AXES) * k
+    r = np.sqrt((((np.asarray(points, np.float64).reshape(-1, 2) - c) / ax) ** 2).sum(-1)).max()
+    for s in ELLIPSE_SCALES:
+        if r <= margin * s:
+            return s
+    return ELLIPSE_SCALES[-1]
+
+
+def ellipse_mask(shape: tuple[int, int], scale: float = 1.0, size: int = 128) -> np.ndarray:
+    """Binary ``uint8`` mask of the KPDP ellipse at ``scale`` (crop of ``size`` px)."""
+    k = size / 128.0
+    mask = np.zeros(shape[:2], np.uint8)
+    centre = tuple(int(round(v * k * 16)) for v in ELLIPSE_CENTRE)
+    axes = tuple(int(round(v * k * scale * 16)) for v in ELLIPSE_AXES)
+    cv2.ellipse(mask, centre, axes, 0, 0, 360, 1, -1, cv2.LINE_8, 4)  # 4 fractional bits
+    return mask
+
+
+def mask_points(lm68: np.ndarray, forehead: float = 0.25) -> np.ndarray:
+    """The points a face mask must cover: the jaw and the brows lifted by ``forehead`` x face height."""
+    lm = np.asarray(lm68, np.float64)
+    brows = lm[BROWS].copy()
+    brows[:, 1] -= forehead * (lm[:, 1].max() - lm[:, 1].min())
+    return np.vstack([lm[JAW], brows])
+
+
 def box_mask(box: np.ndarray, shape: tuple[int, int], margin: float = 0.0) -> np.ndarray:
     """Binary ``uint8`` mask of a box grown by ``margin`` x its size on every side, clipped."""
     return _fill_box(np.zeros(shape[:2], np.uint8), expand_box(box, margin, shape), 1)

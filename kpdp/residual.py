@@ -1,0 +1,109 @@
+"""What KPDP keeps of the residual: the landmark detail outside the 16 identity coordinates.
+
+The residual ``r = s − μ − W c`` (spec section 2) is released without noise. It is mostly
+expression and pose (yaw and pitch change the 2-D shape; a similarity transform does not remove
+them), but not only: on LFW devtest it identifies people well above chance. So, by default, KPDP
+keeps only its projection onto a few directions fitted to *within-person* variation: the
+directions in which photos of one person differ much and people differ little (:func:`fit`, on
+identity-labelled training landmarks: the identity space's own LFW devtrain). Head turn, mouth
+opening and brow raise live there; the person-specific shape mostly does not. The rest of the residual is replaced by zero (the training mean). The basis is a
+frozen public statistic like the identity space, shipped as a small safetensors file.
+
+Modes (``KPDPAnonymizer(residual=...)``): ``expression`` (the projection; default), ``full`` (the
+residual as detected: the spec's original behaviour), ``none`` (no residual: the target shape is
+the mean shape plus the released identity coordinates; expression and head turn are lost).
+``bench landmark-privacy`` measures identification from each.
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+DEFAULT_PATH = Path(__file__).parent / "assets" / "residual_basis.safetensors"
+MODES = ("expression", "full", "none")
+FORMAT_VERSION = "1"
+
+
+@dataclass
+class ResidualBasis:
+    basis: np.ndarray  # (136, k) orthonormal columns
+    ratio: np.ndarray  # (k,) between / within identity variance of each direction on the training set
+    meta: dict = field(default_factory=dict)
+
+    def project(self, residual: np.ndarray) -> np.ndarray:
+        """(..., 136) -> (..., 136): the part along the kept directions."""
+        return (residual @ self.basis) @ self.basis.T
+
+    def digest(self) -> str:
+        h = hashlib.sha256()
+        for a in (self.basis, self.ratio):
+            h.update(np.ascontiguousarray(a, np.float64).tobytes())
+        return h.hexdigest()
+
+    def save(self, path: Path) -> str:
+        from safetensors.numpy import save_file
+
+        meta = {**self.meta, "format_version": FORMAT_VERSION, "sha256_arrays": self.digest()}
+        save_file({"basis": np.ascontiguousarray(self.basis, np.float64),
+                   "ratio": np.ascontiguousarray(self.ratio, np.float64)}, str(path),
+                  metadata={k: str(v) for k, v in meta.items()})
+        return meta["sha256_arrays"]
+
+    @classmethod
+    def load(cls, path: Path | str | None = None) -> "ResidualBasis":
+        from safetensors import safe_open
+
+        path = Path(path) if path else DEFAULT_PATH
+        if not path.is_file():
+            raise FileNotFoundError(f"residual basis {path} not found (fit one with `python -m kpdp fit-residual`)")
+        with safe_open(str(path), framework="numpy") as f:
+            meta = dict(f.metadata() or {})
+            basis, ratio = f.get_tensor("basis"), f.get_tensor("ratio")
+        if meta.get("format_version") != FORMAT_VERSION:
+            raise ValueError(f"{path}: format version {meta.get('format_version')}, expected {FORMAT_VERSION}")
+        out = cls(basis, ratio, meta)
+        if out.digest() != meta.get("sha256_arrays"):
+            raise ValueError(f"{path}: arrays do not match the recorded hash (corrupt or edited file)")
+        return out
+
+
+def within_between(residuals: np.ndarray, identities: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Within- and between-identity scatter matrices (136 x 136) of people with 2+ images,
+    each person weighted by their number of images."""
+    ids, counts = np.unique(identities, return_counts=True)
+    d = residuals.shape[1]
+    sw, sb, n = np.zeros((d, d)), np.zeros((d, d)), 0
+    grand = residuals[np.isin(identities, ids[counts >= 2])].mean(0)
+    for i in ids[counts >= 2]:
+        x = residuals[identities == i]
+        m = x.mean(0)
+        sw += (x - m).T @ (x - m)
+        sb += len(x) * np.outer(m - grand, m - grand)
+        n += len(x)
+    return sw / n, sb / n
+
+
+def fit(residuals: np.ndarray, identities: np.ndarray, k: int = 4, alpha: float = 2.0,
+        meta: dict | None = None) -> ResidualBasis:
+    """The ``k`` leading eigenvectors of ``S_w − alpha · S_b`` (within- minus weighted
+    between-identity scatter of the training residuals): directions along which one person's
+    photos vary much and people differ little.
+
+    Why not the smallest between/within ratios (inverse LDA): on LFW those directions hold under
+    1 % of the residual's variance (detector noise), so expression and head turn would be lost.
+    Measured on LFW devtest (3,708 images; `bench landmark-privacy`), the defaults keep 77 % of
+    the residual's variance and cut rank-1 identification from the residual from 0.119 to 0.012
+    (chance 0.005); ``alpha = 0`` (plain within-person PCA) with ``k = 4`` keeps 90 % at 0.033."""
+    from scipy.linalg import eigh
+
+    residuals = np.asarray(residuals, np.float64)
+    sw, sb = within_between(residuals, np.asarray(identities))
+    lam, vecs = eigh(sw - alpha * sb)  # ascending
+    q = vecs[:, ::-1][:, :k]
+    ratio = np.diag(q.T @ sb @ q) / np.diag(q.T @ sw @ q)
+    meta = {**(meta or {}), "k": k, "alpha": alpha, "n_images": len(residuals),
+            "n_identities": len(np.unique(identities))}
+    return ResidualBasis(q, ratio, meta)

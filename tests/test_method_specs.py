@@ -1,0 +1,146 @@
+"""Method specs: ``name[key=value,...]`` on the command line, one canonical cell per variant."""
+import json
+import math
+import sqlite3
+
+import pandas as pd
+import pytest
+
+from bench import registry
+from bench.cli import main as bench_main
+from bench.cli_run import with_method_args
+from kpdp.method import Anonymizer
+
+
+class Toy(Anonymizer):
+    name = "toy"
+
+    def __init__(self, strength: float = 1.0, *, mode: str = "a", **kw):
+        super().__init__(strength=strength, mode=mode, **kw)
+
+
+class ToyChild(Toy):
+    name = "toy-child"
+
+    def __init__(self, extra: int = 0, **kw):
+        super().__init__(**kw)
+        self.extra = extra
+
+
+@pytest.fixture()
+def toys(monkeypatch):
+    targets = {**registry._targets(), "toy": f"{__name__}:Toy", "toy-child": f"{__name__}:ToyChild"}
+    monkeypatch.setattr(registry, "_targets", lambda: targets)
+
+
+def test_parse_and_format_round_trip_in_canonical_order():
+    assert registry.parse_spec("kpdp") == ("kpdp", {})
+    assert registry.parse_spec(" kpdp [ b = 1 , a = x ] ") == ("kpdp", {"b": 1, "a": "x"})
+    assert registry.canonical("kpdp[b=1,a=2]") == registry.canonical("kpdp[a=2,b=1]") == "kpdp[a=2,b=1]"
+    for spec in ("kpdp", "blur[sigma=3.5]", "kpdp[mask=landmarks,postprocess=mean,residual=full]",
+                 "x[a=inf,b=-2,c=true,d=1e-05,e=some text]"):
+        assert registry.canonical(spec) == spec
+        assert registry.format_spec(*registry.parse_spec(spec)) == spec
+    with pytest.raises(ValueError, match="cannot be written"):
+        registry.format_spec("kpdp", {"a": "1"})  # would read back as an int
+
+
+def test_value_types():
+    _, p = registry.parse_spec("m[i=3,f=0.5,e=1e3,t=true,F=False,inf=inf,s=mean,neg=-1]")
+    assert p == {"i": 3, "f": 0.5, "e": 1000.0, "t": True, "F": False, "inf": math.inf, "s": "mean", "neg": -1}
+    assert [type(p[k]) for k in ("i", "f", "t", "s")] == [int, float, bool, str]
+
+
+@pytest.mark.parametrize("spec, message", [
+    ("kpdp[a=1", "unbalanced"), ("kpdp]", "unbalanced"), ("kpdp[a=1]x", "after"), ("kpdp[a=1,a=2]", "twice"),
+    ("kpdp[=1]", "without a name"), ("kpdp[a]", "not key=value"), ("kpdp[a=]", "no value"),
+    ("[a=1]", "no method name"), ("kpdp[]", "empty"), ("kpdp[a=nan]", "nan"), ("kpdp[a-b=1]", "parameter name"),
+])
+def test_bad_specs_are_rejected(spec, message):
+    with pytest.raises(ValueError, match=message):
+        registry.parse_spec(spec)
+
+
+def test_unknown_parameters_are_rejected_listing_the_valid_ones(toys):
+    assert registry.settable_params(Toy) == ["mode", "region", "strength"]
+    assert registry.settable_params(ToyChild) == ["extra", "mode", "region", "strength"]
+    assert registry.check_spec("toy-child[strength=2,extra=1]") == "toy-child[extra=1,strength=2]"
+    with pytest.raises(ValueError, match=r"no parameter 'strenght'; its parameters: mode, region, strength"):
+        registry.check_spec("toy[strenght=2]")
+    for grid_param in ("eps", "device"):  # --eps and --device set those
+        with pytest.raises(ValueError, match="no parameter"):
+            registry.check_spec(f"toy[{grid_param}=1]")
+    with pytest.raises(registry.UnknownMethod):
+        registry.check_spec("nosuch[a=1]")
+    obj = registry.create("toy[mode=b,strength=2.5]")
+    assert (obj.params, registry.uses_eps("toy[mode=b]")) == ({"strength": 2.5, "mode": "b"}, False)
+    assert registry.method_class("blur[sigma=3]") is registry.method_class("blur")
+
+
+def test_split_specs_and_method_args():
+    assert registry.split_specs("kpdp,kpdp[postprocess=mean,mask=landmarks], blur,") == \
+        ["kpdp", "kpdp[postprocess=mean,mask=landmarks]", "blur"]
+    for bad in ("kpdp[a=1,blur", "kpdp],blur"):
+        with pytest.raises(ValueError, match="unbalanced"):
+            registry.split_specs(bad)
+    methods = ["kpdp", "kpdp[mask=landmarks]", "blur"]
+    assert with_method_args(methods, ["kpdp:postprocess=mean,kpdp:residual=full"]) == \
+        with_method_args(methods, ["kpdp:residual=full", "kpdp:postprocess=mean"]) == \
+        ["kpdp[postprocess=mean,residual=full]", "kpdp[mask=landmarks,postprocess=mean,residual=full]", "blur"]
+    with pytest.raises(ValueError, match="not in --methods"):
+        with_method_args(methods, ["dppix:b=8"])
+    with pytest.raises(ValueError, match="both set mask"):
+        with_method_args(methods, ["kpdp:mask=ellipse"])
+    with pytest.raises(ValueError, match="method:key=value"):
+        with_method_args(methods, ["postprocess=mean"])
+
+
+FAST = ["--limit", "4", "--metrics", "detection", "--detectors", "dlib-hog", "--recognizers", "dlib",
+        "--executor", "local", "--quiet"]
+
+
+def test_bad_spec_on_the_command_line_is_exit_2_and_writes_nothing(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert bench_main(["run", "--methods", "blur[sigmaa=3]", *FAST, "--out", str(out)]) == 2
+    assert "its parameters: max_kernel, region, sigma" in capsys.readouterr().err
+    assert bench_main(["run", "--methods", "blur", "--method-args", "dppix:b=8", *FAST, "--out", str(out)]) == 2
+    assert "not in --methods" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_two_variants_of_one_method_in_one_run(tmp_path, monkeypatch):
+    from baselines.blur import GaussianBlur
+    from bench.check import check, make_baseline
+    from bench.report import ReportSpec, load_runs, table
+
+    calls = []
+    original = GaussianBlur.anonymize_face
+    monkeypatch.setattr(GaussianBlur, "anonymize_face", lambda self, *a: calls.append(self.sigma) or original(self, *a))
+    out = tmp_path / "run"
+    cmd = ["run", "--methods", "blur[sigma=12.0,max_kernel=15],blur[max_kernel=15,sigma=3.0]", *FAST,
+           "--out", str(out)]
+    assert bench_main(cmd) == 0
+    assert sorted(set(calls)) == [3.0, 12.0]
+    variants = ["blur[max_kernel=15,sigma=12.0]", "blur[max_kernel=15,sigma=3.0]"]
+    csv = pd.read_csv(out / "metrics.csv", keep_default_na=False)
+    assert set(csv.method) == {"original", *variants}
+    rates = {m: csv[(csv.method == m) & (csv.metric == "detection_rate")].value.item() for m in variants}
+    assert len(rates) == 2
+    assert '"blur[max_kernel=15,sigma=3.0]"' in (out / "metrics.csv").read_text()  # its comma is quoted
+    meta = {k: json.loads(v) for k, v in sqlite3.connect(out / "results.sqlite").execute("SELECT key, value FROM run")}
+    described = meta["methods"]["blur[max_kernel=15,sigma=3.0]@"]
+    assert described["spec"] == "blur[max_kernel=15,sigma=3.0]"
+    assert described["params"] == {"max_kernel": 15, "sigma": 3.0} and described["sigma"] == 3.0
+    assert meta["methods"]["blur[max_kernel=15,sigma=12.0]@"]["params"]["sigma"] == 12.0
+    assert set(table(load_runs([out]), ReportSpec()).method) == {"original", *variants}
+    assert set(table(load_runs([out]), ReportSpec(methods=variants[:1])).method) == {variants[0]}
+    (tmp_path / "base.json").write_text(json.dumps(make_baseline(out)))
+    ok, t = check(out, tmp_path / "base.json")
+    assert ok and set(t.method) >= set(variants)
+
+    calls.clear()  # the same command, and the same variants spelled another way: nothing to anonymise
+    assert bench_main(cmd) == 0
+    assert bench_main(["run", "--methods", "blur[sigma=3.0],blur[sigma=12.0]", "--method-args", "blur:max_kernel=15",
+                       *FAST, "--out", str(out)]) == 0
+    assert calls == []
+    assert set(pd.read_csv(out / "metrics.csv", keep_default_na=False).method) == {"original", *variants}
