@@ -34,7 +34,8 @@ def cmd_landmark_privacy(a) -> int:
     space = IdentitySpace.load()
     eps_list = [float(e) for e in a.eps.split(",")]
     ids = lms["identity"]
-    print(f"identification from the released geometry: {len(ids)} images of {a.dataset}/{a.split}, "
+    source = ", ".join(a.landmarks) if a.landmarks else f"{a.dataset}/{a.split}"
+    print(f"identification from the released geometry: {len(ids)} images of {source}, "
           f"seed {a.seed}, post-processing '{a.postprocess}'")
     print(f"attacker: {ATTACKER}")
     print(f"chance (uniform guess among the others) {chance_level(ids):.4f}; "
@@ -42,6 +43,9 @@ def cmd_landmark_privacy(a) -> int:
     print("eps       residual    part       rank1   95% interval      probes")
     for residual in a.residual.split(","):
         for r in landmark_identification(lms["landmarks"], ids, eps_list, a.seed, space, a.postprocess, residual):
+            if r["n"] == 0:
+                print(f"{r['eps']:<9g} {residual:<11} {r['part']:<10} nothing released")
+                continue
             print(f"{r['eps']:<9g} {residual:<11} {r['part']:<10} {r['rank1']:.4f}  "
                   f"[{r['lo']:.4f}, {r['hi']:.4f}]  {r['n']}")
     return 0

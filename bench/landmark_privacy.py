@@ -67,7 +67,9 @@ def released_parts(coords, residuals, poses, space: IdentitySpace, residual: str
 
 def identify(probe: np.ndarray, gallery: np.ndarray, identities: np.ndarray) -> dict:
     scale = gallery.std(0)
-    scale[scale < 1e-12] = 1.0  # a constant feature (e.g. no residual kept) carries nothing
+    if np.all(scale < 1e-12):  # nothing released (e.g. residual="none"): every distance ties, no rate
+        return {"rank1": math.nan, "lo": math.nan, "hi": math.nan, "n": 0}
+    scale[scale < 1e-12] = 1.0  # a constant feature carries nothing
     r = reid_rank1(probe / scale, identities, np.arange(len(identities)), gallery / scale, identities,
                    similarity="neg_euclidean")
     k = int(round(r.value * r.n)) if r.n else 0

@@ -37,7 +37,8 @@ class KPDPAnonymizer(Anonymizer):
         # A mask to the hairline and past the cheeks: with the landmark hull alone (dilation 0.08,
         # forehead 0.10) the generator continued the kept skin, brows and hairline so faithfully that
         # 24 % of faces were still re-identified on LFW devtest (docs/method.md). `ellipse` (default)
-        # is as large but smooth; `landmarks` (the hull of both faces, dilated) traces the jaw.
+        # is as large but smooth (mask_dilate and mask_forehead shape the `landmarks` mask only);
+        # `landmarks` (the hull of both faces, dilated) traces the jaw.
         self.inpainter = FaceInpainter("dense68", weights, self.device, mask_kind=mask,
                                        mask_dilate=mask_dilate, mask_forehead=mask_forehead)
 

@@ -154,7 +154,7 @@ def privatize_coords(coords: np.ndarray, space: IdentitySpace, eps: float, sampl
 
 def privatize(landmarks: np.ndarray, eps: float, seed: int | None = None, mode: str | None = None,
               space: IdentitySpace | None = None, split: str = "uniform",
-              postprocess: str = "sample", residual: str = "full") -> PrivatizeResult:
+              postprocess: str = "sample", residual: str = "expression") -> PrivatizeResult:
     """Privatise a batch of 68-point landmark sets.
 
     Args:

@@ -226,7 +226,7 @@ def train(cfg: TrainConfig, log=print) -> Path:
                 be.copy_(b)
         step += 1
         bar.update(1)
-        if step % 50 == 0:
+        if step % 50 == 0 or step == cfg.steps:
             sps = (time.time() - t_last) / max(step - s_last, 1)
             t_last, s_last = time.time(), step
             writer.writerow([step, f"{d_loss.item():.4f}", f"{g_adv.item():.4f}", f"{g_l1.item():.4f}",

@@ -50,3 +50,25 @@ def test_check_landmarks_rejects_bad_input():
         geo.check_landmarks(np.full((68, 2), np.nan))
     with pytest.raises(ValueError, match="degenerate"):
         geo.check_landmarks(np.ones((68, 2)))
+
+
+def test_the_ellipse_mask_covers_both_faces_without_tracing_the_jaw(sample_landmarks):
+    """KPDP's default mask: its outline is one of a few fixed ellipses, whatever the jaw's shape."""
+    import cv2
+
+    lm = sample_landmarks["landmarks"][0]
+    crop = geo.apply_affine(geo.alignment_matrix(lm, 128), lm)
+    wider = crop.copy()
+    wider[geo.JAW, 0] = 64 + (crop[geo.JAW, 0] - 64) * 0.93  # another jaw outline, same eyes and mouth
+    masks = []
+    for pts in (crop, wider):
+        s = geo.ellipse_scale(np.vstack([geo.mask_points(crop), geo.mask_points(pts)]))
+        masks.append(geo.ellipse_mask((128, 128), s))
+        inside = [masks[-1][int(round(y)), int(round(x))] for x, y in geo.mask_points(pts)
+                  if 0 <= x < 128 and 0 <= y < 128]
+        assert all(inside)
+    assert np.array_equal(masks[0], masks[1])
+    # the hull mask, by contrast, follows the jaw
+    assert not np.array_equal(geo.landmark_mask(crop, (128, 128), 0.25, 0.45), geo.landmark_mask(wider, (128, 128), 0.25, 0.45))
+    n, _ = cv2.connectedComponents(masks[0])
+    assert n == 2 and geo.ELLIPSE_SCALES[0] == 1.0

@@ -17,7 +17,7 @@ def test_identification_falls_towards_chance_as_eps_falls(sample_landmarks):
                                                               parts=("coords",))}
         assert rows[float("inf")]["rank1"] > 3 * chance_level(ids)
         assert rows[0.5]["rank1"] < rows[float("inf")]["rank1"] and rows[0.5]["rank1"] < 2 * chance_level(ids) + 0.02
-        assert rows[0.5]["lo"] <= rows[0.5]["rank1"] <= rows[0.5]["hi"]
+        assert 0 < rows[0.5]["hi"] - rows[0.5]["lo"] < 0.1 and rows[0.5]["n"] > 100
 
 
 def test_every_part_is_measured_and_the_kept_residual_leaks_less(sample_landmarks):
@@ -27,7 +27,7 @@ def test_every_part_is_measured_and_the_kept_residual_leaks_less(sample_landmark
     assert {p for _, p in rows} == {"released", "coords", "residual", "pose"}
     assert rows[("full", "residual")] > 3 * chance_level(ids)
     assert rows[("expression", "residual")] < 0.5 * rows[("full", "residual")]
-    assert rows[("none", "residual")] == 0.0 or rows[("none", "residual")] < 2 * chance_level(ids) + 0.02
+    assert np.isnan(rows[("none", "residual")])  # nothing released: no rate, not a tie-breaking artefact
     assert rows[("expression", "released")] < rows[("full", "released")]
 
 

@@ -15,7 +15,7 @@ def space():
 
 def test_round_trip_at_eps_infinity(space, sample_landmarks):
     lm = sample_landmarks["landmarks"][:20]
-    out = privatize(lm, float("inf"), seed=0, space=space)
+    out = privatize(lm, float("inf"), seed=0, space=space, residual="full")
     np.testing.assert_allclose(out.landmarks, lm, atol=1e-8)
 
 
@@ -30,7 +30,7 @@ def test_output_inside_bounds_and_seeds(space, sample_landmarks):
     assert np.array_equal(a, privatize(lm, 1.0, seed=7, space=space).landmarks)
     assert not np.allclose(a, privatize(lm, 1.0, seed=8, space=space).landmarks)
     # the output is the decode of the released coordinates with the face's own pose and residual
-    r = privatize(lm[:1], 2.0, seed=3, space=space)
+    r = privatize(lm[:1], 2.0, seed=3, space=space, residual="full")
     _, res, pose = space.encode(lm[0])
     np.testing.assert_allclose(r.landmarks[0], space.decode(r.coords_private[0], res, pose), atol=1e-9)
 

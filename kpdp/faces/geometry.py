@@ -114,8 +114,10 @@ def landmark_mask(lm68: np.ndarray, shape: tuple[int, int], dilate: float = 0.08
 # eyes, nose and mouth corners at fixed places): an ellipse from the forehead to below the chin and
 # past the cheeks, sized on LFW devtrain so that the landmark hull dilated by 25 % of the face width,
 # brows lifted by 45 % of its height, fits in it for the median face. Only a uniform scale, from a
-# short fixed list, adapts it to the two faces it must cover: the mask's outline tells an attacker
-# one of ELLIPSE_SCALES, not the shape of the original jaw.
+# short fixed list, adapts it to the two faces it must cover (jaw and brows lifted by 25 %: the
+# ellipse's own margin covers the rest): the outline does not trace the original jaw. It does show
+# where the crop is, i.e. the original's five-point alignment, and the scale (set mostly by the
+# original face); docs/privacy.md lists both among what ε does not cover.
 ELLIPSE_CENTRE = (64.0, 62.0)
 ELLIPSE_AXES = (46.0, 56.0)
 ELLIPSE_SCALES = (1.0, 1.1, 1.2, 1.35, 1.5)
