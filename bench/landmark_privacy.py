@@ -20,7 +20,7 @@ import math
 
 import numpy as np
 
-from kpdp.mechanism import kept_residual, postprocess_rng, privatize_coords
+from kpdp.mechanism import kept_residual, privatize_coords
 from kpdp.sampler import IntegerLaplace
 from kpdp.space import IdentitySpace
 
@@ -87,8 +87,7 @@ def landmark_identification(landmarks: np.ndarray, identities: np.ndarray, eps_l
     gallery = released_parts(coords, residuals, poses, space, residual)
     out = []
     for eps in eps_list:
-        released = privatize_coords(coords, space, eps, IntegerLaplace("seeded", seed), postprocess=postprocess,
-                                    rng=postprocess_rng(seed))
+        released = privatize_coords(coords, space, eps, IntegerLaplace("seeded", seed), postprocess=postprocess)
         probe = released_parts(released, residuals, poses, space, residual)
         for part in parts:
             out.append({"eps": eps, "part": part, "residual": residual, "postprocess": postprocess,

@@ -12,8 +12,9 @@ residual (:mod:`kpdp.residual`).
 What the guarantee covers: the released 16 identity coordinates of one face satisfy ε-local DP
 (any two faces are neighbours; sequential composition over the 16 components with ``Σ ε_k = ε``;
 posterior sampling, clamping and decoding are post-processing). What it does not cover: the pose
-and the kept part of the residual (expression, head turn), which are released without noise, and every pixel of the image, which
-the generator draws from the masked original: the image's privacy is measured, not guaranteed.
+and the kept part of the residual (expression, head turn), which are released without noise, and
+every pixel of the image, which the generator draws from the masked original: the image's privacy
+is measured, not guaranteed.
 Each released image of the same person spends another ε.
 """
 from __future__ import annotations
@@ -135,9 +136,9 @@ def postprocess_rng(seed: int | None) -> np.random.Generator:
 
 
 def privatize_coords(coords: np.ndarray, space: IdentitySpace, eps: float, sampler: IntegerLaplace,
-                     split: str = "uniform", postprocess: str = "sample",
-                     rng: np.random.Generator | None = None) -> np.ndarray:
-    """(N, 16) -> (N, 16) released coordinates, inside the bounds."""
+                     split: str = "uniform", postprocess: str = "sample") -> np.ndarray:
+    """(N, 16) -> (N, 16) released coordinates, inside the bounds. Posterior sampling draws from
+    :func:`postprocess_rng` of the sampler's seed (the operating system's when unseeded)."""
     eps = check_eps(eps)
     if postprocess not in POSTPROCESS:
         raise ValueError(f"unknown post-processing '{postprocess}'; valid: {', '.join(POSTPROCESS)}")
@@ -149,7 +150,7 @@ def privatize_coords(coords: np.ndarray, space: IdentitySpace, eps: float, sampl
     eps_k = budget_split(space, eps, split)
     if postprocess == "mean":
         return posterior_mean(noisy, space, eps_k)
-    return posterior_sample(noisy, space, eps_k, rng if rng is not None else postprocess_rng(sampler.seed))
+    return posterior_sample(noisy, space, eps_k, postprocess_rng(sampler.seed))
 
 
 def privatize(landmarks: np.ndarray, eps: float, seed: int | None = None, mode: str | None = None,
@@ -190,8 +191,7 @@ def privatize(landmarks: np.ndarray, eps: float, seed: int | None = None, mode: 
     sampler = IntegerLaplace(mode, seed if mode == "seeded" else None)
     enc = [space.encode(x) for x in lm]
     coords = np.stack([e[0] for e in enc])
-    rng = postprocess_rng(seed if mode == "seeded" else None)
-    released = privatize_coords(coords, space, eps, sampler, split, postprocess, rng)
+    released = privatize_coords(coords, space, eps, sampler, split, postprocess)
     kept = kept_residual(np.stack([e[1] for e in enc]), residual)
     out = np.stack([space.decode(c, r, p) for c, r, (_, _, p) in zip(released, kept, enc)])
     eps_k = np.zeros(len(space.lo)) if math.isinf(eps) else budget_split(space, eps, split)
@@ -222,7 +222,6 @@ def default_residual_basis():
 
         _DEFAULT_RESIDUAL = ResidualBasis.load()
     return _DEFAULT_RESIDUAL
-
 
 
 def default_space() -> IdentitySpace:

@@ -16,11 +16,12 @@ the mean shape plus the released identity coordinates; expression and head turn 
 """
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+from . import frozen
 
 DEFAULT_PATH = Path(__file__).parent / "assets" / "residual_basis.safetensors"
 MODES = ("expression", "full", "none")
@@ -38,36 +39,17 @@ class ResidualBasis:
         return (residual @ self.basis) @ self.basis.T
 
     def digest(self) -> str:
-        h = hashlib.sha256()
-        for a in (self.basis, self.ratio):
-            h.update(np.ascontiguousarray(a, np.float64).tobytes())
-        return h.hexdigest()
+        return frozen.arrays_digest({"basis": self.basis, "ratio": self.ratio})
 
     def save(self, path: Path) -> str:
-        from safetensors.numpy import save_file
-
-        meta = {**self.meta, "format_version": FORMAT_VERSION, "sha256_arrays": self.digest()}
-        save_file({"basis": np.ascontiguousarray(self.basis, np.float64),
-                   "ratio": np.ascontiguousarray(self.ratio, np.float64)}, str(path),
-                  metadata={k: str(v) for k, v in meta.items()})
-        return meta["sha256_arrays"]
+        return frozen.save(path, {"basis": self.basis, "ratio": self.ratio}, self.meta, FORMAT_VERSION)
 
     @classmethod
     def load(cls, path: Path | str | None = None) -> "ResidualBasis":
-        from safetensors import safe_open
-
         path = Path(path) if path else DEFAULT_PATH
-        if not path.is_file():
-            raise FileNotFoundError(f"residual basis {path} not found (fit one with `python -m kpdp fit-residual`)")
-        with safe_open(str(path), framework="numpy") as f:
-            meta = dict(f.metadata() or {})
-            basis, ratio = f.get_tensor("basis"), f.get_tensor("ratio")
-        if meta.get("format_version") != FORMAT_VERSION:
-            raise ValueError(f"{path}: format version {meta.get('format_version')}, expected {FORMAT_VERSION}")
-        out = cls(basis, ratio, meta)
-        if out.digest() != meta.get("sha256_arrays"):
-            raise ValueError(f"{path}: arrays do not match the recorded hash (corrupt or edited file)")
-        return out
+        arrays, meta = frozen.load(path, ("basis", "ratio"), FORMAT_VERSION,
+                                   f"residual basis {path} not found (fit one with `python -m kpdp fit-residual`)")
+        return cls(arrays["basis"], arrays["ratio"], meta)
 
 
 def within_between(residuals: np.ndarray, identities: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -7,13 +7,13 @@ arrays. Nothing at anonymisation time depends on anyone else's data.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from . import frozen
 from .faces.geometry import apply_affine, check_landmarks, umeyama
 
 FORMAT_VERSION = "2"
@@ -83,36 +83,21 @@ class IdentitySpace:
         """(N, 68, 2) -> (N, 16) identity coordinates."""
         return np.stack([self.encode(lm)[0] for lm in landmarks])
 
+    def _arrays(self) -> dict[str, np.ndarray]:
+        return {k: getattr(self, k) for k in _ARRAYS}
+
     def digest(self) -> str:
-        h = hashlib.sha256()
-        for k in _ARRAYS:
-            h.update(np.ascontiguousarray(getattr(self, k), dtype=np.float64).tobytes())
-        return h.hexdigest()
+        return frozen.arrays_digest(self._arrays())
 
     def save(self, path: Path) -> str:
-        from safetensors.numpy import save_file
-
-        meta = {**self.meta, "format_version": FORMAT_VERSION, "sha256_arrays": self.digest()}
-        save_file({k: np.ascontiguousarray(getattr(self, k), dtype=np.float64) for k in _ARRAYS}, str(path),
-                  metadata={k: str(v) for k, v in meta.items()})
-        return meta["sha256_arrays"]
+        return frozen.save(path, self._arrays(), self.meta, FORMAT_VERSION)
 
     @classmethod
     def load(cls, path: Path | str | None = None) -> "IdentitySpace":
-        from safetensors import safe_open
-
         path = Path(path) if path else DEFAULT_PATH
-        if not path.is_file():
-            raise FileNotFoundError(f"identity space file {path} not found (fit one with `python -m kpdp fit-space`)")
-        with safe_open(str(path), framework="numpy") as f:
-            meta = dict(f.metadata() or {})
-            arrays = {k: f.get_tensor(k) for k in _ARRAYS}
-        if meta.get("format_version") != FORMAT_VERSION:
-            raise ValueError(f"{path}: format version {meta.get('format_version')}, expected {FORMAT_VERSION}")
-        space = cls(**arrays, meta=meta)
-        if space.digest() != meta.get("sha256_arrays"):
-            raise ValueError(f"{path}: arrays do not match the recorded hash (corrupt or edited file)")
-        return space
+        arrays, meta = frozen.load(path, _ARRAYS, FORMAT_VERSION,
+                                   f"identity space file {path} not found (fit one with `python -m kpdp fit-space`)")
+        return cls(**arrays, meta=meta)
 
 
 def fisher_ratios(coords: np.ndarray, labels: np.ndarray) -> np.ndarray:

@@ -110,7 +110,7 @@ class Batches:
 
 
 def hinge_d(real, fake):
-    return sum(F.relu(1 - r[-1]).mean() + F.relu(1 + f[-1]).mean() for r, f in zip(real, fake))
+    return sum(F.relu(1 - r[-1]).mean() for r in real) + hinge_fake(fake)
 
 
 def hinge_fake(outs):
@@ -119,9 +119,8 @@ def hinge_fake(outs):
 
 def feature_matching(real, fake, keep=None):
     """L1 between the discriminator's features of real and fake, on the samples ``keep`` (all if None)."""
-    if keep is None:
-        return sum(F.l1_loss(f, r.detach()) for rs, fs in zip(real, fake) for r, f in zip(rs[:-1], fs[:-1]))
-    return sum(F.l1_loss(f[keep], r[keep].detach()) for rs, fs in zip(real, fake) for r, f in zip(rs[:-1], fs[:-1]))
+    pick = (lambda t: t) if keep is None else (lambda t: t[keep])
+    return sum(F.l1_loss(pick(f), pick(r).detach()) for rs, fs in zip(real, fake) for r, f in zip(rs[:-1], fs[:-1]))
 
 
 class IdentityDistance:
@@ -130,16 +129,16 @@ class IdentityDistance:
     FaceNet's 160 px; FaceNet stays frozen, in eval mode."""
 
     def __init__(self, device, margin: float):
-        from .faces.facenet_torch import load_facenet_casia_torch
+        from .faces.facenet_torch import load_facenet_casia_torch, standardise
 
-        self.net = load_facenet_casia_torch(str(device))
+        self.net, self.standardise = load_facenet_casia_torch(str(device)), standardise
         for p in self.net.parameters():
             p.requires_grad_(False)
         self.margin = margin
 
     def embed(self, x):  # x in [-1, 1], (B, 3, 128, 128)
         x = F.interpolate(x, size=(160, 160), mode="bilinear", align_corners=False)
-        return self.net((x + 1) * 127.5 / 128 - 127.5 / 128)  # FaceNet's (v - 127.5) / 128 on 0..255
+        return self.net(self.standardise((x + 1) * 127.5))
 
     def __call__(self, fake, real):
         with torch.no_grad():
@@ -211,7 +210,7 @@ def train(cfg: TrainConfig, log=print) -> Path:
             # mask, normalised by its area: the outside is copied by construction
             w = mask * own[:, None, None, None].float()
             g_l1 = ((fake - img).abs() * w).sum() / (w.sum() * 3 + 1)
-            g_fm = feature_matching(real_f, fake_f, own if foreign.any() else None) if own.any() else torch.zeros(())
+            g_fm = feature_matching(real_f, fake_f, own) if own.any() else torch.zeros(())
             g_loss = g_adv + cfg.l1_weight * g_l1 + cfg.fm_weight * g_fm
         if identity is not None and foreign.any():
             g_id, id_sim = identity(fake[foreign].float(), img[foreign])
