@@ -1,5 +1,6 @@
-"""`pixelate-8`, `pixelate-16`: the face region's bounding box down-sampled to ``b x b`` blocks
-(area average) and up-sampled (nearest), as DeepPrivacy2's pixelation baselines."""
+"""`pixelate[blocks=b]`, and its presets `pixelate-8`, `pixelate-16`: the face region's bounding box
+down-sampled to ``b x b`` blocks (area average) and up-sampled (nearest), as DeepPrivacy2's
+pixelation baselines."""
 import cv2
 
 from kpdp.method import Anonymizer, mask_bbox, paste_in_mask
@@ -26,6 +27,7 @@ class Pixelate(Anonymizer):
 
 class Pixelate8(Pixelate):
     name = "pixelate-8"
+    fixed_params = ("blocks",)  # the preset's name says how many: `pixelate[blocks=4]` for others
 
     def __init__(self, **kw):
         super().__init__(blocks=8, **kw)
@@ -33,6 +35,7 @@ class Pixelate8(Pixelate):
 
 class Pixelate16(Pixelate):
     name = "pixelate-16"
+    fixed_params = ("blocks",)
 
     def __init__(self, **kw):
         super().__init__(blocks=16, **kw)

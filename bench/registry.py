@@ -23,6 +23,7 @@ BUILTIN = {
     "original": "baselines.original:Original",
     "blur": "baselines.blur:GaussianBlur",
     "blur-strong": "baselines.blur:GaussianBlurStrong",
+    "pixelate": "baselines.pixelate:Pixelate",
     "pixelate-8": "baselines.pixelate:Pixelate8",
     "pixelate-16": "baselines.pixelate:Pixelate16",
     "mask": "baselines.mask:MaskConstant",
@@ -163,7 +164,8 @@ def base_name(spec: str) -> str:
 
 def settable_params(cls) -> list[str]:
     """Parameters a spec may set: the named ones of ``__init__`` along the MRO, following ``**kw``
-    up to :class:`kpdp.method.Anonymizer`, less ``eps`` and ``device``."""
+    up to :class:`kpdp.method.Anonymizer`, less ``eps``, ``device`` and a preset's ``fixed_params``
+    (``pixelate-8`` passes ``blocks=8`` to its parent and takes no other value)."""
     from kpdp.method import Anonymizer
 
     names = []
@@ -176,7 +178,7 @@ def settable_params(cls) -> list[str]:
                   if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
         if klass is Anonymizer or not any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values()):
             break
-    return sorted(set(names) - set(NOT_SETTABLE))
+    return sorted(set(names) - set(NOT_SETTABLE) - set(getattr(cls, "fixed_params", ())))
 
 
 def check_spec(spec: str) -> str:
@@ -186,7 +188,9 @@ def check_spec(spec: str) -> str:
     valid = settable_params(cls)
     bad = [k for k in params if k not in valid]
     if bad:
-        raise ValueError(f"method '{name}' has no parameter {', '.join(repr(k) for k in bad)}; "
+        fixed = [k for k in bad if k in getattr(cls, "fixed_params", ())]
+        hint = f" ({', '.join(fixed)} fixed by this preset)" if fixed else ""
+        raise ValueError(f"method '{name}' has no parameter {', '.join(repr(k) for k in bad)}{hint}; "
                          f"its parameters: {', '.join(valid) or '(none)'}")
     return format_spec(name, params)
 

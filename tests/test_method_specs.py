@@ -144,3 +144,13 @@ def test_two_variants_of_one_method_in_one_run(tmp_path, monkeypatch):
                        *FAST, "--out", str(out)]) == 0
     assert calls == []
     assert set(pd.read_csv(out / "metrics.csv", keep_default_na=False).method) == {"original", *variants}
+
+
+def test_a_preset_refuses_the_parameter_it_fixes_and_the_generic_method_takes_it():
+    # pixelate-8 passes blocks=8 to its parent: `pixelate-8[blocks=4]` used to pass the spec check
+    # and fail when the run built it; it is now refused up front, pointing at `pixelate`
+    with pytest.raises(ValueError, match="blocks fixed by this preset"):
+        registry.check_spec("pixelate-8[blocks=4]")
+    assert "blocks" not in registry.settable_params(registry.method_class("pixelate-16"))
+    method = registry.create("pixelate[blocks=4]")
+    assert method.blocks == 4 and registry.create("pixelate-8").blocks == 8
