@@ -26,6 +26,7 @@ from .analysis import Backends, warm_up
 from .executor import (EXECUTORS, ImageWorker, default_workers, resolve_executor, run_local, run_processes,
                        run_ray)
 from .metrics import registry as metric_registry
+from .provenance import code_version
 from .seeds import derive_seed  # noqa: F401  (re-exported: bench.evaluate.derive_seed)
 from .store import ResultStore, eps_key  # noqa: F401
 from . import timing
@@ -201,7 +202,7 @@ def evaluate(cfg: RunConfig, argv: list[str] | None = None, log=print):
         log(f"note: {n}")
     store = ResultStore(cfg.out)
     store.set_meta(argv=argv or sys.argv, versions=versions(), backends=backends.versions(), seeds=cfg.seeds,
-                   noise_mode="seeded",
+                   git_commit=code_version(), noise_mode="seeded",
                    methods={f"{m}@{eps_key(e)}": {**obj.describe(), "version": obj.version, "spec": m,
                                                   "params": registry.parse_spec(m)[1]}
                             for (m, e), obj in methods.items()},

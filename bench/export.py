@@ -144,7 +144,11 @@ def markdown_table(t: pd.DataFrame) -> str:
 
 
 def write_exports(store, df: pd.DataFrame) -> None:
+    from . import provenance
+
     df[CSV_COLUMNS].to_csv(store.dir / "metrics.csv", index=False)
+    # beside metrics.csv, so that a run folder copied into reports/ keeps what made its numbers
+    provenance.write(store.dir, [provenance.read(store.dir)], provenance.code_version())
     skipped = store.skipped()
     text = "# Summary\n\nEach value with its 95 % interval (identity bootstrap for re-identification and means, " \
            "Wilson for detection and failure rates). Re-identification is the strongest valid attack " \

@@ -1,15 +1,24 @@
-"""The report's figures beyond the per-ε curves: re-identification by attacker, and the
-privacy–utility frontier (strongest attack against each utility metric)."""
+"""The report's figures: the privacy–utility frontier per data set (strongest attack against FID,
+expression agreement and detection, labels placed so that none overlaps), re-identification by
+attacker, the strongest attack against every utility metric, and the per-ε curves."""
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-#: utility metrics of the frontier, each with the backend shown (None: the first present)
+#: utility metrics of the privacy_vs_utility figure, each with the backend shown (None: the first present)
 UTILITY = (("detection_rate", "mtcnn"), ("fid", None), ("expression_agreement", None),
            ("attribute_agreement", "mean"), ("pose_error", "mean"), ("identity_diversity", None))
+#: the frontier's panels (x axes), in order; y: the strongest attack's headline privacy metric
+FRONTIER = (("fid", None), ("expression_agreement", None), ("detection_rate", "mtcnn"))
+DPI = 150
+#: label candidates around a point: E, NE, N, NW, W, SW, S, SE (unit steps)
+DIRECTIONS = ((1, 0), (1, 1), (0, 1), (-1, 1), (-1, 0), (-1, -1), (0, -1), (1, -1))
+_HA = {1: "left", 0: "center", -1: "right"}
+_VA = {1: "bottom", 0: "center", -1: "top"}
 
 
 def cell_label(method: str, eps) -> str:
@@ -119,3 +128,288 @@ def _order(cell, spec) -> tuple:
 
 def _err(v, lo, hi):
     return None if np.isnan([lo, hi]).any() else [[max(0, v - lo)], [max(0, hi - v)]]
+
+
+# -- label placement ---------------------------------------------------------------------------
+
+def _overlap(a, b) -> float:
+    """Area shared by two display-space boxes (0 when they only touch)."""
+    w = min(a.x1, b.x1) - max(a.x0, b.x0)
+    h = min(a.y1, b.y1) - max(a.y0, b.y0)
+    return w * h if w > 0 and h > 0 else 0.0
+
+
+def _outside(box, frame) -> float:
+    """Area of ``box`` outside ``frame``."""
+    return box.width * box.height - _overlap(box, frame)
+
+
+def _candidates(rings: int, gap: float, step: float):
+    """(ring, dx, dy, ha, va) in points: 8 directions on rings of growing radius, nearest first."""
+    for ring in range(1, rings + 1):
+        r = gap + (ring - 1) * step
+        for ux, uy in DIRECTIONS:
+            yield ring, ux * r, uy * r, _HA[ux], _VA[uy]
+
+
+class _Obstacles:
+    """What a label must not cover (display coordinates): labels placed so far and point markers
+    (hard), the axes' outside (hard), segments such as error bars and lines (soft)."""
+
+    def __init__(self, ax, points: np.ndarray, segments, marker_pt: float = 3.0):
+        from matplotlib.path import Path as MPath
+        from matplotlib.transforms import Bbox
+
+        r = marker_pt * ax.figure.dpi / 72
+        self.frame = ax.get_window_extent()
+        self.markers = [Bbox.from_bounds(x - r, y - r, 2 * r, 2 * r) for x, y in points]
+        self.paths = [MPath(np.asarray(seg)) for seg in segments]
+        self.placed: list = []
+
+    def cost(self, box, point, ring: int) -> tuple[float, float]:
+        """(hard: area overlapped, soft: the ring plus 1.5 per segment touched or label crossed
+        by the leader line)."""
+        from matplotlib.path import Path as MPath
+
+        hard = sum(_overlap(box, b) for b in self.placed + self.markers) + _outside(box, self.frame)
+        soft = sum(p.intersects_bbox(box, filled=False) for p in self.paths)
+        if ring > 1:  # the leader line from the point to the label
+            lead = MPath(np.array([point, [(box.x0 + box.x1) / 2, (box.y0 + box.y1) / 2]]))
+            soft += sum(lead.intersects_bbox(b, filled=False) for b in self.placed)
+        return hard, ring + 1.5 * soft
+
+
+def _best_position(ann, point, obstacles: _Obstacles, renderer, rings: int, fontsize: float, pad: float):
+    """(ring, dx, dy, ha, va, box) of the cheapest candidate; the first of equal ones."""
+    best = None
+    for k, (ring, dx, dy, ha, va) in enumerate(_candidates(rings, 3.0, 1.15 * fontsize)):
+        ann.xyann = (dx, dy)
+        ann.set_ha(ha), ann.set_va(va)
+        box = ann.get_window_extent(renderer).padded(pad)
+        key = (*obstacles.cost(box, point, ring), k)
+        if best is None or key < best[0]:
+            best = (key, (ring, dx, dy, ha, va, box))
+    return best[1]
+
+
+def place_labels(ax, xs, ys, texts, colors=None, fontsize: float = 8, rings: int = 7, pad: float = 2.0,
+                 segments=()) -> list:
+    """Annotate point i of ``(xs, ys)`` (data coordinates) with ``texts[i]``, greedily in order:
+    each label takes the nearest of 8 positions around its point (on rings of growing radius)
+    whose text box, measured by the renderer, overlaps no label placed before and no point marker
+    and stays inside the axes; touching a segment (error bar, line; display coordinates) or a
+    leader line crossing a placed label costs one ring and a half. A label past the first ring
+    gets a thin leader line. Deterministic. Call it once the axes' limits and layout are final.
+    Returns the annotations (``gid`` ``point-label``)."""
+    renderer = ax.figure.canvas.get_renderer()
+    points = ax.transData.transform(np.column_stack([xs, ys]))
+    obstacles = _Obstacles(ax, points, segments)
+    out = []
+    for i, text in enumerate(texts):
+        color = colors[i] if colors else "black"
+        common = dict(textcoords="offset points", fontsize=fontsize, color=color, annotation_clip=False,
+                      gid="point-label")
+        probe = ax.annotate(text, (xs[i], ys[i]), xytext=(0, 0), **common)
+        ring, dx, dy, ha, va, box = _best_position(probe, points[i], obstacles, renderer, rings, fontsize, pad)
+        probe.remove()
+        leader = dict(arrowstyle="-", color=color, lw=0.5, alpha=0.6, shrinkA=0, shrinkB=3) if ring > 1 else None
+        out.append(ax.annotate(text, (xs[i], ys[i]), xytext=(dx, dy), ha=ha, va=va, arrowprops=leader, **common))
+        obstacles.placed.append(box)
+    return out
+
+
+# -- the privacy–utility frontier -----------------------------------------------------------------
+
+def _points(d: pd.DataFrame, metric: str, backend: str) -> pd.DataFrame:
+    """(dataset, method, eps) -> v, lo, hi: the mean over seeds, the widest interval."""
+    sel = d[(d.metric == metric) & (d.backend == backend)]
+    return sel.groupby(["dataset", "method", "eps"], sort=False).agg(
+        v=("value", "mean"), lo=("ci_low", "min"), hi=("ci_high", "max"))
+
+
+def _backend(d: pd.DataFrame, name: str, wanted: str | None) -> str | None:
+    from .metrics import registry
+
+    present = list(dict.fromkeys(d[d.metric == name].backend))
+    if not present:
+        return None
+    if wanted in present:
+        return wanted
+    spec = registry.all_metrics().get(name)
+    b = registry.default_backend(spec, present) if spec else None
+    return b if b in present else present[0]
+
+
+def frontier_panels(d: pd.DataFrame, panels=FRONTIER) -> list[tuple[str, str]]:
+    """(metric, backend) of each panel whose metric ``d`` holds."""
+    out = []
+    for name, wanted in panels:
+        b = _backend(d, name, wanted)
+        if b is not None:
+            out.append((name, b))
+    return out
+
+
+def _errs(g: pd.DataFrame, v: str, lo: str, hi: str) -> np.ndarray:
+    return np.nan_to_num(np.vstack([(g[v] - g[lo]).clip(lower=0), (g[hi] - g[v]).clip(lower=0)]))
+
+
+def eps_text(e) -> str:
+    return "∞" if float(e) == math.inf else f"{float(e):g}"
+
+
+def point_label(dataset: str, method: str, eps: str, with_dataset: bool) -> str:
+    """``ε=0.5`` for a method with ε (the method is in the legend and the label's colour), else
+    the method's name; prefixed by the data set when a figure holds several."""
+    text = f"ε={eps_text(eps)}" if eps not in ("", None) else method
+    return f"{dataset}: {text}" if with_dataset else text
+
+
+def _frontier_data(d: pd.DataFrame, privacy: str, metric: str, backend: str, spec) -> pd.DataFrame:
+    y = _points(d, privacy, "max").rename(columns=lambda c: "y" + c)
+    x = _points(d, metric, backend).rename(columns=lambda c: "x" + c)
+    j = x.join(y, how="inner").reset_index()
+    if j.empty:
+        return j
+    j["order"] = [_order((m, e), spec) for m, e in zip(j.method, j.eps)]
+    return j.sort_values(["dataset", "order"], kind="stable").reset_index(drop=True)
+
+
+def _frontier_panel(ax, j: pd.DataFrame, colors: dict, with_dataset: bool) -> tuple[list, list]:
+    """Points with error bars on both axes, one line per (data set, method) through its ε values;
+    returns the label texts with their colours, and the segments labels should avoid."""
+    segments = []
+    for (ds, m), g in j.groupby(["dataset", "method"], sort=False):
+        has_eps = (g.eps != "").all()
+        ax.errorbar(g.xv, g.yv, xerr=_errs(g, "xv", "xlo", "xhi"), yerr=_errs(g, "yv", "ylo", "yhi"),
+                    fmt="o-" if has_eps and len(g) > 1 else "o", ms=4, lw=1, elinewidth=0.7, capsize=2,
+                    color=colors[m], label=m if not with_dataset else f"{ds}: {m}")
+        if has_eps and len(g) > 1:
+            segments.append(np.column_stack([g.xv, g.yv]))
+        for r in g.itertuples():
+            if not math.isnan(r.xlo) and not math.isnan(r.xhi):
+                segments.append(np.array([[r.xlo, r.yv], [r.xhi, r.yv]]))
+            if not math.isnan(r.ylo) and not math.isnan(r.yhi):
+                segments.append(np.array([[r.xv, r.ylo], [r.xv, r.yhi]]))
+    texts = [point_label(r.dataset, r.method, r.eps, with_dataset) for r in j.itertuples()]
+    return texts, [colors[m] for m in j.method], segments
+
+
+def _axis_label(spec, name: str, backend: str) -> str:
+    from .glossary import direction
+
+    if spec is None:
+        return f"{name} [{backend}]"
+    shown = f" [{backend}]" if backend and backend != spec.backend else ""
+    return f"{spec.label}{shown}\n({direction(spec)})"
+
+
+def draw_frontier(d: pd.DataFrame, spec, panels=FRONTIER):
+    """A figure of headline rows ``d``: one panel per utility metric of ``panels`` present, x the
+    metric, y the strongest attack's re-identification, both with 95 % intervals; lines join one
+    method's ε values; point labels placed without overlap. None without privacy rows or panels.
+    Returns (figure, [(metric, backend) of each panel])."""
+    from .glossary import direction
+    from .metrics import registry
+
+    privacy = registry.headline("privacy")
+    specs = registry.all_metrics()
+    data = [(n, b, _frontier_data(d, privacy.name, n, b, spec)) for n, b in frontier_panels(d, panels)]
+    data = [p for p in data if not p[2].empty]
+    if not data:
+        return None, []
+    plt = _plt()
+    fig, axes = plt.subplots(1, len(data), figsize=(3.7 * len(data) + 0.6, 4.2), dpi=DPI, sharey=True,
+                             squeeze=False)
+    methods = sorted(dict.fromkeys(zip(d.method, d.eps)), key=lambda c: _order(c, spec))
+    colors = {m: f"C{k % 10}" for k, m in enumerate(dict.fromkeys(m for m, _ in methods))}
+    with_dataset = d.dataset.nunique() > 1
+    labels = []
+    for ax, (name, b, j) in zip(axes[0], data):
+        labels.append((ax, j, *_frontier_panel(ax, j, colors, with_dataset)))
+        ax.set_xlabel(_axis_label(specs.get(name), name, b), fontsize=8)
+        ax.margins(x=0.12, y=0.08), ax.grid(alpha=0.3), ax.tick_params(labelsize=7)
+    if privacy.rate:
+        axes[0][0].set_ylim(-0.05, 1.08)
+    axes[0][0].set_ylabel(f"{privacy.label}, strongest attack\n({direction(privacy)})", fontsize=8)
+    handles, names = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, names, loc="lower center", ncol=min(6, max(1, len(names))), fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0.09, 1, 1))
+    fig.draw_without_rendering()  # limits and layout final: labels are measured against them
+    for ax, j, texts, cols, segments in labels:
+        ax.set_xlim(ax.get_xlim()), ax.set_ylim(ax.get_ylim())
+        segs = [ax.transData.transform(s) for s in segments]
+        place_labels(ax, list(j.xv), list(j.yv), texts, cols, segments=segs)
+    return fig, [(n, b) for n, b, _ in data]
+
+
+def _slug(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_" else "_" for c in str(name))
+
+
+def frontier_figures(df: pd.DataFrame, spec, out: Path) -> list[tuple[Path, str, list]]:
+    """``frontier_<dataset>.png`` for each data set of the report: (path, data set, panels)."""
+    from .export import headline_rows
+    from .report import select
+
+    d = headline_rows(select(df, spec))
+    plt = _plt()
+    made = []
+    for ds in dict.fromkeys(d.dataset):
+        fig, panels = draw_frontier(d[d.dataset == ds], spec)
+        if fig is None:
+            continue
+        path = out / f"frontier_{_slug(ds)}.png"
+        fig.savefig(path, dpi=DPI), plt.close(fig)
+        made.append((path, ds, panels))
+    return made
+
+
+def quality_figure(df: pd.DataFrame, spec, out: Path) -> Path | None:
+    """``fid_vs_reid.png``: the quality headline metric against the strongest attack, every data
+    set of the report in one panel (the frontier's first panel, kept under its old name)."""
+    from .export import headline_rows
+    from .metrics import registry
+    from .report import select
+
+    fig, _ = draw_frontier(headline_rows(select(df, spec)), spec, panels=((registry.headline("quality").name, None),))
+    if fig is None:
+        return None
+    fig.savefig(out / "fid_vs_reid.png", dpi=DPI), _plt().close(fig)
+    return out / "fid_vs_reid.png"
+
+
+# -- per-ε curves ---------------------------------------------------------------------------------
+
+def eps_figure(d: pd.DataFrame, m_spec, backend: str, ylabel: str, path: Path) -> Path:
+    """The metric against ε (log axis), one line per method with ε and its intervals; methods
+    without ε as a dashed reference line with their interval as a band."""
+    import matplotlib.ticker
+
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(5.5, 3.8))
+    sel = d[(d.metric == m_spec.name) & (d.backend == backend)]
+    eps_vals = sorted({float(e) for e in sel.eps if e not in ("", "inf")}) or [1.0]
+    for k, m in enumerate(dict.fromkeys(sel.method)):
+        sm = sel[sel.method == m]
+        if (sm.eps == "").all():
+            ax.axhline(sm.value.astype(float).mean(), ls="--", lw=1, color=f"C{k}", label=m)
+            if sm.ci_low.notna().all():
+                ax.axhspan(sm.ci_low.min(), sm.ci_high.max(), color=f"C{k}", alpha=0.08, lw=0)
+        else:
+            sm = sm[sm.eps != ""].assign(e=lambda x: x.eps.astype(float)).groupby("e").agg(
+                value=("value", "mean"), lo=("ci_low", "min"), hi=("ci_high", "max"))
+            yerr = np.vstack([(sm.value - sm.lo).clip(lower=0), (sm.hi - sm.value).clip(lower=0)])
+            ax.errorbar(sm.index, sm.value, yerr=None if np.isnan(yerr).all() else np.nan_to_num(yerr),
+                        fmt="o-", color=f"C{k}", label=m, capsize=2)
+    ax.set_xscale("log")
+    ax.set_xticks(eps_vals, [f"{e:g}" for e in eps_vals])
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    ax.set_xlabel("privacy budget ε (per face)"), ax.set_ylabel(ylabel)
+    if m_spec.rate:
+        ax.set_ylim(-0.02, 1.02)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=7, ncol=2)
+    ax.grid(alpha=0.3)
+    fig.tight_layout(), fig.savefig(path, dpi=DPI), plt.close(fig)
+    return path

