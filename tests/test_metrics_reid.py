@@ -136,3 +136,13 @@ def test_max_row_is_the_strongest_recognizer_with_a_joint_interval(gallery):
     assert m.value == get[("reid_rank1", "facenet")].value and m.n == 90
     assert m.ci_low <= m.value <= m.ci_high
     assert get[("reid_rank1", "dlib")].ci_high < m.ci_low  # chance vs re-identified: the intervals say so
+
+
+def test_no_impostor_pair_gives_no_threshold_and_no_tar_rather_than_a_crash_or_zero():
+    # `bench run --limit 2` on two photos of one person: nothing to bound a false accept with
+    from bench.metrics.reid import fit_threshold, tar_at_far
+
+    assert np.isnan(fit_threshold(np.zeros(0)))
+    g = np.eye(3)[[0, 0]] + 0.01
+    r = tar_at_far(g, np.array(["a", "a"]), np.array([0, 1]), g, np.array(["a", "a"]), float("nan"))
+    assert np.isnan(r.value) and r.n == 0

@@ -37,6 +37,8 @@ def _hits(P, ids, index, G, G_ids, present, threshold, tau) -> dict:
     scores, owner = genuine_pairs(*args)
     # a gallery image the method failed on cannot be matched: its pairs are misses
     genuine_present = _pair_targets(P, ids, index, G_ids, present)
+    if np.isnan(threshold):  # no impostor pair to fit it on: no TAR rather than a TAR of 0
+        scores, owner, genuine_present = scores[:0], owner[:0], genuine_present[:0]
     return {"reid_rank1": rank1_hits(*args), "reid_rank1_same": rank1_hits(*args, same_image=True),
             "reid_tar_far1e-3": (scores >= threshold) & genuine_present, "_owner": owner,
             "intrusion_rate": intrusion_hits(*args, tau)}

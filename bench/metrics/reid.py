@@ -99,6 +99,8 @@ def fit_threshold(impostor_scores: np.ndarray, far: float = 1e-3) -> float:
         1
     """
     s = np.sort(np.asarray(impostor_scores, np.float64))[::-1]
+    if not len(s):  # one person only (a tiny --limit): no false accept to bound, so no threshold
+        return float("nan")
     k = int(np.floor(far * len(s)))  # at most k impostors may be >= threshold
     return float(np.nextafter(s[k], np.inf)) if k < len(s) else float(s[-1])
 
@@ -147,6 +149,8 @@ def tar_at_far(probe_emb, probe_ids, probe_gallery_index, gallery_emb, gallery_i
     """Fraction of genuine (anonymised probe, *other* original of the same person) pairs accepted."""
     scores, _ = genuine_pairs(probe_emb, probe_ids, probe_gallery_index, gallery_emb, gallery_ids, similarity)
     if scores.size == 0:
+        return MetricResult(float("nan"), 0)
+    if np.isnan(threshold):
         return MetricResult(float("nan"), 0)
     return MetricResult(float((scores >= threshold).mean()), int(scores.size))
 
@@ -305,6 +309,8 @@ class ReidGroup(MetricGroup):
             strongest = []
             for a in attackers:
                 per_rec = [out.hits[(a, rec)][m] for rec in cell.recognizers]
+                if any(h.size != len(groups) for h in per_rec):  # no TAR threshold (one person only)
+                    continue
                 valid = a not in invalid
                 for rec, hits in zip(cell.recognizers, per_rec):
                     rows.append(Row(m, rec, float(hits.mean()), int(hits.size),
