@@ -199,8 +199,20 @@ def _cmd_run(a, salvage_first: bool) -> int:
                         sanity_min_rank1=a.sanity_min_rank1)
         if a.attackers:
             cfg.attackers = _list(a.attackers)
+        pixels = _pixel_attackers(cfg)  # they learn from the images: run on the store after the grid
         try:
             df = evaluate(cfg, argv=sys.argv)
+            if pixels:
+                from .attackers.finetune_run import attack_run
+                from .attackers.semi_finetune import FinetuneConfig
+
+                attack_run(cfg.out, cfg=FinetuneConfig(device=cfg.device), log=print if not cfg.quiet else
+                           (lambda m: None))
+                from .store import ResultStore
+
+                store = ResultStore(cfg.out)
+                df = store.aggregates()
+                store.close()
         except (json.JSONDecodeError, sqlite3.DatabaseError) as exc:  # a row of the store that does not read back?
             if not isinstance(exc, json.JSONDecodeError) and not is_corrupt(exc):
                 raise
@@ -220,6 +232,21 @@ def _cmd_run(a, salvage_first: bool) -> int:
     print(markdown_table(wide_table(df)))
     print(f"results: {a.out}/metrics.csv, {a.out}/summary.md")
     return 0
+
+
+def _pixel_attackers(cfg) -> list[str]:
+    """Take the attackers that learn from the images (``pixels``) out of ``cfg.attackers``."""
+    from .attackers import get_attacker
+
+    pixels = []
+    for name in list(cfg.attackers):
+        try:
+            if getattr(get_attacker(name), "pixels", False):
+                pixels.append(name)
+        except KeyError:
+            pass  # an unknown name: evaluate() says so
+    cfg.attackers = [n for n in cfg.attackers if n not in pixels]
+    return pixels
 
 
 def cmd_methods(a) -> int:
@@ -278,6 +305,10 @@ def add_commands(sub):
 
     s = sub.add_parser("attackers", help="list the registered re-identification attackers")
     s.set_defaults(func=cmd_attackers)
+
+    from .attackers.finetune_run import add_commands as attack_commands
+
+    attack_commands(sub)
 
     s = sub.add_parser("methods", help="list the registered anonymisation methods")
     s.set_defaults(func=cmd_methods)

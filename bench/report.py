@@ -64,7 +64,15 @@ def load_runs(run_dirs: list[Path]) -> pd.DataFrame:
 
 
 def _eps_label(e: str) -> str:
-    return "–" if e in ("", "nan") else f"{float(e):g}"
+    """``–`` for a method without ε, ``∞`` for no noise.
+
+    Example:
+        >>> [_eps_label(e) for e in ("", "0.5", "16.0", "inf")]
+        ['–', '0.5', '16', '∞']
+    """
+    if e in ("", "nan"):
+        return "–"
+    return "∞" if math.isinf(float(e)) else f"{float(e):g}"
 
 
 def select(df: pd.DataFrame, spec: ReportSpec) -> pd.DataFrame:

@@ -18,7 +18,8 @@ import numpy as np
 from ..plugins import Plugins
 
 ENTRY_POINT_GROUP = "kpdp_bench.attackers"
-BUILTIN_MODULES = ("bench.attackers.ignorant", "bench.attackers.lazy", "bench.attackers.semi_linear")
+BUILTIN_MODULES = ("bench.attackers.ignorant", "bench.attackers.lazy", "bench.attackers.semi_linear",
+                   "bench.attackers.semi_finetune")
 GALLERIES = ("original", "anonymised")
 
 
@@ -44,6 +45,9 @@ class Attacker:
     trains: ClassVar[bool] = False
     #: in ``bench run``'s default list (False: too slow to run here by default)
     default: ClassVar[bool] = True
+    #: learns from the anonymised images, which the store does not keep: it runs on a finished run
+    #: (``bench attack``), not through fit/project (``bench run`` calls it after the grid)
+    pixels: ClassVar[bool] = False
 
     def __init__(self, seed: int = 0):
         self.seed = seed

@@ -301,30 +301,39 @@ class ReidGroup(MetricGroup):
         attackers = list(getattr(cell, "attackers", None) or ["ignorant"])
         out = cell.memo("attack", (cell.method, cell.eps, cell.seed), lambda: attack(cell, attackers))
         invalid = getattr(cell, "shared", {}).get("invalid_attackers", {})
-        rows = []
-        for m in (spec.name for spec in self.metrics):
-            groups = out.pair_groups if m == "reid_tar_far1e-3" else out.groups
-            if len(groups) == 0:
+        return attack_rows(out, [spec.name for spec in self.metrics], {a: cell.recognizers for a in attackers},
+                           invalid, cell.boot_seed)
+
+
+def attack_rows(outcomes, metrics: list[str], recognizers: dict[str, list[str]], invalid: dict,
+                boot_seed: int) -> list:
+    """Rows per (attacker, recognizer), per attacker over its recognizers (``backend = max``) and
+    the strongest valid attack (``attacker = max``, ``backend = max``) from the per-probe hits of
+    :func:`bench.attackers.outcomes.attack` (``recognizers``: {attacker: the recognizers it used})."""
+    rows = []
+    for m in metrics:
+        groups = outcomes.pair_groups if m == "reid_tar_far1e-3" else outcomes.groups
+        if groups is None or len(groups) == 0:
+            continue
+        strongest = []
+        for a, recs in recognizers.items():
+            per_rec = [outcomes.hits[(a, rec)][m] for rec in recs]
+            if any(h.size != len(groups) for h in per_rec):  # no TAR threshold (one person only)
                 continue
-            strongest = []
-            for a in attackers:
-                per_rec = [out.hits[(a, rec)][m] for rec in cell.recognizers]
-                if any(h.size != len(groups) for h in per_rec):  # no TAR threshold (one person only)
-                    continue
-                valid = a not in invalid
-                for rec, hits in zip(cell.recognizers, per_rec):
-                    rows.append(Row(m, rec, float(hits.mean()), int(hits.size),
-                                    *bootstrap_mean(hits.astype(float), groups, seed=cell.boot_seed), a, valid))
-                stacked = np.stack(per_rec).astype(float)  # the same probes for every recognizer
-                rows.append(Row(m, MAX, float(stacked.mean(1).max()), int(stacked.shape[1]),
-                                *bootstrap_max(stacked, groups, seed=cell.boot_seed), a, valid))
-                if valid:
-                    strongest += per_rec
-            if strongest:
-                stacked = np.stack(strongest).astype(float)
-                rows.append(Row(m, MAX, float(stacked.mean(1).max()), int(stacked.shape[1]),
-                                *bootstrap_max(stacked, groups, seed=cell.boot_seed), MAX))
-        return rows
+            valid = a not in invalid
+            for rec, hits in zip(recs, per_rec):
+                rows.append(Row(m, rec, float(hits.mean()), int(hits.size),
+                                *bootstrap_mean(hits.astype(float), groups, seed=boot_seed), a, valid))
+            stacked = np.stack(per_rec).astype(float)  # the same probes for every recognizer
+            rows.append(Row(m, MAX, float(stacked.mean(1).max()), int(stacked.shape[1]),
+                            *bootstrap_max(stacked, groups, seed=boot_seed), a, valid))
+            if valid:
+                strongest += per_rec
+        if strongest:
+            stacked = np.stack(strongest).astype(float)
+            rows.append(Row(m, MAX, float(stacked.mean(1).max()), int(stacked.shape[1]),
+                            *bootstrap_max(stacked, groups, seed=boot_seed), MAX))
+    return rows
 
 
 def _model_call(name):

