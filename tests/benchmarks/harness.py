@@ -53,13 +53,18 @@ def main(argv=None):
                    "(e.g. 1000,0 for 1,000 images vs all), feature cache as it is")
     p.add_argument("--methods", default="blur")
     p.add_argument("--executor", default="local", help="for --memory: local measures one process holding everything")
+    p.add_argument("--attackers", help="bench run's --attackers (default: its default ladder)")
+    p.add_argument("--first-runs", type=int, default=0, metavar="N",
+                   help="instead: N first runs, each on a cold feature cache of its own; their median wall time")
     a = p.parse_args(argv)
     if a.memory:
         return memory(a)
     base = ["--methods", "kpdp,blur", "--eps", "0.5,1,4", "--datasets", a.datasets]
-    for flag, v in (("--root", a.root), ("--split", a.split), ("--limit", a.limit)):
+    for flag, v in (("--root", a.root), ("--split", a.split), ("--limit", a.limit), ("--attackers", a.attackers)):
         if v is not None:
             base += [flag, str(v)]
+    if a.first_runs:
+        return first_runs(base, a.first_runs)
     with tempfile.TemporaryDirectory() as tmp:
         env = {**os.environ, "KPDP_BENCH_CACHE": str(Path(tmp) / "cache")}
         out = Path(tmp) / "run"
@@ -77,6 +82,21 @@ def main(argv=None):
     own = t3["seconds"].get("method:pixelate-8", 0.0) + sum(v for k, v in t3["seconds"].items() if not k.startswith("method:"))
     print(f"run 3 (+pixelate-8):     wall {w3:7.1f} s  model calls {t3['total']:.1f} s (pixelate-8's cells: {own:.1f} s)")
     print(f"peak RSS of run 1:       {rss / 1024:.0f} MiB (the driver process; workers hold their own models)")
+
+
+def first_runs(base, n):
+    """The README's main command's first run, ``n`` times on cold caches: median wall, efficiency."""
+    import statistics
+
+    walls, effs = [], []
+    for k in range(n):
+        with tempfile.TemporaryDirectory() as tmp:
+            wall, t, _ = run(base, Path(tmp) / "run", {**os.environ, "KPDP_BENCH_CACHE": str(Path(tmp) / "cache")})
+        walls.append(wall)
+        effs.append(t["total"] / (t["wall"] * t["workers"]))
+        print(f"first run {k + 1}/{n}: wall {wall:7.1f} s  harness efficiency {effs[-1]:.3f}  ({' '.join(base)})",
+              flush=True)
+    print(f"median of {n}: wall {statistics.median(walls):.1f} s, harness efficiency {statistics.median(effs):.3f}")
 
 
 def memory(a):
