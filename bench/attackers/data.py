@@ -55,16 +55,23 @@ def training_samples(ds, n_images: int, seed: int = 0) -> tuple[list, str]:
     train, source = training_split(ds)
     if train is None:
         return [], source
-    by_person: dict[str, list] = {}
-    for s in train.samples:
-        by_person.setdefault(s.identity, []).append(s)
+    out = whole_people(train.samples, lambda s: s.identity, n_images, seed)
+    return out, f"{source}: {len(out)} images of {len({s.identity for s in out})} people"
+
+
+def whole_people(items, identity, n: int, seed: int) -> list:
+    """Up to about ``n`` of ``items``, whole people with 2+ items each, people in a seeded order
+    (``identity(item)``: its person); the last person may be cut to make ``n``, never below 2."""
+    by_person: dict = {}
+    for item in items:
+        by_person.setdefault(identity(item), []).append(item)
     people = sorted(p for p, v in by_person.items() if len(v) >= 2)
     out = []
     for i in np.random.default_rng(seed).permutation(len(people)):
-        if len(out) >= n_images:
+        if len(out) >= n:
             break
-        out += by_person[people[i]][: max(2, n_images - len(out))]
-    return out, f"{source}: {len(out)} images of {len({s.identity for s in out})} people"
+        out += by_person[people[i]][: max(2, n - len(out))]
+    return out
 
 
 def released_features(store, store_dataset: str, method: str, eps, seed: int, keys: list[str]):

@@ -181,16 +181,9 @@ class CellAttack:
 
 def _whole_people(image_ids, identity_of: dict, n: int, seed: int) -> list:
     """Up to ``n`` of ``image_ids``, whole people (2+ images) in a seeded order."""
-    by = {}
-    for i in image_ids:
-        by.setdefault(identity_of[i], []).append(i)
-    people = sorted(p for p, v in by.items() if len(v) >= 2)
-    out = []
-    for k in np.random.default_rng(seed).permutation(len(people)):
-        if len(out) >= n:
-            break
-        out += by[people[k]][: max(2, n - len(out))]
-    return out
+    from .data import whole_people
+
+    return whole_people(image_ids, identity_of.__getitem__, n, seed)
 
 
 def _fmt(x) -> str:
