@@ -11,7 +11,7 @@ from bench.attackers.outcomes import attack
 from bench.attackers.semi_linear import LinearMap, SemiLinear, choose_map, identity_folds, rank1_within
 from bench.metrics.registry import Row
 
-from .conftest import LFW_ROOT, needs_lfw
+from .conftest import LFW_ROOT, SHARED, needs_lfw
 
 
 def test_registry_lists_the_ladder_and_answers_unknown_names():
@@ -205,6 +205,17 @@ def test_lfw_devtest_attackers_train_on_devtrain_people_only():
     assert 300 <= len(samples) < 320 and "devtrain" in source
     assert not people & {s.identity for s in ds.samples}
     assert all(sum(s.identity == p for s in samples) >= 2 for p in people)
+
+
+@pytest.mark.skipif(not (SHARED / "data" / "celeba-10k").is_dir(), reason="CelebA-10k not in ../shared")
+def test_celeba_eval_attackers_train_on_other_celeba_people():
+    from bench.attackers.data import training_samples
+    from kpdp.datasets import get_dataset
+
+    ds = get_dataset("celeba", SHARED / "data" / "celeba-10k", "eval")
+    samples, source = training_samples(ds, 200, seed=0)
+    assert 200 <= len(samples) < 220 and "probe-train" in source
+    assert not {s.identity for s in samples} & {s.identity for s in ds.samples}
 
 
 def test_every_seed_is_attacked_with_the_first_seeds_training_images():

@@ -5,8 +5,9 @@ use as their gallery, and the identity-disjoint training images of ``semi`` atta
   serve; with several ``--seeds`` another seed's outputs serve (the next seed, cyclically); a run
   with one seed anonymises the gallery itself (role ``gallery``: stored apart, seeded apart).
 * Training: LFW devtest is attacked with the method's outputs on LFW devtrain people with 2+
-  images (whole people, seeded order, as many images as the evaluation has unless told);
-  a data set without a training split is attacked by identity-disjoint folds of its own
+  images (whole people, seeded order, as many images as the evaluation has unless told), CelebA's
+  ``eval`` split with its ``probe-train`` people (identity-disjoint by the split rule; that the
+  attribute probes were fitted on them does not matter to an attacker); a data set without a training split is attacked by identity-disjoint folds of its own
   evaluation images (the ``gallery`` outputs), and the run records which.
 """
 from __future__ import annotations
@@ -41,11 +42,13 @@ def gallery_release(method: str, seed: int, seeds: list[int]) -> tuple[str, int]
 
 def training_split(ds):
     """(identity-disjoint training data set, description) for attackers of ``ds``, or (None, why)."""
-    from kpdp.datasets import LFW, LFWSample
+    from kpdp.datasets import LFW, CelebA, LFWSample
 
     if (isinstance(ds, LFW) and not isinstance(ds, LFWSample) and ds.split == "devtest"
             and (ds.root / "peopleDevTrain.txt").is_file()):
         return LFW(ds.root, "devtrain"), "LFW devtrain people with 2+ images (peopleDevTrain.txt)"
+    if isinstance(ds, CelebA) and ds.split == "eval":
+        return CelebA(ds.root, "probe-train"), f"CelebA probe-train people with 2+ images ({CelebA.SPLIT_RULE})"
     return None, FOLDS_SOURCE
 
 
