@@ -64,3 +64,42 @@ def test_fid_agrees_with_fid_helper_on_500_lfw_images(tmp_path):
     print(f"FID ours={ours:.3f} fid-helper={theirs:.3f} rel.diff={abs(ours - theirs) / theirs:.4%}")
     assert len(originals) == 500
     assert abs(ours - theirs) / theirs < 0.01
+
+
+def test_bootstrap_replicates_from_kernels_equal_the_direct_computation():
+    """FID and KID of a resample, from the Gram matrices, against the features themselves."""
+    from bench.metrics.fid import PairKernels
+
+    rng = np.random.default_rng(0)
+    real = np.abs(rng.normal(0.4, 0.3, size=(90, 48)))
+    fake = np.abs(real + rng.normal(0.1, 0.2, size=real.shape))
+    k = PairKernels(real, fake)
+    for _ in range(3):
+        idx = rng.integers(0, 90, 90)
+        fid, kid = k.replicate(idx, 10, np.random.default_rng(1))
+        assert abs(fid - frechet_distance(real[idx], fake[idx])) < 1e-9 * fid
+        ref = k.mmd(idx, idx)  # the subset of all n resampled pairs, straight from the kernel
+        x, y = real[idx], fake[idx]
+        kxx, kyy, kxy = ((x @ x.T / 48 + 1) ** 3, (y @ y.T / 48 + 1) ** 3, (x @ y.T / 48 + 1) ** 3)
+        direct = (kxx.sum() - np.trace(kxx) + kyy.sum() - np.trace(kyy)) / (90 * 89) - 2 * kxy.mean()
+        assert abs(kid - direct) < 1e-9 * abs(direct) and abs(ref - direct) < 1e-9 * abs(direct)
+    # aligned(): real rows re-paired with the fake rows give the kernels of (real[index], fake)
+    perm = rng.permutation(90)
+    a, b = k.aligned(perm).replicate(np.arange(90), 10, None), PairKernels(real[perm], fake).replicate(np.arange(90), 10, None)
+    assert np.allclose(a, b, rtol=1e-12)
+
+
+def test_kid_from_kernels_equals_torchmetrics_with_subsets():
+    """Sets of unequal size, so torchmetrics' random subsets matter: the same draws, the same KID."""
+    import torch
+    from torchmetrics.image.kid import KernelInceptionDistance
+
+    from bench.metrics.fid import _Identity, _seeded
+
+    rng = np.random.default_rng(2)
+    r, f = rng.normal(size=(70, 24)), rng.normal(size=(55, 24)) + 0.2
+    ref = KernelInceptionDistance(feature=_Identity(24), subsets=20, subset_size=55)
+    ref.real_features.append(torch.from_numpy(r)), ref.fake_features.append(torch.from_numpy(f))
+    with _seeded(7):
+        expected = float(ref.compute()[0])
+    assert abs(kernel_inception_distance(r, f, subsets=20, seed=7) - expected) < 1e-9 * abs(expected)

@@ -8,7 +8,8 @@ Conventions, fixed here so that numbers compare across papers:
   ``../shared/docs/metrics.md``; fid-helper's ``pil_bicubic`` mode does the same), then mapped to
   the TF input range ``x / 128 - 1``.
 - Features: the 2048-d pool layer. FID is computed by torchmetrics in float64.
-- KID: unbiased MMD with the cubic polynomial kernel, ``subset_size = min(1000, n)``, 100 subsets.
+- KID: unbiased MMD with the cubic polynomial kernel, ``subset_size = min(1000, n)``, 100 subsets
+  (torchmetrics' estimator and random subsets, computed from :class:`PairKernels`).
 - Real-image features are reusable: compute them once with :func:`inception_features` and pass
   them with :meth:`InceptionDistance.update_features`.
 """
@@ -121,20 +122,97 @@ def frechet_distance(real: np.ndarray, fake: np.ndarray) -> float:
 
 
 def kernel_inception_distance(real: np.ndarray, fake: np.ndarray, subsets: int = 100, seed: int = 0) -> float:
-    from torchmetrics.image.kid import KernelInceptionDistance
+    """KID as torchmetrics' ``KernelInceptionDistance`` computes it (``subset_size = min(1000, n)``,
+    ``subsets`` random subsets drawn with torch's RNG seeded by ``seed``), from :class:`PairKernels`.
 
-    import warnings
+    Example:
+        >>> from torchmetrics.image.kid import KernelInceptionDistance
+        >>> rng = np.random.default_rng(0)
+        >>> r, f = rng.normal(size=(30, 16)), rng.normal(size=(25, 16)) + 0.3
+        >>> ours = kernel_inception_distance(r, f, subsets=5, seed=3)
+        >>> ref = KernelInceptionDistance(feature=_Identity(16), subsets=5, subset_size=25)
+        >>> ref.real_features.append(torch.from_numpy(r)); ref.fake_features.append(torch.from_numpy(f))
+        >>> with _seeded(3): tm = float(ref.compute()[0])
+        >>> abs(ours - tm) < 1e-9 * abs(tm)
+        True
+    """
+    return PairKernels(real, fake).kid(subsets, seed)
 
-    n = min(len(real), len(fake), 1000)
-    with warnings.catch_warnings():  # features are handed in directly: no buffer to warn of, no update()
-        warnings.filterwarnings("ignore", message=".*(save all extracted features|called before the ``update``)",
-                                category=UserWarning)
-        kid = KernelInceptionDistance(feature=_Identity(real.shape[1]), subsets=subsets, subset_size=n)
-        kid.real_features.append(torch.from_numpy(np.asarray(real, np.float64)))
-        kid.fake_features.append(torch.from_numpy(np.asarray(fake, np.float64)))
-        with _seeded(seed):
-            mean, _ = kid.compute()
-    return float(mean)
+
+class PairKernels:
+    """Inner products of every (real, real), (fake, fake) and (real, fake) pair of features,
+    computed once: three n x n x 2048 products.
+
+    Why: KID over any subset, and each FID/KID bootstrap replicate, is a sum over rows and columns
+    of these matrices, O(n^2), where computing it from the features costs new n x n x 2048 products
+    (KID's 100 subsets and 30 replicates x 10 subsets made FID's intervals ~100 s of a 1,000-image
+    cell's aggregation on one core, most of the run's serial tail). Same estimators, same random
+    subsets; the results agree with the direct computation to rounding (tests/test_metrics_fid_background.py).
+    """
+
+    def __init__(self, real: np.ndarray, fake: np.ndarray):
+        r, f = np.asarray(real, np.float64), np.asarray(fake, np.float64)
+        self.dim, self.n_real, self.n_fake = r.shape[1], len(r), len(f)
+        self.rr, self.ff, self.rf = r @ r.T, f @ f.T, r @ f.T
+
+    def aligned(self, real_index) -> "PairKernels":
+        """The kernels of ``(real[real_index], fake)``: real rows paired with fake rows."""
+        i = np.asarray(real_index)
+        k = PairKernels.__new__(PairKernels)
+        k.dim, k.n_real, k.n_fake = self.dim, len(i), self.n_fake
+        k.rr, k.ff, k.rf = self.rr[np.ix_(i, i)], self.ff, self.rf[i]
+        return k
+
+    def _poly(self, gram: np.ndarray) -> np.ndarray:  # torchmetrics' kernel: (x.y / d + 1)^3
+        return (gram / self.dim + 1.0) ** 3
+
+    def mmd(self, ix, iy) -> float:
+        """Unbiased MMD^2 of real rows ``ix`` against fake rows ``iy`` (torchmetrics' ``poly_mmd``)."""
+        m = len(ix)
+        kxx, kyy = self._poly(self.rr[np.ix_(ix, ix)]), self._poly(self.ff[np.ix_(iy, iy)])
+        kxy = self._poly(self.rf[np.ix_(ix, iy)])
+        return float((kxx.sum() - np.trace(kxx) + kyy.sum() - np.trace(kyy)) / (m * (m - 1)) - 2 * kxy.mean())
+
+    def kid(self, subsets: int = 100, seed: int = 0) -> float:
+        m = min(self.n_real, self.n_fake, 1000)
+        if m == self.n_real == self.n_fake:  # every subset is a permutation of both sets: one value
+            full = np.arange(m)
+            return self.mmd(full, full)
+        vals = []
+        with _seeded(seed):  # torchmetrics' draws, in its order
+            for _ in range(subsets):
+                ix = torch.randperm(self.n_real)[:m].numpy()
+                iy = torch.randperm(self.n_fake)[:m].numpy()
+                vals.append(self.mmd(ix, iy))
+        return float(np.mean(vals))
+
+    def replicate(self, idx: np.ndarray, kid_subsets: int, kid_rng) -> tuple[float, float]:
+        """(FID, KID) of the aligned pairs resampled by ``idx`` (real[idx], fake[idx]).
+
+        KID: torchmetrics' estimator, mean over ``kid_subsets`` subsets of min(1000, n) pairs drawn
+        by ``kid_rng`` (one value when that is all of them). FID: the nuclear-norm formula of
+        :func:`frechet_distance`, exact for any n, written on the Gram matrices of the distinct
+        images drawn, each weighted by how often it was drawn."""
+        n = len(idx)
+        u, w = np.unique(idx, return_counts=True)
+        w = w.astype(np.float64)
+        rr, ff, rf = self.rr[np.ix_(u, u)], self.ff[np.ix_(u, u)], self.rf[np.ix_(u, u)]
+        mu_rr, mu_ff, mu_rf = w @ rr @ w / n ** 2, w @ ff @ w / n ** 2, w @ rf @ w / n ** 2  # mean . mean
+        ss_r = w @ np.diag(rr) - n * mu_rr  # sum of squared centred norms
+        ss_f = w @ np.diag(ff) - n * mu_ff
+        centred = rf - (rf @ w / n)[:, None] - (w @ rf / n)[None, :] + mu_rf
+        sq = np.sqrt(w)
+        tr_sqrt = np.linalg.svd(sq[:, None] * centred * sq[None, :], compute_uv=False).sum() / (n - 1)
+        fid = float(mu_rr + mu_ff - 2 * mu_rf + (ss_r + ss_f) / (n - 1) - 2 * tr_sqrt)
+        m = min(n, 1000)
+        if m == n:  # each subset is a permutation of the whole resample: one value
+            kxx, kyy, kxy = self._poly(rr), self._poly(ff), self._poly(rf)
+            kid = ((w @ kxx @ w - w @ np.diag(kxx) + w @ kyy @ w - w @ np.diag(kyy)) / (n * (n - 1))
+                   - 2 * (w @ kxy @ w) / n ** 2)
+        else:
+            kid = np.mean([self.mmd(idx[kid_rng.choice(n, m, replace=False)], idx[kid_rng.choice(n, m, replace=False)])
+                           for _ in range(kid_subsets)])
+        return fid, float(kid)
 
 
 class _Identity(torch.nn.Module):
@@ -206,22 +284,8 @@ FID_BOOT = 30  # bootstrap replicates of FID/KID over images (each replicate is 
 FID_BOOT_MAX_N = 1200  # above this many images a replicate costs seconds on a CPU: no interval (NaN)
 
 
-def _kid_unbiased(real: np.ndarray, fake: np.ndarray, subsets: int, rng) -> float:
-    """KID with torchmetrics' kernel and estimator ((x.y / d + 1)^3, unbiased MMD², mean over
-    subsets), in NumPy: a bootstrap replicate must not pay torchmetrics' per-call overhead."""
-    m = min(len(real), len(fake), 1000)
-    d = real.shape[1]
-    vals = []
-    for _ in range(subsets):
-        x = real[rng.choice(len(real), m, replace=False)]
-        y = fake[rng.choice(len(fake), m, replace=False)]
-        kxx, kyy, kxy = (x @ x.T / d + 1) ** 3, (y @ y.T / d + 1) ** 3, (x @ y.T / d + 1) ** 3
-        vals.append((kxx.sum() - np.trace(kxx) + kyy.sum() - np.trace(kyy)) / (m * (m - 1)) - 2 * kxy.mean())
-    return float(np.mean(vals))
-
-
 def fid_kid_intervals(real: np.ndarray, fake: np.ndarray, n_boot: int = FID_BOOT, seed: int = 0,
-                      estimates: tuple[float, float] | None = None):
+                      estimates: tuple[float, float] | None = None, kernels: PairKernels | None = None):
     """Bootstrap intervals of FID and KID over image *pairs* (``real[i]`` is the original of
     ``fake[i]``; both sides are resampled with the same indices).
 
@@ -231,12 +295,12 @@ def fid_kid_intervals(real: np.ndarray, fake: np.ndarray, n_boot: int = FID_BOOT
     it keeps the bootstrap's spread around the estimate instead of describing smaller sets."""
     rng = np.random.default_rng(seed)
     kid_rng = np.random.default_rng(seed + 1)
-    fid0, kid0 = estimates or (max(0.0, frechet_distance(real, fake)), kernel_inception_distance(real, fake))
+    kernels = kernels or PairKernels(real, fake)  # ``kernels``: of exactly these aligned pairs
+    fid0, kid0 = estimates or (max(0.0, frechet_distance(real, fake)), kernels.kid())
     fids, kids = [], []
     for _ in range(n_boot):
-        idx = rng.integers(0, len(fake), len(fake))
-        fids.append(frechet_distance(real[idx], fake[idx]))
-        kids.append(_kid_unbiased(real[idx], fake[idx], 10, kid_rng))
+        fid, kid = kernels.replicate(rng.integers(0, len(fake), len(fake)), 10, kid_rng)
+        fids.append(fid), kids.append(kid)
     out = []
     for est, reps in ((fid0, np.array(fids)), (kid0, np.array(kids))):
         lo, hi = percentile_interval(reps - (reps.mean() - est))
@@ -271,9 +335,10 @@ class InceptionGroup(MetricGroup):
             return []
         fake = fake.astype(np.float64)
         fid = max(0.0, frechet_distance(real, fake))  # rounding can give -1e-13 for identical sets
-        kid = kernel_inception_distance(real, fake)
+        kernels = PairKernels(real, fake)
+        kid = kernels.kid()
         ci_fid = ci_kid = (float("nan"), float("nan"))
         if len(fake) <= FID_BOOT_MAX_N:
             ci_fid, ci_kid = fid_kid_intervals(real[cell.probe_index], fake, seed=cell.boot_seed,
-                                              estimates=(fid, kid))
+                                              estimates=(fid, kid), kernels=kernels.aligned(cell.probe_index))
         return [Row("fid", BACKEND, fid, len(fake), *ci_fid), Row("kid", BACKEND, kid, len(fake), *ci_kid)]
