@@ -21,10 +21,20 @@ _HA = {1: "left", 0: "center", -1: "right"}
 _VA = {1: "bottom", 0: "center", -1: "top"}
 
 
-def cell_label(method: str, eps) -> str:
-    """``kpdp, eps 1``; ``eps`` None or '' for methods without ε (PIL's default font, used by the
-    sample grids, has no ε glyph)."""
-    return method + (f", eps {float(eps):g}" if eps not in (None, "", "nan") else "")
+def cell_label(method: str, eps, greek: bool = False) -> str:
+    """``kpdp, eps 1`` (``greek``: ``kpdp, ε = 1``, ``ε = ∞`` for inf, for matplotlib's fonts); ``eps``
+    None or '' for methods without ε. Sample grids keep ``eps``: PIL's default font has no ε glyph.
+
+    Example:
+        >>> cell_label("kpdp", "inf"), cell_label("kpdp", "inf", greek=True), cell_label("blur", "")
+        ('kpdp, eps inf', 'kpdp, ε = ∞', 'blur')
+    """
+    if eps in (None, "", "nan"):
+        return method
+    e = float(eps)
+    if not greek:
+        return f"{method}, eps {e:g}"
+    return f"{method}, ε = {'∞' if np.isinf(e) else f'{e:g}'}"
 
 
 def _plt():
@@ -48,7 +58,10 @@ def attacker_figure(df: pd.DataFrame, spec, out: Path) -> Path:
     d = select(df, spec)
     d = d[(d.metric == privacy.name) & (d.backend == "max") & (d.attacker.astype(str) != "")
           & (d.attacker != "max")]
-    attackers = list(dict.fromkeys(d.attacker))
+    from .attackers import available
+
+    ladder = {a: i for i, a in enumerate(available())}  # weakest to strongest knowledge, left to right
+    attackers = sorted(dict.fromkeys(d.attacker), key=lambda a: ladder.get(a, len(ladder)))
     cells = sorted(dict.fromkeys(zip(d.method, d.eps)), key=lambda c: _order(c, spec))
     fig, ax = plt.subplots(figsize=(max(5.5, 0.55 * len(cells) * max(1, len(attackers)) / 1.5), 3.8))
     width = 0.8 / max(1, len(attackers))
@@ -62,8 +75,8 @@ def attacker_figure(df: pd.DataFrame, spec, out: Path) -> Path:
             err = None if np.isnan([lo, hi]).any() else [[max(0, v - lo)], [max(0, hi - v)]]
             ax.bar(i + (k - (len(attackers) - 1) / 2) * width, v, width, yerr=err, capsize=2, color=f"C{k}",
                    hatch="//" if (g.valid == 0).any() else None, label=a if i == 0 or g.index[0] == da.index[0] else None)
-    ax.set_xticks(range(len(cells)), [cell_label(m, e if e else None) for m, e in cells], rotation=30, ha="right",
-                  fontsize=7)
+    ax.set_xticks(range(len(cells)), [cell_label(m, e if e else None, greek=True) for m, e in cells], rotation=30,
+                  ha="right", fontsize=8)
     ax.set_ylabel(f"{privacy.label} (max over recognizers)"), ax.set_ylim(0, 1.02)
     handles, labels = ax.get_legend_handles_labels()
     uniq = dict(zip(labels, handles))
@@ -104,7 +117,7 @@ def privacy_utility_figure(df: pd.DataFrame, spec, out: Path) -> Path | None:
             ex = _err(vx, px.ci_low.min(), px.ci_high.max())
             ey = _err(vy, py.ci_low.min(), py.ci_high.max())
             ax.errorbar(vx, vy, xerr=ex, yerr=ey, fmt="o", ms=4, capsize=2, color=f"C{k % 10}",
-                        label=cell_label(m, e))
+                        label=cell_label(m, e, greek=True))
         spec_ = specs.get(name)
         better = "" if spec_ is None or spec_.higher_is_better is None else (
             " (higher = better)" if spec_.higher_is_better else " (lower = better)")

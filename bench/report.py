@@ -258,7 +258,7 @@ def figures(df: pd.DataFrame, spec: ReportSpec, out: Path) -> list[ReportFigure]
         made.append(ReportFigure(attacker_figure(df, spec, out), f"{registry.headline('privacy').label} by attacker "
                                  "(each attacker's strongest recognizer) for every method and ε, with 95 % intervals; "
                                  "a hatched bar is an attacker that failed its sanity check, never counted as privacy.",
-                                 "attacker"))
+                                 "attacker", 1100))
     utility = privacy_utility_figure(df, spec, out)
     if utility:
         made.append(ReportFigure(utility, "The strongest attack's re-identification against every utility metric "

@@ -7,7 +7,8 @@ Conventions, fixed here so that numbers compare across papers:
 - Images are resized to 299 x 299 with PIL bicubic on ``uint8`` (the convention of
   ``../shared/docs/metrics.md``; fid-helper's ``pil_bicubic`` mode does the same), then mapped to
   the TF input range ``x / 128 - 1``.
-- Features: the 2048-d pool layer. FID is computed by torchmetrics in float64.
+- Features: the 2048-d pool layer. FID in float64: torchmetrics' formula, or its exact nuclear-norm
+  form when there are fewer images than dimensions (:func:`frechet_distance`).
 - KID: unbiased MMD with the cubic polynomial kernel, ``subset_size = min(1000, n)``, 100 subsets
   (torchmetrics' estimator and random subsets, computed from :class:`PairKernels`).
 - Real-image features are reusable: compute them once with :func:`inception_features` and pass
