@@ -211,6 +211,7 @@ def evaluate(cfg: RunConfig, argv: list[str] | None = None, log=print):
                    executor={"name": cfg.executor, "workers": cfg.workers, "shard_size": cfg.shard_size})
     warm_up(backends)
     worker = ImageWorker(cfg, backends, methods) if cfg.executor == "local" else None
+    timing.PHASES["setup"] += time.perf_counter() - wall0
 
     def execute(dataset: str, samples, cells) -> None:
         with tqdm(total=len(samples), desc=f"{dataset}: {len(cells)} cells", disable=cfg.quiet,
@@ -225,17 +226,20 @@ def evaluate(cfg: RunConfig, argv: list[str] | None = None, log=print):
     for ds in datasets:
         samples = list(ds.samples)[: cfg.limit] if cfg.limit else list(ds.samples)
         cells = cfg.cells(ds.name)
-        execute(ds.name, samples, cells + attacker_gallery_cells(cfg, cells))
+        with timing.phase("grid"):
+            execute(ds.name, samples, cells + attacker_gallery_cells(cfg, cells))
         train = attacker_training(cfg, store, ds, len(samples), cells, log)
         if train:
-            execute(ds.name + ROLES["train"], *train)
+            with timing.phase("attacker training images"):
+                execute(ds.name + ROLES["train"], *train)
         shared: dict = {}  # verification thresholds, τ, attack outcomes: once per data set
         image_ids = [s.image_id for s in samples]  # the gallery and FID reference: exactly this run's images
-        shared["invalid_attackers"] = check_attackers(cfg, store, ds, backends, cells, shared, image_ids, log)
-        for c in cells:
-            rows = aggregate_cell(store, c, cfg, backends, ds, shared, image_ids)
-            if not cfg.quiet:
-                log(cell_line(c, rows))
+        with timing.phase("aggregation"):
+            shared["invalid_attackers"] = check_attackers(cfg, store, ds, backends, cells, shared, image_ids, log)
+            for c in cells:
+                rows = aggregate_cell(store, c, cfg, backends, ds, shared, image_ids)
+                if not cfg.quiet:
+                    log(cell_line(c, rows))
         store.set_meta(**{f"attacker_fits:{ds.name}": {
             f"{m}@{eps_key(e)}/{sd}/{a}/{r}": info for k, o in shared.items() if k[0] == "attack"
             for (m, e, sd) in [k[1]] for (a, r), info in o.info.items() if any(info.values())}})

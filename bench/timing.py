@@ -8,6 +8,7 @@ from contextlib import contextmanager
 
 MODEL_SECONDS: dict[str, float] = defaultdict(float)
 MODEL_CALLS: dict[str, int] = defaultdict(int)
+PHASES: dict[str, float] = defaultdict(float)  # wall seconds of the driver's phases (setup, grid, ...)
 
 
 @contextmanager
@@ -20,13 +21,27 @@ def model_call(name: str):
         MODEL_CALLS[name] += 1
 
 
+@contextmanager
+def phase(name: str):
+    """Wall time of one stretch of the driver (``setup``, ``grid``, ``attacker training images``,
+    ``aggregation``); setup and aggregation run on one core while the others idle, so the harness
+    reports them as the run's serial stretches."""
+    t = time.perf_counter()
+    try:
+        yield
+    finally:
+        PHASES[name] += time.perf_counter() - t
+
+
 def reset() -> None:
     MODEL_SECONDS.clear()
     MODEL_CALLS.clear()
+    PHASES.clear()
 
 
 def snapshot() -> dict:
-    return {"seconds": dict(MODEL_SECONDS), "calls": dict(MODEL_CALLS), "total": sum(MODEL_SECONDS.values())}
+    return {"seconds": dict(MODEL_SECONDS), "calls": dict(MODEL_CALLS), "total": sum(MODEL_SECONDS.values()),
+            "phases": dict(PHASES)}
 
 
 def merge(snap: dict) -> None:

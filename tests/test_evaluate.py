@@ -34,8 +34,11 @@ def test_model_timer_and_cell_line():
     timing.reset()
     with timing.model_call("recognizer:dlib"):
         pass
+    with timing.phase("aggregation"):
+        pass
     snap = timing.snapshot()
     assert snap["calls"] == {"recognizer:dlib": 1} and snap["total"] >= 0
+    assert list(snap["phases"]) == ["aggregation"]
     from bench.evaluate import Cell
 
     line = cell_line(Cell("lfw", "kpdp", 1.0, 0), [("reid_rank1", "max", 0.1, 10), ("sec_per_image", "", 0.5, 10)])

@@ -1,3 +1,4 @@
+import json
 import os
 import shutil
 import signal
@@ -47,6 +48,9 @@ def test_small_grid_through_the_python_api(tmp_path):
     for key in ("versions", "backends", "seeds", "argv", "methods", "noise_mode"):
         assert key in meta
     assert "resnet-" in meta["backends"] and "torch" in meta["versions"]
+    phases = json.loads(meta["timing"])["phases"]  # the harness reports the longest serial stretch from these
+    assert {"setup", "grid", "aggregation"} <= set(phases) and all(v > 0 for v in phases.values())
+    assert sum(phases.values()) <= json.loads(meta["timing"])["wall"]
 
 
 def _aggregates(run):

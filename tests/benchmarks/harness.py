@@ -84,19 +84,29 @@ def main(argv=None):
     print(f"peak RSS of run 1:       {rss / 1024:.0f} MiB (the driver process; workers hold their own models)")
 
 
+SERIAL_PHASES = ("setup", "aggregation")  # bench.timing.phase: the driver alone, the workers idle
+
+
 def first_runs(base, n):
     """The README's main command's first run, ``n`` times on cold caches: median wall, efficiency."""
     import statistics
 
-    walls, effs = [], []
+    walls, effs, serial = [], [], []
     for k in range(n):
         with tempfile.TemporaryDirectory() as tmp:
             wall, t, _ = run(base, Path(tmp) / "run", {**os.environ, "KPDP_BENCH_CACHE": str(Path(tmp) / "cache")})
         walls.append(wall)
         effs.append(t["total"] / (t["wall"] * t["workers"]))
-        print(f"first run {k + 1}/{n}: wall {wall:7.1f} s  harness efficiency {effs[-1]:.3f}  ({' '.join(base)})",
+        phases = t.get("phases", {})
+        stretch = max(((v, k) for k, v in phases.items() if k in SERIAL_PHASES), default=(float("nan"), "-"))
+        serial.append(stretch[0] / wall)
+        print(f"first run {k + 1}/{n}: wall {wall:7.1f} s  harness efficiency {effs[-1]:.3f}  longest serial stretch "
+              f"{stretch[1]} {stretch[0]:.1f} s ({serial[-1]:.1%})  phases: "
+              + ", ".join(f"{p} {v:.1f} s" for p, v in phases.items()) + f"  ({' '.join(base)})", flush=True)
+        print("  model seconds: " + ", ".join(f"{m} {v:.1f}" for m, v in sorted(t["seconds"].items(), key=lambda x: -x[1])),
               flush=True)
-    print(f"median of {n}: wall {statistics.median(walls):.1f} s, harness efficiency {statistics.median(effs):.3f}")
+    print(f"median of {n}: wall {statistics.median(walls):.1f} s, harness efficiency {statistics.median(effs):.3f}, "
+          f"longest serial stretch {statistics.median(serial):.1%} of the wall time")
 
 
 def memory(a):
