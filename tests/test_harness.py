@@ -10,7 +10,7 @@ import time
 import pandas as pd
 import pytest
 
-from bench import DatasetSpec, RunConfig, evaluate
+from bench import RunConfig, evaluate
 
 from .conftest import ROOT
 from .odd_images import make_odd_images

@@ -1,7 +1,6 @@
-import numpy as np
 import torch
 
-from kpdp import landmark_cache as lc, train_data
+from kpdp import train_data
 from kpdp.generator import FLIP_68, Generator, PatchDiscriminator, render_condition
 from kpdp.inpaint import load_generator
 from kpdp.train import TrainConfig, train
