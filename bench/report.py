@@ -118,7 +118,7 @@ def _cell_rows(de: pd.DataFrame, de_all: pd.DataFrame, metric: str, backend: str
     return de_all[(de_all.metric == metric) & (de_all.backend == backend) & (de_all.attacker.astype(str).isin(who))]
 
 
-def _cell_value(v: pd.DataFrame, intervals: bool):
+def _cell_value(v: pd.DataFrame, intervals):
     from .export import format_value
 
     value = v.value.astype(float).mean() if len(v) else float("nan")
@@ -126,13 +126,16 @@ def _cell_value(v: pd.DataFrame, intervals: bool):
         return value
     lo = pd.to_numeric(v.get("ci_low", pd.Series(dtype=float)), errors="coerce").min()
     hi = pd.to_numeric(v.get("ci_high", pd.Series(dtype=float)), errors="coerce").max()
+    if intervals == "columns":
+        return value, lo, hi
     return format_value(value, lo, hi)
 
 
-def table(df: pd.DataFrame, spec: ReportSpec, intervals: bool = False) -> pd.DataFrame:
+def table(df: pd.DataFrame, spec: ReportSpec, intervals: bool | str = False) -> pd.DataFrame:
     """Rows: method (ε); columns: metrics, then ``n`` (what the row's first measured value was
     computed on: probes for re-identification; the smallest over seeds). Seeds are averaged. With
-    ``intervals`` each value is a string ``value [ci_low, ci_high]``."""
+    ``intervals`` each value is a string ``value [ci_low, ci_high]``; with ``intervals="columns"``
+    (the CSV) each metric has numeric ``<column> ci_low`` and ``<column> ci_high`` columns beside it."""
     from .metrics import registry
 
     every = select(df, spec)
@@ -152,7 +155,12 @@ def table(df: pd.DataFrame, spec: ReportSpec, intervals: bool = False) -> pd.Dat
                 v = _cell_rows(de, de_all, metric, backend, attacker)
                 if len(v):
                     ns.append(int(pd.to_numeric(v.n).min()))
-                row[column_title(metric, backend, attacker)] = _cell_value(v, intervals)
+                title = column_title(metric, backend, attacker)
+                cell = _cell_value(v, intervals)
+                if intervals == "columns":
+                    row[title], row[f"{title} ci_low"], row[f"{title} ci_high"] = cell
+                else:
+                    row[title] = cell
                 if metric == privacy and backend == "max" and attacker is None and len(winners):
                     row["attacker"] = winners.get((de.dataset.iloc[0], m, e), "") if len(de) else ""
             row["n"] = ns[0] if ns else 0  # the first column's: probes when it is re-identification
@@ -495,9 +503,8 @@ def write_report(run_dirs: list[Path], out: Path, spec: ReportSpec | None = None
     out.mkdir(parents=True, exist_ok=True)
     df = load_runs(run_dirs)
     provs = [provenance.read(Path(r)) for r in run_dirs]  # before writing: out may hold the saved record
-    t = table(df, spec)
     ti = table(df, spec, intervals=True)
-    t.to_csv(out / "table.csv", index=False)
+    table(df, spec, intervals="columns").to_csv(out / "table.csv", index=False)
     (out / "table.md").write_text(f"# {spec.title}\n\n{TABLE_NOTE}\n\n" + to_markdown(ti))
     (out / "table.tex").write_text(to_latex(ti, f"{spec.title}. {TABLE_NOTE}"))
     entries = glossary.table_entries(glossary_columns(ti, headline_rows(select(df, spec)), spec))

@@ -1,4 +1,5 @@
 import pandas as pd
+import pytest
 
 from bench.report import ReportSpec, table, write_report
 
@@ -41,6 +42,10 @@ def test_report_table_prints_intervals_and_n(tmp_path):
     t = table(df, ReportSpec(metrics=[("reid_rank1", "max")]), intervals=True)
     assert t.loc[t.method == "blur", "reid_rank1[max]"].item() == "0.050 [0.025, 0.075]"
     assert (t.n == 10).all()
+    c = table(df, ReportSpec(metrics=[("reid_rank1", "max")]), intervals="columns")  # table.csv's form
+    blur = c[c.method == "blur"].iloc[0]
+    assert (blur["reid_rank1[max]"], blur["reid_rank1[max] ci_low"], blur["reid_rank1[max] ci_high"]) == (
+        pytest.approx(0.05), pytest.approx(0.025), pytest.approx(0.075))
 
 
 def test_sample_grid_shows_exactly_the_measured_images(tmp_path):
