@@ -22,8 +22,8 @@ _VA = {1: "bottom", 0: "center", -1: "top"}
 
 
 def cell_label(method: str, eps, greek: bool = False) -> str:
-    """``kpdp, eps 1`` (``greek``: ``kpdp, ε = 1``, ``ε = ∞`` for inf, for matplotlib's fonts); ``eps``
-    None or '' for methods without ε. Sample grids keep ``eps``: PIL's default font has no ε glyph.
+    """``kpdp, eps 1`` (``greek``: ``kpdp, ε = 1``, ``ε = ∞`` for inf, for fonts that have ε, such as
+    matplotlib's DejaVu Sans; PIL's default bitmap font has none); ``eps`` None or '' for methods without ε.
 
     Example:
         >>> cell_label("kpdp", "inf"), cell_label("kpdp", "inf", greek=True), cell_label("blur", "")

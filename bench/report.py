@@ -352,7 +352,7 @@ def sample_grid(run_dirs: list[Path], spec: ReportSpec, out: Path, n_faces: int 
             tile = tile.copy()
             tile[:3], tile[-3:], tile[:, :3], tile[:, -3:] = (255, 0, 0), (255, 0, 0), (255, 0, 0), (255, 0, 0)
         row.append(tile)
-        label = cell_label(m, e)
+        label = cell_label(m, e, greek=_label_font() is not None)
         if label not in labels:
             labels.append(label)
     rows = [r for r in by_image.values() if len(r) == len(labels) + 1]
@@ -381,14 +381,27 @@ def _tile(image, crop, size=128):
     return np.asarray(Image.fromarray(image[y0:y1, x0:x1]).resize((size, size), Image.BICUBIC))
 
 
+def _label_font():
+    """matplotlib's DejaVu Sans (it has ε and ∞; PIL's default bitmap font has neither), or PIL's default."""
+    from PIL import ImageFont
+
+    try:
+        import matplotlib
+
+        return ImageFont.truetype(str(Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf"), 12)
+    except (ImportError, OSError):
+        return None
+
+
 def _with_header(grid, labels, tile=128):
     from PIL import Image, ImageDraw
 
     canvas = Image.new("RGB", (grid.shape[1], grid.shape[0] + 18), "white")
     canvas.paste(Image.fromarray(grid), (0, 18))
     draw = ImageDraw.Draw(canvas)
+    font = _label_font()
     for k, label in enumerate(labels):
-        draw.text((k * tile + 3, 3), label, fill="black")
+        draw.text((k * tile + 3, 2), label, fill="black", font=font)
     return np.asarray(canvas)
 
 
@@ -552,7 +565,7 @@ def contact_sheet(dataset, indices: list[int], cells: list[tuple[str, float | No
             res = meth.anonymize(image, faces, seed=derive_seed(seed, dataset.name, m, e, s.image_id)).image
             row.append(_tile(res, crop))
         rows.append(np.concatenate(row, axis=1))
-    labels = ["original"] + [cell_label(m, e) for m, e in cells]
+    labels = ["original"] + [cell_label(m, e, greek=_label_font() is not None) for m, e in cells]
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(_with_header(np.concatenate(rows, axis=0), labels)).save(out)
     return Path(out)
