@@ -307,6 +307,10 @@ def measured_samples(run_dir: Path, spec: ReportSpec | None = None, n_faces: int
     cells = db.execute("SELECT DISTINCT dataset, method, eps FROM images WHERE status='ok' AND seed=? "
                        "ORDER BY method, eps", (seed,)).fetchall()
     cells = [c for c in cells if c[1] != "original" and (spec is None or not spec.methods or c[1] in spec.methods)]
+    if spec is not None:  # the page's order: the spec's methods, ε ascending
+        from .figures import _order
+
+        cells.sort(key=lambda c: _order((c[1], c[2]), spec))
     rows = db.execute("SELECT dataset, image_id, path, record FROM originals ORDER BY image_id").fetchall()
     picks = rows[:: max(1, len(rows) // n_faces)][:n_faces]
     methods = {}
