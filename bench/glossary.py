@@ -62,7 +62,8 @@ METRICS: dict[str, tuple[str, str]] = {
 #: columns of a report table that are not metrics
 FIXED_COLUMNS = {
     "method": "the anonymisation method (`original`: the untouched images, the reference)",
-    "eps": "the privacy budget ε per face, for methods that have one (– otherwise; inf: no noise)",
+    "eps": "the privacy budget ε per face, for methods that have one (– otherwise; ∞: no noise); "
+           "headed ε in the HTML, Markdown and LaTeX tables, eps in table.csv",
     "attacker": "the attacker whose re-identification is the headline value of the row: the strongest valid one",
     "n": "the number of probes or images the row's first value was computed on (metrics.csv has each value's n)",
 }
@@ -121,7 +122,7 @@ def table_entries(columns) -> list[Entry]:
     for c in columns:
         if isinstance(c, str):
             if c in FIXED_COLUMNS:
-                out.append(Entry(c, c, FIXED_COLUMNS[c], "–", "–" if c != "n" else "count"))
+                out.append(Entry(c, "ε" if c == "eps" else c, FIXED_COLUMNS[c], "–", "–" if c != "n" else "count"))
         else:
             out.append(metric_entry(*c))
     return out

@@ -474,7 +474,7 @@ TABLE_NOTE = ("Each value with its 95 % interval in brackets. n: the number of p
               "images the row's first value was computed on; every value's own n is in metrics.csv.")
 STYLE = ("body{font-family:sans-serif;max-width:1150px;margin:auto;padding:0 1em;line-height:1.4}"
          "table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;padding:3px 6px;"
-         "vertical-align:top}.wide{overflow-x:auto}figure{margin:1.5em 0}figcaption{font-size:14px;color:#333;"
+         "vertical-align:top}td{white-space:nowrap}.wide{overflow-x:auto}figure{margin:1.5em 0}figcaption{font-size:14px;color:#333;"
          "max-width:900px}img{max-width:100%;height:auto}.lead{font-size:16px}.prov th{text-align:left;"
          "white-space:nowrap}")
 
@@ -522,8 +522,9 @@ def write_report(run_dirs: list[Path], out: Path, spec: ReportSpec | None = None
     provs = [provenance.read(Path(r)) for r in run_dirs]  # before writing: out may hold the saved record
     ti = table(df, spec, intervals=True)
     table(df, spec, intervals="columns").to_csv(out / "table.csv", index=False)
-    (out / "table.md").write_text(f"# {spec.title}\n\n{TABLE_NOTE}\n\n" + to_markdown(ti))
-    (out / "table.tex").write_text(to_latex(ti, f"{spec.title}. {TABLE_NOTE}"))
+    readable = ti.rename(columns={"eps": "ε"})  # for readers; table.csv keeps "eps" for programs
+    (out / "table.md").write_text(f"# {spec.title}\n\n{TABLE_NOTE}\n\n" + to_markdown(readable))
+    (out / "table.tex").write_text(to_latex(readable, f"{spec.title}. {TABLE_NOTE}"))
     entries = glossary.table_entries(glossary_columns(ti, headline_rows(select(df, spec)), spec))
     attackers = glossary.attacker_entries()
     (out / "glossary.md").write_text(glossary.to_markdown(entries, attackers))
@@ -533,7 +534,7 @@ def write_report(run_dirs: list[Path], out: Path, spec: ReportSpec | None = None
     grid = sample_grid(run_dirs, spec, out) if samples else None
     body = [f"<h1>{html.escape(spec.title)}</h1>", overview(df, spec, ti, provs, run_dirs),
             f"<h2>Results</h2><p>{html.escape(TABLE_NOTE)} Column definitions: <a href='#glossary'>glossary</a>.</p>",
-            "<div class='wide'>" + ti.to_html(index=False, float_format=lambda v: f"{v:.3f}", na_rep="–", border=0)
+            "<div class='wide'>" + readable.to_html(index=False, float_format=lambda v: f"{v:.3f}", na_rep="–", border=0)
             + "</div>"]
     body += _figure_sections(figs) + _samples_html(grid)
     body += [glossary.to_html(entries, attackers), provenance.to_html(provs, version), _files_html(figs)]
