@@ -201,11 +201,15 @@ def evaluate(cfg: RunConfig, argv: list[str] | None = None, log=print):
     for n in notes:
         log(f"note: {n}")
     store = ResultStore(cfg.out)
+    # every method the store holds, not only this invocation's: `bench attack` and reports find
+    # the cells of an earlier command into the same folder by these entries
+    earlier_methods = store.meta().get("methods") or {}
     store.set_meta(argv=argv or sys.argv, versions=versions(), backends=backends.versions(), seeds=cfg.seeds,
                    git_commit=code_version(), noise_mode="seeded",
-                   methods={f"{m}@{eps_key(e)}": {**obj.describe(), "version": obj.version, "spec": m,
-                                                  "params": registry.parse_spec(m)[1]}
-                            for (m, e), obj in methods.items()},
+                   methods={**earlier_methods,
+                            **{f"{m}@{eps_key(e)}": {**obj.describe(), "version": obj.version, "spec": m,
+                                                     "params": registry.parse_spec(m)[1]}
+                               for (m, e), obj in methods.items()}},
                    datasets=[{"name": ds.name, "root": str(ds.root), "split": ds.split} for ds in datasets],
                    metrics=cfg.metrics, metric_versions=metric_registry.versions(), limit=cfg.limit,
                    executor={"name": cfg.executor, "workers": cfg.workers, "shard_size": cfg.shard_size})

@@ -43,3 +43,19 @@ def test_model_timer_and_cell_line():
 
     line = cell_line(Cell("lfw", "kpdp", 1.0, 0), [("reid_rank1", "max", 0.1, 10), ("sec_per_image", "", 0.5, 10)])
     assert line == "lfw kpdp eps=1 seed=0: reid_rank1[max]=0.100 0.50s/img"
+
+
+def test_the_store_remembers_every_method_run_into_it(tmp_path):
+    """A second command into the same folder adds its methods to the run's record: `bench attack`
+    and provenance find the first command's cells by it."""
+    import json
+    import sqlite3
+
+    from bench import RunConfig, evaluate
+
+    out = tmp_path / "run"
+    for method in ("blur", "pixelate-8"):
+        evaluate(RunConfig(methods=[method], limit=2, out=str(out), quiet=True, metrics=["background"],
+                           executor="local"), argv=["test"])
+    meta = dict(sqlite3.connect(out / "results.sqlite").execute("SELECT key, value FROM run"))
+    assert {v["spec"] for v in json.loads(meta["methods"]).values()} == {"original", "blur", "pixelate-8"}
