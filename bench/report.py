@@ -484,11 +484,11 @@ def _figure_html(f: ReportFigure) -> str:
             f"<figcaption>{html.escape(f.caption)}</figcaption></figure>")
 
 
-def _figure_sections(figs: list[ReportFigure]) -> list[str]:
+def _figure_sections(figs: list[ReportFigure], sections=("frontier", "attacker", "other")) -> list[str]:
     titles = {"frontier": "Privacy–utility frontier", "attacker": "Re-identification by attacker",
               "other": "Other figures"}
     body = []
-    for section, title in titles.items():
+    for section, title in ((k, titles[k]) for k in sections):
         shown = [f for f in figs if f.section == section]
         if shown:
             body.append(f"<h2>{title}</h2>" + "".join(_figure_html(f) for f in shown))
@@ -512,7 +512,7 @@ def _files_html(figs: list[ReportFigure]) -> str:
 
 def write_report(run_dirs: list[Path], out: Path, spec: ReportSpec | None = None, samples: bool = True) -> Path:
     """Tables, figures, glossary, provenance and ``index.html`` (in reading order: what the page
-    shows, the table, the frontier, re-identification by attacker, other figures, samples,
+    shows, the frontier, the table, re-identification by attacker, other figures, samples,
     glossary, provenance)."""
     from . import glossary, provenance
 
@@ -532,11 +532,13 @@ def write_report(run_dirs: list[Path], out: Path, spec: ReportSpec | None = None
     provenance.write(out, provs, version)
     figs = figures(df, spec, out)
     grid = sample_grid(run_dirs, spec, out) if samples else None
+    # the frontier first: it is the answer at a glance; the wide table with every interval follows
     body = [f"<h1>{html.escape(spec.title)}</h1>", overview(df, spec, ti, provs, run_dirs),
+            *_figure_sections(figs, ("frontier",)),
             f"<h2>Results</h2><p>{html.escape(TABLE_NOTE)} Column definitions: <a href='#glossary'>glossary</a>.</p>",
             "<div class='wide'>" + readable.to_html(index=False, float_format=lambda v: f"{v:.3f}", na_rep="–", border=0)
             + "</div>"]
-    body += _figure_sections(figs) + _samples_html(grid)
+    body += _figure_sections(figs, ("attacker", "other")) + _samples_html(grid)
     body += [glossary.to_html(entries, attackers), provenance.to_html(provs, version), _files_html(figs)]
     (out / "index.html").write_text("<!doctype html><meta charset='utf-8'><title>" + html.escape(spec.title) +
                                     f"</title><style>{STYLE}</style>\n" + "\n".join(body) + "\n")
