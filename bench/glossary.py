@@ -68,6 +68,9 @@ FIXED_COLUMNS = {
     "n": "the number of probes or images the row's first value was computed on (metrics.csv has each value's n)",
 }
 
+#: how the HTML, Markdown and LaTeX tables head a fixed column (table.csv keeps the plain name)
+READER_HEADS = {"eps": "ε"}
+
 #: ``attacker = max`` is no attacker of its own: the harness takes the strongest valid one
 MAX_ATTACKER = ("max", "the strongest valid attacker of each row (the highest re-identification among the attackers "
                 "that passed their sanity check); the headline privacy value")
@@ -122,7 +125,7 @@ def table_entries(columns) -> list[Entry]:
     for c in columns:
         if isinstance(c, str):
             if c in FIXED_COLUMNS:
-                out.append(Entry(c, "ε" if c == "eps" else c, FIXED_COLUMNS[c], "–", "–" if c != "n" else "count"))
+                out.append(Entry(c, READER_HEADS.get(c, c), FIXED_COLUMNS[c], "–", "–" if c != "n" else "count"))
         else:
             out.append(metric_entry(*c))
     return out

@@ -3,6 +3,7 @@
 which data set, methods, ε and metrics a table shows."""
 from __future__ import annotations
 
+import functools
 import html
 import math
 import sqlite3
@@ -385,6 +386,7 @@ def _tile(image, crop, size=128):
     return np.asarray(Image.fromarray(image[y0:y1, x0:x1]).resize((size, size), Image.BICUBIC))
 
 
+@functools.lru_cache(maxsize=1)  # asked once per tile: load the file once
 def _label_font():
     """matplotlib's DejaVu Sans (it has ε and ∞; PIL's default bitmap font has neither), or PIL's default."""
     from PIL import ImageFont
@@ -522,7 +524,7 @@ def write_report(run_dirs: list[Path], out: Path, spec: ReportSpec | None = None
     provs = [provenance.read(Path(r)) for r in run_dirs]  # before writing: out may hold the saved record
     ti = table(df, spec, intervals=True)
     table(df, spec, intervals="columns").to_csv(out / "table.csv", index=False)
-    readable = ti.rename(columns={"eps": "ε"})  # for readers; table.csv keeps "eps" for programs
+    readable = ti.rename(columns=glossary.READER_HEADS)  # for readers; table.csv keeps "eps" for programs
     (out / "table.md").write_text(f"# {spec.title}\n\n{TABLE_NOTE}\n\n" + to_markdown(readable))
     (out / "table.tex").write_text(to_latex(readable, f"{spec.title}. {TABLE_NOTE}"))
     entries = glossary.table_entries(glossary_columns(ti, headline_rows(select(df, spec)), spec))

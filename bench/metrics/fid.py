@@ -140,6 +140,15 @@ def kernel_inception_distance(real: np.ndarray, fake: np.ndarray, subsets: int =
     return PairKernels(real, fake).kid(subsets, seed)
 
 
+def _unbiased_mmd(kxx: np.ndarray, kyy: np.ndarray, kxy: np.ndarray, w: np.ndarray) -> float:
+    """torchmetrics' unbiased MMD^2 estimator (``maximum_mean_discrepancy``) of two paired sets in
+    which distinct item ``i`` appears ``w[i]`` times, from the kernels of the distinct items: the
+    sums over the full (repeated) kernel matrices are ``w K w``, their traces ``w . diag K``."""
+    m = w.sum()
+    off_diagonal = w @ kxx @ w - w @ np.diag(kxx) + w @ kyy @ w - w @ np.diag(kyy)
+    return float(off_diagonal / (m * (m - 1)) - 2 * (w @ kxy @ w) / m ** 2)
+
+
 class PairKernels:
     """Inner products of every (real, real), (fake, fake) and (real, fake) pair of features,
     computed once: three n x n x 2048 products.
@@ -169,10 +178,9 @@ class PairKernels:
 
     def mmd(self, ix, iy) -> float:
         """Unbiased MMD^2 of real rows ``ix`` against fake rows ``iy`` (torchmetrics' ``poly_mmd``)."""
-        m = len(ix)
         kxx, kyy = self._poly(self.rr[np.ix_(ix, ix)]), self._poly(self.ff[np.ix_(iy, iy)])
-        kxy = self._poly(self.rf[np.ix_(ix, iy)])
-        return float((kxx.sum() - np.trace(kxx) + kyy.sum() - np.trace(kyy)) / (m * (m - 1)) - 2 * kxy.mean())
+        ones = np.ones(len(ix))
+        return _unbiased_mmd(kxx, kyy, self._poly(self.rf[np.ix_(ix, iy)]), ones)
 
     def kid(self, subsets: int = 100, seed: int = 0) -> float:
         m = min(self.n_real, self.n_fake, 1000)
@@ -207,9 +215,7 @@ class PairKernels:
         fid = float(mu_rr + mu_ff - 2 * mu_rf + (ss_r + ss_f) / (n - 1) - 2 * tr_sqrt)
         m = min(n, 1000)
         if m == n:  # each subset is a permutation of the whole resample: one value
-            kxx, kyy, kxy = self._poly(rr), self._poly(ff), self._poly(rf)
-            kid = ((w @ kxx @ w - w @ np.diag(kxx) + w @ kyy @ w - w @ np.diag(kyy)) / (n * (n - 1))
-                   - 2 * (w @ kxy @ w) / n ** 2)
+            kid = _unbiased_mmd(self._poly(rr), self._poly(ff), self._poly(rf), w)
         else:
             kid = np.mean([self.mmd(idx[kid_rng.choice(n, m, replace=False)], idx[kid_rng.choice(n, m, replace=False)])
                            for _ in range(kid_subsets)])

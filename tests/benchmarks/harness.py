@@ -98,7 +98,7 @@ def first_runs(base, n):
         walls.append(wall)
         effs.append(t["total"] / (t["wall"] * t["workers"]))
         phases = t.get("phases", {})
-        stretch = max(((v, k) for k, v in phases.items() if k in SERIAL_PHASES), default=(float("nan"), "-"))
+        stretch = max(((v, name) for name, v in phases.items() if name in SERIAL_PHASES), default=(float("nan"), "-"))
         serial.append(stretch[0] / wall)
         print(f"first run {k + 1}/{n}: wall {wall:7.1f} s  harness efficiency {effs[-1]:.3f}  longest serial stretch "
               f"{stretch[1]} {stretch[0]:.1f} s ({serial[-1]:.1%})  phases: "
