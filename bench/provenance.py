@@ -19,7 +19,7 @@ from pathlib import Path
 FILE = "provenance.json"
 #: the fields of a record, with the label a report shows
 FIELDS = {
-    "command": "command that made the run",
+    "commands": "commands into the run folder, in order (the last one aggregated the cells it ran)",
     "code_version": "code version (git commit) that measured",
     "versions": "package versions",
     "seeds": "seeds",
@@ -34,6 +34,27 @@ COMMIT_KEYS = ("git_commit", "code_version", "commit")
 NOT_RECORDED = "not recorded"
 
 
+def commands(meta: dict) -> list[dict]:
+    """Every recorded command into a run folder, oldest first: ``{"argv", "git_commit", "at"}``.
+    Stores written before the history was kept hold only their last ``argv``: that one alone."""
+    history = meta.get("commands")
+    if isinstance(history, list) and history:
+        return history
+    argv = meta.get("argv")
+    return [{"argv": argv, "git_commit": next((meta[k] for k in COMMIT_KEYS if meta.get(k)), None), "at": None}] \
+        if argv else []
+
+
+def append_command(store, argv) -> None:
+    """Add this command to the store's history (``bench run`` and ``bench attack`` both change a
+    folder's numbers; a report built from several commands must name them all)."""
+    import datetime
+
+    entry = {"argv": [str(a) for a in argv], "git_commit": code_version(),
+             "at": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
+    store.set_meta(argv=entry["argv"], commands=[*commands(store.meta()), entry])
+
+
 def metrics_digest(run_dir: Path) -> str | None:
     f = Path(run_dir) / "metrics.csv"
     return hashlib.sha256(f.read_bytes()).hexdigest() if f.is_file() else None
@@ -44,7 +65,7 @@ def from_meta(meta: dict) -> dict:
     backends = meta.get("backends") or {}
     methods = meta.get("methods") or {}
     return {
-        "command": meta.get("argv"),
+        "commands": commands(meta),
         "code_version": next((meta[k] for k in COMMIT_KEYS if meta.get(k)), None),
         "versions": meta.get("versions"),
         "seeds": meta.get("seeds"),
@@ -91,7 +112,10 @@ def from_saved(run_dir: Path, digest: str | None) -> dict | None:
             continue
         for r in saved:
             if isinstance(r, dict) and r.get("metrics_sha256") == digest:
-                return {**{k: r.get(k) for k in FIELDS}, "recorded_from": r.get("recorded_from") or r.get("run")}
+                record = {k: r.get(k) for k in FIELDS}
+                if record["commands"] is None and r.get("command"):  # saved before the history was kept
+                    record["commands"] = [{"argv": r["command"], "git_commit": r.get("code_version"), "at": None}]
+                return {**record, "recorded_from": r.get("recorded_from") or r.get("run")}
     return None
 
 
@@ -139,11 +163,17 @@ def command_text(argv) -> str:
     return shlex.join(str(a) for a in argv)
 
 
+def _short(commit: str) -> str:
+    return commit[:12] + ("+dirty" if commit.endswith("+dirty") else "")
+
+
 def value_text(key: str, v) -> str:
     if v is None or v == {} or v == []:
         return NOT_RECORDED
-    if key == "command":
-        return command_text(v)
+    if key == "commands":
+        return "\n".join(f"{i}. " + (f"{c['at']}, " if c.get("at") else "")
+                         + (f"commit {_short(c['git_commit'])}: " if c.get("git_commit") else "")
+                         + command_text(c.get("argv")) for i, c in enumerate(v, 1))
     if key == "datasets" and isinstance(v, list):
         return "; ".join(", ".join(f"{k} {x}" for k, x in d.items() if x not in (None, "")) if isinstance(d, dict)
                          else str(d) for d in v)
@@ -156,11 +186,12 @@ def value_text(key: str, v) -> str:
 
 def to_html(records: list[dict], report_version: str | None = None) -> str:
     parts = ["<h2 id='provenance'>Provenance</h2><p>What produced the numbers, as each run recorded it "
-             f"(<a href='{FILE}'>{FILE}</a>). The command is the run's last invocation (a resumed run records "
-             "the command that resumed it).</p>"]
+             f"(<a href='{FILE}'>{FILE}</a>). Every command into a run folder is listed, oldest first; a run "
+             "recorded before 2026-11-27 kept only its last one.</p>"]
     for r in records:
         source = r.get("recorded_from")
-        rows = "".join(f"<tr><th>{html.escape(label)}</th><td>{html.escape(value_text(k, r.get(k)))}</td></tr>"
+        rows = "".join(f"<tr><th>{html.escape(label)}</th>"
+                       f"<td>{html.escape(value_text(k, r.get(k))).replace(chr(10), '<br>')}</td></tr>"
                        for k, label in FIELDS.items())
         source = source or "nothing: the run folder has no results.sqlite, and no provenance.json holds these numbers"
         parts.append(f"<h3>{html.escape(r['run'])}</h3><p>Read from: {html.escape(source)}; "

@@ -248,6 +248,8 @@ def _eps_entries(df: pd.DataFrame, spec: ReportSpec, out: Path) -> list[ReportFi
 
     privacy, detection = registry.headline("privacy"), registry.headline("detection")
     d = headline_rows(select(df, spec))
+    if d[~d.eps.isin(["", "nan"])].eps.nunique() < 2:  # one ε: a curve against ε would be one point per method
+        return []
     det_backend = registry.default_backend(detection, list(dict.fromkeys(d[d.metric == detection.name].backend)))
     reid = eps_figure(d, privacy, "max", f"{privacy.label} (strongest attack)", out / "reid_vs_eps.png")
     det = eps_figure(d, detection, det_backend, f"{detection.label} [{det_backend}]", out / "detection_vs_eps.png")

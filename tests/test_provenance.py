@@ -33,7 +33,8 @@ def test_a_run_store_gives_versions_seeds_command_and_weights(tmp_path):
     assert r["weights"] == {"recognizer:dlib": "dlib-20.0.1-resnet-55533b28a958"}  # metric code versions apart
     assert r["method_versions"] == {"kpdp": "g:0f1a6d00857c"}
     assert r["code_version"] is None  # runs before 2026-11-27 recorded no git commit
-    assert provenance.command_text(r["command"]) == "python -m bench run --methods kpdp --eps 1 --out runs/r"
+    assert [provenance.command_text(c["argv"]) for c in r["commands"]] == [
+        "python -m bench run --methods kpdp --eps 1 --out runs/r"]  # a store from before the history: its last argv
     page = provenance.to_html([r], None)
     assert "code version (git commit) that measured</th><td>not recorded" in page
     assert "opendp not recorded" in page and "split devtest" in page
@@ -86,3 +87,27 @@ def test_a_real_run_records_the_commit_that_measured_and_keeps_its_provenance_be
     copy.mkdir(parents=True)
     shutil.copy(out / "metrics.csv", copy), shutil.copy(out / provenance.FILE, copy)
     assert provenance.read(copy)["code_version"] == commit
+
+
+def test_every_command_into_a_run_folder_is_listed_in_order(tmp_path):
+    """A folder built by several commands (a grid, more ε later, an attack) names them all, the
+    legacy last argv first."""
+    d = _run(tmp_path, **META)
+    store = ResultStore(d)
+    provenance.append_command(store, ["/x/bench/__main__.py", "run", "--methods", "blur", "--out", "runs/r"])
+    provenance.append_command(store, ["/x/bench/__main__.py", "attack", "semi-finetune", "--run", "runs/r"])
+    store.close()
+    r = provenance.read(d)
+    assert [provenance.command_text(c["argv"]) for c in r["commands"]] == [
+        "python -m bench run --methods kpdp --eps 1 --out runs/r",
+        "python -m bench run --methods blur --out runs/r",
+        "python -m bench attack semi-finetune --run runs/r"]
+    assert r["commands"][0]["at"] is None and r["commands"][2]["at"].endswith("UTC")
+    page = provenance.to_html([r])
+    assert "1. python -m bench run --methods kpdp" in page and "<br>3. " in page
+    # a report's saved record (provenance.json, no store) keeps the whole history
+    rep = tmp_path / "rep"
+    (rep / "run").mkdir(parents=True)
+    provenance.write(rep, [r])
+    shutil.copy(d / "metrics.csv", rep / "run" / "metrics.csv")
+    assert len(provenance.read(rep / "run")["commands"]) == 3

@@ -35,6 +35,16 @@ def test_report_writes_tables_figures_and_index(tmp_path):
     assert r"\begin{tabular}" in (tmp_path / "rep" / "table.tex").read_text()
 
 
+def test_a_report_at_one_eps_draws_no_curve_against_eps(tmp_path):
+    """One ε (the full-devtest report): a curve against ε would be one dot per method."""
+    spec_file = tmp_path / "spec.toml"
+    spec_file.write_text('dataset = "lfw"\nmethods = ["original", "blur", "kpdp"]\neps = [1]\n'
+                         'metrics = ["reid_rank1@max", "fid@inception-2015-12-05"]\n')
+    index = write_report([_run(tmp_path)], tmp_path / "rep", ReportSpec.load(spec_file), samples=False)
+    assert not (tmp_path / "rep" / "reid_vs_eps.png").exists() and "reid_vs_eps" not in index.read_text()
+    assert (tmp_path / "rep" / "frontier_lfw.png").stat().st_size > 0
+
+
 def test_report_table_prints_intervals_and_n(tmp_path):
     run = _run(tmp_path)
     df = pd.read_csv(run / "metrics.csv", keep_default_na=False).astype({"eps": str})

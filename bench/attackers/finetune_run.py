@@ -4,6 +4,7 @@ strongest attack to the run's results; and the ``bench attack`` command. The mod
 and its checkpoints are in :mod:`bench.attackers.semi_finetune`."""
 from __future__ import annotations
 
+import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -224,10 +225,13 @@ def _run_attackers(store, dataset: str) -> list[str]:
 # --- the command -------------------------------------------------------------------------------
 
 def attack_run(run_dir, methods: list[str] | None = None, eps: list[float] | None = None,
-               seeds: list[int] | None = None, cfg: FinetuneConfig | None = None, log=print, net=None) -> list:
+               seeds: list[int] | None = None, cfg: FinetuneConfig | None = None, log=print, net=None,
+               argv: list[str] | None = None) -> list:
     """Run semi-finetune on the cells of a finished run (``methods``/``eps``/``seeds``: a selection,
     None = all) and the reference cells of its sanity check (``original``, ``blur``), append its rows
-    to the run's results and rewrite ``metrics.csv`` and ``summary.md``. Returns the rows written."""
+    to the run's results and rewrite ``metrics.csv`` and ``summary.md``. Returns the rows written.
+    ``argv``: the command, added to the run's history of commands (a ``bench run`` that runs the
+    attacker after its grid records its own command instead)."""
     from types import SimpleNamespace
 
     from kpdp.datasets import get_dataset
@@ -254,6 +258,10 @@ def attack_run(run_dir, methods: list[str] | None = None, eps: list[float] | Non
             log("note: --device cuda asked for but no GPU is visible: running on the CPU")
             cfg.device = "cpu"
     store = ResultStore(run_dir)
+    if argv:
+        from ..provenance import append_command
+
+        append_command(store, argv)
     meta = store.meta()
     run_seeds = list(meta.get("seeds") or [0])
     seeds = [s for s in (seeds or run_seeds) if s in run_seeds] or run_seeds
@@ -440,6 +448,6 @@ def cmd_attack(a) -> int:
     eps = [float(x) for x in a.eps.split(",")] if a.eps else None
     seeds = [int(x) for x in a.seeds.split(",")] if a.seeds else None
     quiet = getattr(a, "quiet", False)
-    attack_run(a.run, methods, eps, seeds, cfg, log=(lambda m: None) if quiet else print)
+    attack_run(a.run, methods, eps, seeds, cfg, log=(lambda m: None) if quiet else print, argv=sys.argv)
     print(f"results: {a.run}/metrics.csv, {a.run}/summary.md")
     return 0
