@@ -271,10 +271,21 @@ def eps_text(e) -> str:
     return "∞" if float(e) == math.inf else f"{float(e):g}"
 
 
-def point_label(dataset: str, method: str, eps: str, with_dataset: bool) -> str:
+def point_label(dataset: str, method: str, eps: str, with_dataset: bool, alone: bool = False) -> str:
     """``ε=0.5`` for a method with ε (the method is in the legend and the label's colour), else
-    the method's name; prefixed by the data set when a figure holds several."""
-    text = f"ε={eps_text(eps)}" if eps not in ("", None) else method
+    the method's name; ``kpdp ε=1`` when the point is its method's only one (no line of ε values
+    shows which method it is); prefixed by the data set when a figure holds several.
+
+    Example:
+        >>> point_label("lfw", "kpdp", "0.5", False), point_label("lfw", "kpdp", "1.0", False, alone=True)
+        ('ε=0.5', 'kpdp ε=1')
+        >>> point_label("lfw", "blur", "", True)
+        'lfw: blur'
+    """
+    if eps in ("", None):
+        text = method
+    else:
+        text = f"{method} ε={eps_text(eps)}" if alone else f"ε={eps_text(eps)}"
     return f"{dataset}: {text}" if with_dataset else text
 
 
@@ -304,7 +315,9 @@ def _frontier_panel(ax, j: pd.DataFrame, colors: dict, with_dataset: bool) -> tu
                 segments.append(np.array([[r.xlo, r.yv], [r.xhi, r.yv]]))
             if not math.isnan(r.ylo) and not math.isnan(r.yhi):
                 segments.append(np.array([[r.xv, r.ylo], [r.xv, r.yhi]]))
-    texts = [point_label(r.dataset, r.method, r.eps, with_dataset) for r in j.itertuples()]
+    points = j.groupby(["dataset", "method"]).size()
+    texts = [point_label(r.dataset, r.method, r.eps, with_dataset, alone=points[(r.dataset, r.method)] == 1)
+             for r in j.itertuples()]
     return texts, [colors[m] for m in j.method], segments
 
 
