@@ -89,6 +89,25 @@ def test_bootstrap_replicates_from_kernels_equal_the_direct_computation():
     assert np.allclose(a, b, rtol=1e-12)
 
 
+def test_intervals_on_threads_equal_the_sequential_replicates():
+    """The replicates run on a thread pool with their random draws made first: the interval is the
+    one the sequential loop gives (n > 1000, so KID's subsets are drawn too)."""
+    from bench.metrics.fid import PairKernels, fid_kid_intervals, percentile_interval
+
+    rng = np.random.default_rng(3)
+    real = np.abs(rng.normal(0.4, 0.3, size=(1100, 16)))
+    fake = np.abs(real + rng.normal(0.1, 0.2, size=real.shape))
+    k = PairKernels(real, fake)
+    est = (1.0, 0.01)
+    (fid_lo, fid_hi), (kid_lo, kid_hi) = fid_kid_intervals(real, fake, n_boot=6, seed=5, estimates=est, kernels=k)
+    draw, kid_rng = np.random.default_rng(5), np.random.default_rng(6)
+    reps = np.array([k.replicate(draw.integers(0, 1100, 1100), 10, kid_rng) for _ in range(6)])
+    for col, (lo, hi) in ((0, (fid_lo, fid_hi)), (1, (kid_lo, kid_hi))):
+        r = reps[:, col]
+        want = percentile_interval(r - (r.mean() - est[col]))
+        assert np.allclose((lo, hi), want, rtol=1e-12), (col, lo, hi, want)
+
+
 def test_kid_from_kernels_equals_torchmetrics_with_subsets():
     """Sets of unequal size, so torchmetrics' random subsets matter: the same draws, the same KID."""
     import torch
