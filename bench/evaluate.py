@@ -26,7 +26,7 @@ from .analysis import Backends, warm_up
 from .executor import (EXECUTORS, ImageWorker, default_workers, resolve_executor, run_local, run_processes,
                        run_ray)
 from .metrics import registry as metric_registry
-from .provenance import append_command, code_version
+from .provenance import append_command
 from .seeds import derive_seed  # noqa: F401  (re-exported: bench.evaluate.derive_seed)
 from .store import ResultStore, eps_key  # noqa: F401
 from . import timing
@@ -204,9 +204,9 @@ def evaluate(cfg: RunConfig, argv: list[str] | None = None, log=print):
     # every method the store holds, not only this invocation's: `bench attack` and reports find
     # the cells of an earlier command into the same folder by these entries
     earlier_methods = store.meta().get("methods") or {}
-    append_command(store, argv or sys.argv)
+    command = append_command(store, argv or sys.argv)
     store.set_meta(versions=versions(), backends=backends.versions(), seeds=cfg.seeds,
-                   git_commit=code_version(), noise_mode="seeded",
+                   git_commit=command["git_commit"], noise_mode="seeded",
                    methods={**earlier_methods,
                             **{f"{m}@{eps_key(e)}": {**obj.describe(), "version": obj.version, "spec": m,
                                                      "params": registry.parse_spec(m)[1]}

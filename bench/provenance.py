@@ -34,6 +34,10 @@ COMMIT_KEYS = ("git_commit", "code_version", "commit")
 NOT_RECORDED = "not recorded"
 
 
+def _commit(meta: dict) -> str | None:
+    return next((meta[k] for k in COMMIT_KEYS if meta.get(k)), None)
+
+
 def commands(meta: dict) -> list[dict]:
     """Every recorded command into a run folder, oldest first: ``{"argv", "git_commit", "at"}``.
     Stores written before the history was kept hold only their last ``argv``: that one alone."""
@@ -41,18 +45,18 @@ def commands(meta: dict) -> list[dict]:
     if isinstance(history, list) and history:
         return history
     argv = meta.get("argv")
-    return [{"argv": argv, "git_commit": next((meta[k] for k in COMMIT_KEYS if meta.get(k)), None), "at": None}] \
-        if argv else []
+    return [{"argv": argv, "git_commit": _commit(meta), "at": None}] if argv else []
 
 
-def append_command(store, argv) -> None:
+def append_command(store, argv) -> dict:
     """Add this command to the store's history (``bench run`` and ``bench attack`` both change a
-    folder's numbers; a report built from several commands must name them all)."""
+    folder's numbers; a report built from several commands must name them all). Returns the entry."""
     import datetime
 
     entry = {"argv": [str(a) for a in argv], "git_commit": code_version(),
              "at": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
     store.set_meta(argv=entry["argv"], commands=[*commands(store.meta()), entry])
+    return entry
 
 
 def metrics_digest(run_dir: Path) -> str | None:
@@ -66,7 +70,7 @@ def from_meta(meta: dict) -> dict:
     methods = meta.get("methods") or {}
     return {
         "commands": commands(meta),
-        "code_version": next((meta[k] for k in COMMIT_KEYS if meta.get(k)), None),
+        "code_version": _commit(meta),
         "versions": meta.get("versions"),
         "seeds": meta.get("seeds"),
         "weights": {k: v for k, v in backends.items() if not k.startswith("metrics:")} or None,
@@ -112,10 +116,10 @@ def from_saved(run_dir: Path, digest: str | None) -> dict | None:
             continue
         for r in saved:
             if isinstance(r, dict) and r.get("metrics_sha256") == digest:
-                record = {k: r.get(k) for k in FIELDS}
-                if record["commands"] is None and r.get("command"):  # saved before the history was kept
-                    record["commands"] = [{"argv": r["command"], "git_commit": r.get("code_version"), "at": None}]
-                return {**record, "recorded_from": r.get("recorded_from") or r.get("run")}
+                # a record saved before the history was kept has its last command as "command"
+                legacy = {"commands": r.get("commands"), "argv": r.get("command"), "code_version": r.get("code_version")}
+                return {**{k: r.get(k) for k in FIELDS}, "commands": commands(legacy),
+                        "recorded_from": r.get("recorded_from") or r.get("run")}
     return None
 
 
