@@ -224,12 +224,31 @@ def load_cell(store, c, cfg, backends, ds, image_ids, shared: dict | None = None
                     list(getattr(cfg, "seeds", [c.seed])), list(getattr(cfg, "attackers", None) or ["ignorant"]))
 
 
-def aggregate_cell(store, c, cfg, backends, ds, shared: dict | None = None, image_ids=None) -> list[Row]:
+def replaced_attackers(store, c, rows) -> list[str]:
+    """The attackers whose stored rows of cell ``c`` the new ``rows`` will not hold (e.g.
+    ``semi-finetune`` of a `bench attack` run, when a later `bench run` re-aggregates the cell
+    without it). Their rows cannot be kept: the strongest attack is recomputed from per-probe
+    hits, which only that attacker's own run has."""
+    old = {a for (a,) in store.db.execute("SELECT DISTINCT attacker FROM aggregates WHERE dataset=? AND method=? "
+                                          "AND eps=? AND seed=?", (c.dataset, c.method, eps_key(c.eps), c.seed))}
+    return sorted(old - {getattr(r, "attacker", "") for r in rows} - {"", "max"})
+
+
+def aggregate_cell(store, c, cfg, backends, ds, shared: dict | None = None, image_ids=None,
+                   log=None) -> list[Row]:
     """Every selected group's rows for one cell, written to the store. ``shared`` memoises what is
-    the same for every cell of a data set (verification thresholds, τ)."""
+    the same for every cell of a data set (verification thresholds, τ). A stored attacker that
+    this run does not compute is named in a warning through ``log``, with the command that
+    restores it."""
     cell = load_cell(store, c, cfg, backends, ds, image_ids, shared)
     rows: list[Row] = []
     for g in backends.groups:
         rows += g.aggregate(cell)
+    lost = replaced_attackers(store, c, rows) if any(g.name == "reid" for g in backends.groups) else []
     store.put_aggregates(c.dataset, c.method, c.eps, c.seed, rows)
+    if lost and log is not None:
+        eps = "" if c.eps is None else f" --eps {c.eps:g}"
+        log(f"warning: {c.dataset} {c.method}{eps} seed={c.seed}: the rows of attacker {', '.join(lost)} were "
+            f"replaced by this run's attackers ({', '.join(cell.attackers)}); to restore them run "
+            f"`python -m bench attack {lost[0]} --run {store.dir} --methods {c.method}{eps}`")
     return rows

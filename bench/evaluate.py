@@ -242,7 +242,7 @@ def evaluate(cfg: RunConfig, argv: list[str] | None = None, log=print):
         with timing.phase("aggregation"):
             shared["invalid_attackers"] = check_attackers(cfg, store, ds, backends, cells, shared, image_ids, log)
             for c in cells:
-                rows = aggregate_cell(store, c, cfg, backends, ds, shared, image_ids)
+                rows = aggregate_cell(store, c, cfg, backends, ds, shared, image_ids, log)
                 if not cfg.quiet:
                     log(cell_line(c, rows))
         store.set_meta(**{f"attacker_fits:{ds.name}": {

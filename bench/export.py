@@ -97,21 +97,37 @@ def wide_table(df: pd.DataFrame, intervals: bool = False) -> pd.DataFrame:
     for c in t.columns:
         if c == "attacker":
             continue
+        d = column_digits(t[c])
         for i in t.index:
-            out.loc[i, c] = format_value(t.loc[i, c], lo.loc[i, c], hi.loc[i, c])
+            out.loc[i, c] = format_value(t.loc[i, c], lo.loc[i, c], hi.loc[i, c], digits=d)
     return out
 
 
-def format_value(v, lo=math.nan, hi=math.nan, digits: int = 3) -> str:
-    """``0.074 [0.051, 0.102]``; the interval is left out when there is none.
+def column_digits(values) -> int:
+    """Decimals for a whole column, so that its values line up: 1 when any is 10 or more (FID),
+    else 3.
+
+    Example:
+        >>> column_digits([30.2, 6.807, 0.0]), column_digits([0.975, 0.018])
+        (1, 3)
+    """
+    finite = [abs(float(v)) for v in values if v is not None and v == v]
+    return 1 if finite and max(finite) >= 10 else 3
+
+
+def format_value(v, lo=math.nan, hi=math.nan, digits: int | None = None) -> str:
+    """``0.074 [0.051, 0.102]``; the interval is left out when there is none. ``digits``: the
+    column's (:func:`column_digits`); by default 1 for a value of 10 or more, else 3.
 
     Example:
         >>> format_value(0.0744, 0.0512, 0.1021)
         '0.074 [0.051, 0.102]'
+        >>> format_value(6.8071, 6.5222, 7.3291, digits=1)
+        '6.8 [6.5, 7.3]'
     """
     if v is None or (isinstance(v, float) and math.isnan(v)):
         return "–"
-    d = 1 if abs(v) >= 10 else digits
+    d = digits if digits is not None else (1 if abs(v) >= 10 else 3)
     s = f"{_unsigned_zero(v, d):.{d}f}"
     if lo is not None and hi is not None and not (math.isnan(lo) or math.isnan(hi)):
         s += f" [{_unsigned_zero(lo, d):.{d}f}, {_unsigned_zero(hi, d):.{d}f}]"

@@ -119,17 +119,14 @@ def _cell_rows(de: pd.DataFrame, de_all: pd.DataFrame, metric: str, backend: str
     return de_all[(de_all.metric == metric) & (de_all.backend == backend) & (de_all.attacker.astype(str).isin(who))]
 
 
-def _cell_value(v: pd.DataFrame, intervals):
-    from .export import format_value
-
+def _cell_value(v: pd.DataFrame, intervals: bool):
+    """The mean over seeds, or with ``intervals`` (value, widest ci_low, widest ci_high)."""
     value = v.value.astype(float).mean() if len(v) else float("nan")
     if not intervals:
         return value
     lo = pd.to_numeric(v.get("ci_low", pd.Series(dtype=float)), errors="coerce").min()
     hi = pd.to_numeric(v.get("ci_high", pd.Series(dtype=float)), errors="coerce").max()
-    if intervals == "columns":
-        return value, lo, hi
-    return format_value(value, lo, hi)
+    return value, lo, hi
 
 
 def table(df: pd.DataFrame, spec: ReportSpec, intervals: bool | str = False) -> pd.DataFrame:
@@ -157,16 +154,29 @@ def table(df: pd.DataFrame, spec: ReportSpec, intervals: bool | str = False) -> 
                 if len(v):
                     ns.append(int(pd.to_numeric(v.n).min()))
                 title = column_title(metric, backend, attacker)
-                cell = _cell_value(v, intervals)
+                cell = _cell_value(v, bool(intervals))
                 if intervals == "columns":
                     row[title], row[f"{title} ci_low"], row[f"{title} ci_high"] = cell
                 else:
-                    row[title] = cell
+                    row[title] = cell  # (value, lo, hi) with intervals: formatted per column below
                 if metric == privacy and backend == "max" and attacker is None and len(winners):
                     row["attacker"] = winners.get((de.dataset.iloc[0], m, e), "") if len(de) else ""
             row["n"] = ns[0] if ns else 0  # the first column's: probes when it is re-identification
             rows.append(row)
+    if intervals is True:
+        _format_columns(rows, [column_title(*c) for c in metrics])
     return pd.DataFrame(rows)
+
+
+def _format_columns(rows: list[dict], titles: list[str]) -> None:
+    """``value [ci_low, ci_high]`` strings, with one number of decimals per column."""
+    from .export import column_digits, format_value
+
+    for title in titles:
+        d = column_digits([r[title][0] for r in rows if title in r])
+        for r in rows:
+            if title in r:
+                r[title] = format_value(*r[title], digits=d)
 
 
 def glossary_columns(t: pd.DataFrame, d: pd.DataFrame, spec: ReportSpec) -> list:

@@ -58,6 +58,16 @@ def test_report_table_prints_intervals_and_n(tmp_path):
         pytest.approx(0.05), pytest.approx(0.025), pytest.approx(0.075))
 
 
+
+def test_a_column_has_one_number_of_decimals(tmp_path):
+    """FID 120.0 and 0.0 in one column: both with one decimal (a value under 10 once printed 6.807
+    beside 30.2)."""
+    df = pd.read_csv(_run(tmp_path) / "metrics.csv", keep_default_na=False).astype({"eps": str})
+    df.loc[(df.method == "original") & (df.metric == "fid"), "value"] = 6.8071
+    t = table(df, ReportSpec(metrics=[("reid_rank1", "max"), ("fid", "inception-2015-12-05")]), intervals=True)
+    assert list(t.loc[t.method.isin(["original", "blur"]), "fid"]) == ["6.8", "120.0"]
+    assert t.loc[t.method == "blur", "reid_rank1[max]"].item() == "0.050"
+
 def test_sample_grid_shows_exactly_the_measured_images(tmp_path):
     """Each tile is re-drawn with the run's per-image seed: its digest equals what the run stored."""
     from bench import RunConfig, evaluate

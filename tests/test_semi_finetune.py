@@ -3,6 +3,7 @@ reused, and on a tiny real run it regenerates the run's very images, trains, and
 go through the same outcome code, strongest-attack row and sanity check as every attacker."""
 import functools
 import json
+import shutil
 import sqlite3
 
 import numpy as np
@@ -160,3 +161,23 @@ def test_a_second_call_reuses_checkpoints_and_embeddings(tiny_run):
     merged = before.merge(after, on=key, suffixes=("", "_2"))
     assert len(merged) == len(before) == len(after)
     assert np.allclose(pd.to_numeric(merged.value), pd.to_numeric(merged.value_2), equal_nan=True)
+
+
+def test_a_run_without_the_attacker_names_the_rows_it_replaces(tiny_run, tmp_path, capsys):
+    """A later `bench run` re-aggregates every cell with its own attackers; the fine-tuned rows it
+    drops are named, with the command that restores them, not lost in silence."""
+    from bench.cli import main
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    capsys.readouterr()
+    assert main(["run", "--methods", "blur", "--eps", "1", "--limit", "24", "--recognizers", "facenet-casia",
+                 "--detectors", "mtcnn", "--metrics", "reid", "--attackers", "ignorant", "--executor", "local",
+                 "--out", str(run), "--quiet"]) == 0
+    printed = capsys.readouterr()
+    warned = [line for line in (printed.out + printed.err).splitlines() if line.startswith("warning:")]
+    assert any("lfw-sample blur seed=0" in w and "semi-finetune" in w
+               and f"bench attack semi-finetune --run {run} --methods blur" in w for w in warned), warned
+    csv = pd.read_csv(run / "metrics.csv", keep_default_na=False)
+    assert "semi-finetune" not in set(csv[csv.method == "blur"].attacker)
+    assert not any("dppix" in w for w in warned)  # a cell this run did not aggregate keeps its rows
