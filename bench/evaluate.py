@@ -287,15 +287,22 @@ def attacker_training(cfg: RunConfig, store, ds, n_eval: int, cells: list[Cell],
 
 def check_attackers(cfg: RunConfig, store, ds, backends, cells, shared, image_ids, log) -> dict[str, str]:
     """Every attacker's sanity check (:mod:`bench.attackers.sanity`) on this data set's reference
-    rows; returns {attacker: why it is invalid} and records the verdicts in the run."""
+    rows; returns {attacker: why it is invalid} and records the verdicts in the run, beside those
+    of attackers that other commands ran into it (``bench attack``). A reference cell that an
+    earlier command into the same store finished serves when this run has none (a run that adds
+    methods to a store still checks its attackers on blur)."""
     from .attackers import sanity
 
     reid = next((g for g in backends.groups if g.name == "reid"), None)
     if reid is None:
         return {}
+    first = cfg.seeds[0]
+    refs = [c for c in cells if c.method in REFERENCE_METHODS and c.seed == first]
+    refs += [Cell(ds.name, m, None, first) for m in REFERENCE_METHODS
+             if not any(c.method == m for c in refs) and store.cell_finished(ds.name, m, None, first)]
     by_method = {}
-    for c in cells:
-        if c.method in REFERENCE_METHODS and c.seed == cfg.seeds[0] and c.method not in by_method:
+    for c in refs:
+        if c.method not in by_method:
             by_method[c.method] = reid.aggregate(load_cell(store, c, cfg, backends, ds, image_ids, shared))
     invalid = sanity.check(by_method, cfg.attackers, cfg.sanity_min_rank1)
     notes = sanity.unchecked(by_method)
@@ -305,9 +312,10 @@ def check_attackers(cfg: RunConfig, store, ds, backends, cells, shared, image_id
     if not cfg.quiet:
         for n in notes:
             log(f"note: {n}")
+    earlier = (store.meta().get(f"attacker_sanity:{ds.name}") or {}).get("verdicts") or {}
     store.set_meta(**{f"attacker_sanity:{ds.name}": {
         "min_original_rank1": cfg.sanity_min_rank1, "notes": notes,
-        "verdicts": {a: invalid.get(a, "ok") for a in cfg.attackers}}})
+        "verdicts": {**earlier, **{a: invalid.get(a, "ok") for a in cfg.attackers}}}})
     return invalid
 
 

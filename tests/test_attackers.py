@@ -1,5 +1,6 @@
 """The attacker ladder: registry, the semi-linear map, outcomes on shared probes, the sanity check
 (a broken attacker must never read as privacy), and the store's attacker column."""
+import json
 import sqlite3
 
 import numpy as np
@@ -234,3 +235,22 @@ def test_every_seed_is_attacked_with_the_first_seeds_training_images():
     cell = CellData("d", "m", None, 1, [], np.array([]), {}, [], np.array([], int), ["r"], [], 0, 0,
                     store=Store(), seeds=[0, 1])
     assert len(cell.training_set("emb:r")) == 1
+
+
+def test_a_run_adding_methods_to_a_store_checks_on_its_blur_and_keeps_other_verdicts(tmp_path):
+    """The second command adds mask to a store that has blur: the not-weaker-than-ignorant check
+    runs on the stored blur cell (no "no 'blur' row" note), and the verdict of an attacker that only
+    the first command ran stays recorded."""
+    from bench import RunConfig, evaluate
+
+    out = str(tmp_path / "run")
+    common = dict(limit=8, out=out, quiet=True, recognizers=["dlib"], detectors=["dlib-hog"], metrics=["reid"],
+                  executor="local")
+    evaluate(RunConfig(methods=["blur"], attackers=["ignorant", "test-random"], **common), argv=["test"])
+    evaluate(RunConfig(methods=["mask"], attackers=["ignorant", "lazy"], **common), argv=["test"])
+    meta = {k: json.loads(v) for k, v in sqlite3.connect(tmp_path / "run" / "results.sqlite").execute(
+        "SELECT key, value FROM run")}
+    sanity = meta["attacker_sanity:lfw-sample"]
+    assert not any("blur" in n for n in sanity["notes"]), sanity["notes"]
+    assert set(sanity["verdicts"]) == {"ignorant", "lazy", "test-random"}
+    assert sanity["verdicts"]["test-random"] != "ok"
