@@ -245,10 +245,13 @@ def _frontier_entries(df: pd.DataFrame, spec: ReportSpec, out: Path) -> list[Rep
     from .metrics import registry
 
     privacy = registry.headline("privacy")
+    d = headline_rows(select(df, spec))
+    several_eps = bool(len(d)) and d.groupby("method").eps.nunique().max() > 1
+    labels = ("lines join one method's ε values; labels name ε (colour: method)" if several_eps
+              else "labels name the method, and ε where it has one")
     return [ReportFigure(p, f"Privacy–utility frontier on {ds}: re-identification by the strongest attack "
                             f"(y; {direction(privacy)}) against {_panel_words(panels)}. Bars: 95 % intervals on "
-                            "both axes; lines join one method's ε values; labels name ε (colour: method).",
-                         "frontier", 1100)
+                            f"both axes; {labels}.", "frontier", 1100)
             for p, ds, panels in frontier_figures(df, spec, out)]
 
 
@@ -319,7 +322,8 @@ def measured_samples(run_dir: Path, spec: ReportSpec | None = None, n_faces: int
         torch.set_num_threads(1)
     cells = db.execute("SELECT DISTINCT dataset, method, eps FROM images WHERE status='ok' AND seed=? "
                        "ORDER BY method, eps", (seed,)).fetchall()
-    cells = [c for c in cells if c[1] != "original" and (spec is None or not spec.methods or c[1] in spec.methods)]
+    cells = [c for c in cells if c[1] != "original" and (spec is None or not spec.methods or c[1] in spec.methods)
+             and (spec is None or not spec.eps or c[2] in ("", None) or float(c[2]) in spec.eps)]
     if spec is not None:  # the page's order: the spec's methods, ε ascending
         from .figures import _order
 

@@ -32,6 +32,7 @@ def test_report_writes_tables_figures_and_index(tmp_path):
         assert (tmp_path / "rep" / f).stat().st_size > 0, f
     html = index.read_text()
     assert "reid_vs_eps.png" in html and "Test table" in html
+    assert "lines join one method&#x27;s ε values" in html or "lines join one method's ε values" in html
     assert r"\begin{tabular}" in (tmp_path / "rep" / "table.tex").read_text()
 
 
@@ -43,6 +44,7 @@ def test_a_report_at_one_eps_draws_no_curve_against_eps(tmp_path):
     index = write_report([_run(tmp_path)], tmp_path / "rep", ReportSpec.load(spec_file), samples=False)
     assert not (tmp_path / "rep" / "reid_vs_eps.png").exists() and "reid_vs_eps" not in index.read_text()
     assert (tmp_path / "rep" / "frontier_lfw.png").stat().st_size > 0
+    assert "labels name the method, and ε where it has one" in index.read_text()  # no line of ε values
 
 
 def test_report_table_prints_intervals_and_n(tmp_path):
@@ -58,7 +60,6 @@ def test_report_table_prints_intervals_and_n(tmp_path):
         pytest.approx(0.05), pytest.approx(0.025), pytest.approx(0.075))
 
 
-
 def test_a_column_has_one_number_of_decimals(tmp_path):
     """FID 120.0 and 0.0 in one column: both with one decimal (a value under 10 once printed 6.807
     beside 30.2)."""
@@ -68,6 +69,7 @@ def test_a_column_has_one_number_of_decimals(tmp_path):
     assert list(t.loc[t.method.isin(["original", "blur"]), "fid"]) == ["6.8", "120.0"]
     assert t.loc[t.method == "blur", "reid_rank1[max]"].item() == "0.050"
 
+
 def test_sample_grid_shows_exactly_the_measured_images(tmp_path):
     """Each tile is re-drawn with the run's per-image seed: its digest equals what the run stored."""
     from bench import RunConfig, evaluate
@@ -75,9 +77,9 @@ def test_sample_grid_shows_exactly_the_measured_images(tmp_path):
     from bench.report import measured_samples, sample_grid
 
     out = tmp_path / "run"
-    evaluate(RunConfig(methods=["dppix", "mask-noise"], eps=[1.0], limit=4, seeds=[3], out=str(out), quiet=True,
-                       metrics=["background"], executor="local"), argv=["test"])
-    seen = list(measured_samples(out, n_faces=2))
+    evaluate(RunConfig(methods=["dppix", "mask-noise"], eps=[1.0, 4.0], limit=4, seeds=[3], out=str(out),
+                       quiet=True, metrics=["background"], executor="local"), argv=["test"])
+    seen = list(measured_samples(out, ReportSpec(eps=[1.0]), n_faces=2))  # the report's ε only, not the store's
     assert {c for _, c, *_ in seen} == {("dppix", "1.0"), ("mask-noise", "")} and len(seen) == 4
     for image_id, cell, _, _, res, digest in seen:
         assert digest is not None and image_digest(res) == digest, (image_id, cell)
