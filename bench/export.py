@@ -145,16 +145,28 @@ def _unsigned_zero(v: float, digits: int) -> float:
 
 
 def markdown_table(t: pd.DataFrame) -> str:
+    """A Markdown table; numbers with one number of decimals per column (:func:`column_digits`),
+    a missing value as ``–``.
+
+    Example:
+        >>> print(markdown_table(pd.DataFrame({"method": ["blur", "kpdp"], "fid": [30.197, 6.8071],
+        ...                                    "nme": [float("nan"), 0.0371]})), end="")
+        | index | method | fid | nme |
+        |---|---|---|---|
+        | 0 | blur | 30.2 | – |
+        | 1 | kpdp | 6.8 | 0.037 |
+    """
     if t.empty:
         return "(no results)\n"
     t = t.reset_index()
     cols = list(t.columns)
+    digits = {c: column_digits([v for v in t[c] if isinstance(v, float)]) for c in cols}
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for _, r in t.iterrows():
         cells = []
         for c in cols:
             v = r[c]
-            cells.append(f"{_unsigned_zero(v, 3):.3f}" if isinstance(v, float) and not math.isnan(v) else str(v))
+            cells.append(format_value(v, digits=digits[c]) if isinstance(v, float) else str(v))
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
