@@ -17,7 +17,7 @@ import pandas as pd
 from .export import headline_rows, strongest_attacker, with_attacker_columns
 from .figures import cell_label
 from .glossary import direction
-from .store import ROW_KEY
+from .store import ROW_KEY, eps_key
 
 
 @dataclass
@@ -38,6 +38,14 @@ class ReportSpec:
         methods = [canonical(m) for m in d["methods"]] if d.get("methods") else None  # as runs store them
         return cls(title=d.get("title", cls.title), dataset=d.get("dataset"), methods=methods,
                    eps=d.get("eps"), metrics=metrics or None, runs=d.get("runs", []))
+
+    def eps_keys(self) -> set[str] | None:
+        """The spec's ε as a run stores them (``""``: a method without ε); None: every ε."""
+        return {"", *(eps_key(float(e)) for e in self.eps)} if self.eps else None
+
+    def holds(self, method: str, eps: str | None) -> bool:
+        """Whether a run's cell (method, stored ε) belongs to this spec's page."""
+        return (not self.methods or method in self.methods) and (not self.eps or (eps or "") in self.eps_keys())
 
 
 def _metric_column(text: str) -> tuple[str, str, str | None]:
@@ -83,8 +91,7 @@ def select(df: pd.DataFrame, spec: ReportSpec) -> pd.DataFrame:
     if spec.methods:
         d = d[d.method.isin(spec.methods)]
     if spec.eps:
-        keep = {"" , *[repr(float(e)) for e in spec.eps]}
-        d = d[d.eps.isin(keep)]
+        d = d[d.eps.isin(spec.eps_keys())]
     return d
 
 
@@ -322,8 +329,7 @@ def measured_samples(run_dir: Path, spec: ReportSpec | None = None, n_faces: int
         torch.set_num_threads(1)
     cells = db.execute("SELECT DISTINCT dataset, method, eps FROM images WHERE status='ok' AND seed=? "
                        "ORDER BY method, eps", (seed,)).fetchall()
-    cells = [c for c in cells if c[1] != "original" and (spec is None or not spec.methods or c[1] in spec.methods)
-             and (spec is None or not spec.eps or c[2] in ("", None) or float(c[2]) in spec.eps)]
+    cells = [c for c in cells if c[1] != "original" and (spec is None or spec.holds(c[1], c[2]))]
     if spec is not None:  # the page's order: the spec's methods, ε ascending
         from .figures import _order
 
