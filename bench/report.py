@@ -356,21 +356,27 @@ def measured_samples(run_dir: Path, spec: ReportSpec | None = None, n_faces: int
     db.close()
 
 
-def sample_grid(run_dirs: list[Path], spec: ReportSpec, out: Path, n_faces: int = 4) -> Path | None:
+def sample_grid(run_dirs: list[Path], spec: ReportSpec, out: Path, n_faces: int = 4,
+                source: Path | None = None) -> Path | None:
     """Faces x (original, each method and ε) of the first run: the very images it measured (each
-    tile is checked against the digest the run stored; a mismatch is framed in red and reported)."""
+    tile is checked against the digest the run stored; a mismatch is framed in red and reported).
+
+    ``source``: another run's store to draw from, for a report whose runs are committed without
+    theirs (a store of a whole grid is too large to commit). Seeds are per image (seed, data set,
+    method, ε, image id), not per run, so a short run over the same first images draws the same
+    pixels as the long one did, for the same code and weights (the provenance records both)."""
     from PIL import Image
 
     from .analysis import image_digest
 
-    store = Path(run_dirs[0]) / "results.sqlite"
+    store = Path(source or run_dirs[0]) / "results.sqlite"
     if not store.is_file():  # a committed run keeps only metrics.csv and summary.md
         print(f"note: no sample grid: {store} is not there (the grid re-runs methods on the run's originals)")
         return None
     by_image: dict[str, list] = {}
     labels: list[str] = []
     mismatches = []
-    for image_id, (m, e), image, face, res, digest in measured_samples(run_dirs[0], spec, n_faces):
+    for image_id, (m, e), image, face, res, digest in measured_samples(store.parent, spec, n_faces):
         crop = _crop_box(face.box, image.shape)
         row = by_image.setdefault(image_id, [_tile(image, crop)])
         tile = _tile(res, crop)
@@ -519,11 +525,16 @@ def _figure_sections(figs: list[ReportFigure], sections=("frontier", "attacker",
     return body
 
 
-def _samples_html(grid: Path | None) -> list[str]:
+def _samples_html(grid: Path | None, source: Path | None = None) -> list[str]:
     if not grid:
         return []
     caption = ("Faces of the first run under each method and ε: the very images it measured, re-drawn with the "
                "run's seeds (a red frame marks a tile that differs from what the run stored).")
+    if source is not None:
+        caption = (f"Faces under each method and ε, drawn from the store of run {html.escape(Path(source).name)} "
+                   "(the same first images, with the same per-image seeds, so the same pixels as the runs in the "
+                   "table for the same code and weights); a red frame marks a tile that differs from what that "
+                   "store recorded.")
     return [f'<h2>Samples</h2><figure><img src="{grid.name}" alt="sample faces"><figcaption>{caption}'
             "</figcaption></figure>"]
 
@@ -534,10 +545,12 @@ def _files_html(figs: list[ReportFigure]) -> str:
     return "<p>Files: " + ", ".join(f'<a href="{n}">{n}</a>' for n in files) + "</p>"
 
 
-def write_report(run_dirs: list[Path], out: Path, spec: ReportSpec | None = None, samples: bool = True) -> Path:
+def write_report(run_dirs: list[Path], out: Path, spec: ReportSpec | None = None, samples: bool = True,
+                 samples_from: Path | None = None) -> Path:
     """Tables, figures, glossary, provenance and ``index.html`` (in reading order: what the page
     shows, the frontier, the table, re-identification by attacker, other figures, samples,
-    glossary, provenance)."""
+    glossary, provenance). ``samples_from``: the run whose store the sample grid draws from (default:
+    the first of ``run_dirs``); see :func:`sample_grid`."""
     from . import glossary, provenance
 
     spec = spec or ReportSpec()
@@ -555,14 +568,14 @@ def write_report(run_dirs: list[Path], out: Path, spec: ReportSpec | None = None
     version = provenance.code_version()
     provenance.write(out, provs, version)
     figs = figures(df, spec, out)
-    grid = sample_grid(run_dirs, spec, out) if samples else None
+    grid = sample_grid(run_dirs, spec, out, source=samples_from) if samples else None
     # the frontier first: it is the answer at a glance; the wide table with every interval follows
     body = [f"<h1>{html.escape(spec.title)}</h1>", overview(df, spec, ti, provs, run_dirs),
             *_figure_sections(figs, ("frontier",)),
             f"<h2>Results</h2><p>{html.escape(TABLE_NOTE)} Column definitions: <a href='#glossary'>glossary</a>.</p>",
             "<div class='wide'>" + readable.to_html(index=False, float_format=lambda v: f"{v:.3f}", na_rep="–", border=0)
             + "</div>"]
-    body += _figure_sections(figs, ("attacker", "other")) + _samples_html(grid)
+    body += _figure_sections(figs, ("attacker", "other")) + _samples_html(grid, samples_from)
     body += [glossary.to_html(entries, attackers), provenance.to_html(provs, version), _files_html(figs)]
     (out / "index.html").write_text("<!doctype html><meta charset='utf-8'><title>" + html.escape(spec.title) +
                                     f"</title><style>{STYLE}</style>\n" + "\n".join(body) + "\n")

@@ -17,7 +17,11 @@ def cmd_report(a) -> int:
         if not (r / "metrics.csv").is_file():
             print(f"error: {r} has no metrics.csv (is it a `bench run --out` directory?)", file=sys.stderr)
             return 2
-    index = write_report(runs, Path(a.out), spec, samples=not a.no_samples)
+    samples_from = Path(a.samples_from) if a.samples_from else None
+    if samples_from is not None and not (samples_from / "results.sqlite").is_file():
+        print(f"error: --samples-from {samples_from} has no results.sqlite", file=sys.stderr)
+        return 2
+    index = write_report(runs, Path(a.out), spec, samples=not a.no_samples, samples_from=samples_from)
     print(f"report: {index}")
     return 0
 
@@ -65,6 +69,9 @@ def add_commands(sub):
     s = sub.add_parser("report", help="tables (md/csv/tex), figures, sample grid and index.html from runs")
     s.add_argument("runs", nargs="*"), s.add_argument("--out", required=True), s.add_argument("--spec")
     s.add_argument("--no-samples", action="store_true")
+    s.add_argument("--samples-from", metavar="RUN_DIR",
+                   help="draw the sample grid from this run's store (when the report's runs are committed without "
+                        "theirs: a short run over the same first images draws the same pixels)")
     s.set_defaults(func=cmd_report)
     s = sub.add_parser("sheet", help="a contact sheet: faces x (method, eps), for a person to look at")
     s.add_argument("--methods",

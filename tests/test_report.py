@@ -1,3 +1,5 @@
+import shutil
+
 import pandas as pd
 import pytest
 
@@ -84,6 +86,13 @@ def test_sample_grid_shows_exactly_the_measured_images(tmp_path):
     for image_id, cell, _, _, res, digest in seen:
         assert digest is not None and image_digest(res) == digest, (image_id, cell)
     assert sample_grid([out], ReportSpec(), tmp_path, n_faces=2).is_file()
+    # a committed run keeps metrics.csv only: the grid is drawn from another store, and the page says which
+    committed = tmp_path / "committed"
+    committed.mkdir()
+    shutil.copy(out / "metrics.csv", committed / "metrics.csv")
+    assert sample_grid([committed], ReportSpec(), tmp_path / "none") is None
+    index = write_report([committed], tmp_path / "rep", ReportSpec(), samples_from=out)
+    assert (tmp_path / "rep" / "samples.png").is_file() and "drawn from the store of run run" in index.read_text()
 
 
 def test_tables_show_the_strongest_valid_attack_and_name_its_attacker():
