@@ -363,8 +363,10 @@ def sample_grid(run_dirs: list[Path], spec: ReportSpec, out: Path, n_faces: int 
 
     ``source``: another run's store to draw from, for a report whose runs are committed without
     theirs (a store of a whole grid is too large to commit). Seeds are per image (seed, data set,
-    method, ε, image id), not per run, so a short run over the same first images draws the same
-    pixels as the long one did, for the same code and weights (the provenance records both)."""
+    method, ε, image id), not per run, so a short run over a few of the images the long runs
+    measured draws the same pixels they did, for the same code and weights (the provenance records
+    both; checked once on the full-devtest report: the image both grids showed, identical in every
+    tile)."""
     from PIL import Image
 
     from .analysis import image_digest
@@ -531,10 +533,10 @@ def _samples_html(grid: Path | None, source: Path | None = None) -> list[str]:
     caption = ("Faces of the first run under each method and ε: the very images it measured, re-drawn with the "
                "run's seeds (a red frame marks a tile that differs from what the run stored).")
     if source is not None:
-        caption = (f"Faces under each method and ε, drawn from the store of run {html.escape(Path(source).name)} "
-                   "(the same first images, with the same per-image seeds, so the same pixels as the runs in the "
-                   "table for the same code and weights); a red frame marks a tile that differs from what that "
-                   "store recorded.")
+        caption = (f"Faces under each method and ε, drawn from the store of run {html.escape(Path(source).name)}: a "
+                   "short run over the split's first images, which the runs in the table also measured, with the same "
+                   "per-image seeds, so the same pixels for the same code and weights; a red frame marks a tile that "
+                   "differs from what that store recorded.")
     return [f'<h2>Samples</h2><figure><img src="{grid.name}" alt="sample faces"><figcaption>{caption}'
             "</figcaption></figure>"]
 

@@ -71,7 +71,7 @@ def add_commands(sub):
     s.add_argument("--no-samples", action="store_true")
     s.add_argument("--samples-from", metavar="RUN_DIR",
                    help="draw the sample grid from this run's store (when the report's runs are committed without "
-                        "theirs: a short run over the same first images draws the same pixels)")
+                        "theirs: a short run over images they measured draws the same pixels, per-image seeds)")
     s.set_defaults(func=cmd_report)
     s = sub.add_parser("sheet", help="a contact sheet: faces x (method, eps), for a person to look at")
     s.add_argument("--methods",

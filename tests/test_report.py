@@ -92,7 +92,7 @@ def test_sample_grid_shows_exactly_the_measured_images(tmp_path):
     shutil.copy(out / "metrics.csv", committed / "metrics.csv")
     assert sample_grid([committed], ReportSpec(), tmp_path / "none") is None
     index = write_report([committed], tmp_path / "rep", ReportSpec(), samples_from=out)
-    assert (tmp_path / "rep" / "samples.png").is_file() and "drawn from the store of run run" in index.read_text()
+    assert (tmp_path / "rep" / "samples.png").is_file() and "drawn from the store of run run:" in index.read_text()
 
 
 def test_tables_show_the_strongest_valid_attack_and_name_its_attacker():
