@@ -41,3 +41,12 @@ def test_the_bound_is_the_slower_side_and_stages_not_timed_there_are_scaled(tmp_
     assert b["wall_s"] == 100.0 and b["bound_by"] == "gpu"  # 400 core-s / 16 = 25 s < the GPU's 100 s
     b8 = grid_bound.bound({"seconds": {"recognizer:dlib": 8000.0, "inception": 2000.0}}, here, there, workers=8)
     assert b8["bound_by"] == "cpu" and b8["wall_s"] == 500.0
+
+
+def test_timed_under_a_pool_s_load_the_wall_is_all_stage_seconds_over_the_workers():
+    here = {"stages": {"a@cpu": {"per_image_s": 1.0}, "g@cpu": {"per_image_s": 1.0}}}
+    there = {"parallel": 4, "stages": {"a@cpu": {"per_image_s": 2.0}, "g@cpu": {"per_image_s": 2.0},
+                                       "g@cuda": {"per_image_s": 0.5}}}
+    b = grid_bound.bound({"seconds": {"a": 100.0, "g": 100.0}}, here, there, workers=16)
+    assert b["workers"] == 4 and b["cpu_core_s"] == 200.0 and b["gpu_s"] == 50.0
+    assert b["wall_s"] == 62.5 and b["bound_by"] == "cpu"

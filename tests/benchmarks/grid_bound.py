@@ -123,29 +123,40 @@ def _sync(device):
         torch.cuda.synchronize()
 
 
-def time_stage(name: str, device: str, items) -> dict:
+def time_stage(name: str, device: str, items, barrier=None) -> dict:
+    """Per-image seconds of one stage; with ``barrier``, every process of a parallel measurement
+    starts each timed loop together (so the loops overlap as a pool's workers do). Every process
+    waits the same number of times whatever happens, or the others would hang."""
+    wait = barrier.wait if barrier is not None else (lambda: None)
+    waits = 2 if device.startswith("cuda") else 1  # the batched loop is timed on CUDA only
     try:
         one, batched = _stage(name, device)
         one(0, items[0])  # warm-up: weights to the device, kernels chosen
+        _sync(device)
     except Exception as exc:  # noqa: BLE001 - a library missing on this machine is a result, not a failure
+        for _ in range(waits):
+            wait()
         return {"error": f"{type(exc).__name__}: {str(exc)[:160]}"}
-    _sync(device)
+    wait()
     t = time.perf_counter()
     for k, it in enumerate(items):
         one(k, it)
     _sync(device)
     out = {"per_image_s": (time.perf_counter() - t) / len(items)}
-    if batched is not None and device.startswith("cuda"):
-        batched(items)
-        _sync(device)
-        t = time.perf_counter()
-        batched(items)
-        _sync(device)
-        out["batched_per_image_s"] = (time.perf_counter() - t) / len(items)
+    if waits == 2:
+        if batched is not None:
+            batched(items)  # warm-up at the batch size
+            _sync(device)
+        wait()
+        if batched is not None:
+            t = time.perf_counter()
+            batched(items)
+            _sync(device)
+            out["batched_per_image_s"] = (time.perf_counter() - t) / len(items)
     return out
 
 
-def measure(a) -> dict:
+def _prepare():
     import cv2
     import torch
 
@@ -160,21 +171,60 @@ def measure(a) -> dict:
         STANDINS.append("opendp privacy-map check skipped")
     torch.set_num_threads(1)  # as one worker of the process pool runs
     cv2.setNumThreads(1)
-    items = _items(a.n)
-    res = {"host": platform.node(), "cpu": platform.processor() or platform.machine(), "torch": torch.__version__,
-           "cuda": torch.cuda.get_device_name() if torch.cuda.is_available() else None, "n": len(items),
-           "cpu_threads_per_worker": 1, "stages": {}}
-    devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() and not a.cpu_only else [])
-    for name in a.stages.split(","):
+
+
+def _timed_stages(stages: list[str], n: int, cpu_only: bool, barrier=None, verbose: bool = True) -> dict:
+    import torch
+
+    _prepare()
+    items = _items(n)
+    out = {}
+    devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() and not cpu_only else [])
+    for name in stages:
         for device in devices:
             if device == "cuda" and name not in TORCH_STAGES:
                 continue
-            r = time_stage(name, device, items)
-            res["stages"][f"{name}@{device}"] = r
-            print(f"{name:30s} {device:5s} " + ("  ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}"
-                                                        for k, v in r.items())), flush=True)
-    res["standins"] = STANDINS
-    print("stand-ins: " + (", ".join(STANDINS) or "none"))
+            r = time_stage(name, device, items, barrier)
+            out[f"{name}@{device}"] = r
+            if verbose:
+                print(f"{name:30s} {device:5s} " + ("  ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}"
+                                                            for k, v in r.items())), flush=True)
+    return out
+
+
+def _worker(stages, n, cpu_only, barrier, queue):
+    queue.put((_timed_stages(stages, n, cpu_only, barrier, verbose=False), list(STANDINS)))
+
+
+def measure(a) -> dict:
+    import multiprocessing as mp
+
+    import torch
+
+    res = {"host": platform.node(), "cpu": platform.processor() or platform.machine(), "torch": torch.__version__,
+           "cuda": torch.cuda.get_device_name() if torch.cuda.is_available() else None, "n": a.n,
+           "cpu_threads_per_worker": 1, "parallel": a.parallel}
+    stages = a.stages.split(",")
+    if a.parallel == 1:
+        res["stages"] = _timed_stages(stages, a.n, a.cpu_only)
+        res["standins"] = STANDINS
+    else:  # P processes at once, as a pool of P workers runs: per-image seconds under that load, averaged
+        ctx = mp.get_context("spawn")  # CUDA does not survive fork
+        barrier, queue = ctx.Barrier(a.parallel), ctx.Queue()
+        procs = [ctx.Process(target=_worker, args=(stages, a.n, a.cpu_only, barrier, queue)) for _ in range(a.parallel)]
+        for p in procs:
+            p.start()
+        results = [queue.get() for _ in procs]
+        for p in procs:
+            p.join()
+        res["standins"] = results[0][1]
+        res["stages"] = {}
+        for key, r0 in results[0][0].items():
+            merged = {k: float(np.mean([r[0][key][k] for r in results])) for k in r0 if k != "error"}
+            res["stages"][key] = merged or {"error": r0["error"]}
+            print(f"{key:36s} x{a.parallel} " + "  ".join(f"{k} {v:.4f}" for k, v in merged.items())
+                  + (f"error {r0['error']}" if not merged else ""), flush=True)
+    print("stand-ins: " + (", ".join(res["standins"]) or "none"))
     return res
 
 
@@ -182,7 +232,8 @@ def bound(timing: dict, here: dict, there: dict, workers: int) -> dict:
     """The model-bound wall time there of the model work a run did here.
 
     ``timing`` is a run's recorded ``{"seconds": {stage: s}}``; ``here`` / ``there`` are
-    :func:`measure` results. Returns per-stage seconds there (``cpu`` core-seconds or ``gpu``
+    :func:`measure` results (``there`` measured alone, or with ``parallel`` processes at once,
+    which then sets the number of workers). Returns per-stage seconds there (``cpu`` core-seconds or ``gpu``
     seconds, ``scaled`` when the stage was not timed there), the totals and which side bounds.
 
     Example:
@@ -209,9 +260,16 @@ def bound(timing: dict, here: dict, there: dict, workers: int) -> dict:
             s = secs * (c["per_image_s"] / h if h and "per_image_s" in c else ratio)
             cpu += s
             stages[stage] = {"here_s": secs, "cpu_core_s": s, "scaled": not (h and "per_image_s" in c)}
+    parallel = there.get("parallel", 1)
+    if parallel > 1:
+        # timed with `parallel` processes at once: each stage's seconds already hold the waiting for
+        # shared cores and the shared GPU, and a worker runs its stages one after another
+        workers, wall, by = parallel, (cpu + gpu) / parallel, "cpu" if cpu >= gpu else "gpu"
+    else:  # timed alone: CPU stages spread over the workers, the GPU's stages queue on the one GPU
+        wall, by = max(cpu / workers, gpu), "cpu" if cpu / workers >= gpu else "gpu"
     r = lambda v: round(v, 6)  # noqa: E731 - keep the doctest's numbers exact
     return {"cpu_ratio": r(ratio), "stages": stages, "cpu_core_s": r(cpu), "gpu_s": r(gpu), "gpu_batched_s": r(gpu_b),
-            "workers": workers, "wall_s": r(max(cpu / workers, gpu)), "bound_by": "cpu" if cpu / workers >= gpu else "gpu"}
+            "workers": workers, "wall_s": r(wall), "bound_by": by}
 
 
 def compose(a) -> dict:
@@ -241,6 +299,8 @@ def main(argv=None):
     m = sub.add_parser("measure")
     m.add_argument("--n", type=int, default=32)
     m.add_argument("--cpu-only", action="store_true")
+    m.add_argument("--parallel", type=int, default=1, metavar="P",
+                   help="run P measuring processes at once (a pool of P workers' load); default 1")
     m.add_argument("--stages", default=",".join(STAGES), help="comma-separated; default: every stage a grid runs")
     m.add_argument("--out")
     c = sub.add_parser("compose")
