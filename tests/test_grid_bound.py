@@ -50,3 +50,5 @@ def test_timed_under_a_pool_s_load_the_wall_is_all_stage_seconds_over_the_worker
     b = grid_bound.bound({"seconds": {"a": 100.0, "g": 100.0}}, here, there, workers=16)
     assert b["workers"] == 4 and b["cpu_core_s"] == 200.0 and b["gpu_s"] == 50.0
     assert b["wall_s"] == 62.5 and b["bound_by"] == "cpu"
+    kept = grid_bound.bound({"seconds": {"a": 100.0, "g": 100.0}}, here, there, workers=16, on_cpu=("g",))
+    assert kept["gpu_s"] == 0.0 and kept["cpu_core_s"] == 400.0 and kept["wall_s"] == 100.0  # 400 core-s over the 4 timed workers

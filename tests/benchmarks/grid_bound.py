@@ -228,12 +228,13 @@ def measure(a) -> dict:
     return res
 
 
-def bound(timing: dict, here: dict, there: dict, workers: int) -> dict:
+def bound(timing: dict, here: dict, there: dict, workers: int, on_cpu: tuple = ()) -> dict:
     """The model-bound wall time there of the model work a run did here.
 
     ``timing`` is a run's recorded ``{"seconds": {stage: s}}``; ``here`` / ``there`` are
     :func:`measure` results (``there`` measured alone, or with ``parallel`` processes at once,
-    which then sets the number of workers). Returns per-stage seconds there (``cpu`` core-seconds or ``gpu``
+    which then sets the number of workers); ``on_cpu``: stages kept on the CPU there although CUDA
+    was timed for them. Returns per-stage seconds there (``cpu`` core-seconds or ``gpu``
     seconds, ``scaled`` when the stage was not timed there), the totals and which side bounds.
 
     Example:
@@ -251,7 +252,7 @@ def bound(timing: dict, here: dict, there: dict, workers: int) -> dict:
     for stage, secs in sorted(timing["seconds"].items(), key=lambda x: -x[1]):
         h = hs.get(f"{stage}@cpu", {}).get("per_image_s")
         g, c = ts.get(f"{stage}@cuda", {}), ts.get(f"{stage}@cpu", {})
-        if h and "per_image_s" in g:
+        if h and "per_image_s" in g and stage not in on_cpu:
             s = secs * g["per_image_s"] / h
             sb = secs * g.get("batched_per_image_s", g["per_image_s"]) / h
             gpu, gpu_b = gpu + s, gpu_b + sb
@@ -272,14 +273,27 @@ def bound(timing: dict, here: dict, there: dict, workers: int) -> dict:
             "workers": workers, "wall_s": r(wall), "bound_by": by}
 
 
+def here_from_run(timing: dict) -> dict:
+    """The run's own seconds per model call as the 'here' side: measured under the run's load.
+    Right for the stages the pipeline calls once per image (every stage of :data:`STAGES`).
+
+    Example:
+        >>> here_from_run({"seconds": {"inception": 30.0}, "calls": {"inception": 100}})
+        {'stages': {'inception@cpu': {'per_image_s': 0.3}}}
+    """
+    return {"stages": {f"{k}@cpu": {"per_image_s": v / timing["calls"][k]}
+                       for k, v in timing["seconds"].items() if timing.get("calls", {}).get(k)}}
+
+
 def compose(a) -> dict:
     import sqlite3
     from pathlib import Path
 
-    here, there = json.loads(Path(a.here).read_text()), json.loads(Path(a.there).read_text())
+    there = json.loads(Path(a.there).read_text())
     meta = dict(sqlite3.connect(Path(a.run) / "results.sqlite").execute("SELECT key, value FROM run"))
     timing = json.loads(meta["timing"])
-    b = bound(timing, here, there, a.workers)
+    here = json.loads(Path(a.here).read_text()) if a.here else here_from_run(timing)
+    b = bound(timing, here, there, a.workers, tuple(a.cpu_stages.split(",")) if getattr(a, "cpu_stages", None) else ())
     print(f"run {a.run}: {sum(timing['seconds'].values()):.0f} model seconds here, {timing.get('wall', 0):.0f} s wall; "
           f"there ({there.get('cuda')}, {a.workers} CPU workers): cpu_ratio {b['cpu_ratio']:.2f} (one thread, "
           "there / here, geometric mean of the stages timed on both)")
@@ -304,8 +318,11 @@ def main(argv=None):
     m.add_argument("--stages", default=",".join(STAGES), help="comma-separated; default: every stage a grid runs")
     m.add_argument("--out")
     c = sub.add_parser("compose")
-    c.add_argument("--run", required=True), c.add_argument("--here", required=True)
+    c.add_argument("--run", required=True)
+    c.add_argument("--here", help="stage timings of the machine the run ran on (default: the run's own seconds per "
+                                  "model call)")
     c.add_argument("--there", required=True), c.add_argument("--workers", type=int, default=16)
+    c.add_argument("--cpu-stages", help="comma-separated stages to keep on the CPU there (e.g. detector:mtcnn)")
     a = p.parse_args(argv)
     if a.cmd == "compose":
         compose(a)
