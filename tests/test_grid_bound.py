@@ -42,7 +42,7 @@ def test_the_bound_is_the_slower_side_and_stages_not_timed_there_are_scaled(tmp_
     (tmp_path / "there.json").write_text(json.dumps(there))
     run = _run_with_timing(tmp_path / "run", {"recognizer:dlib": 800.0, "inception": 2000.0})
     b = grid_bound.compose(type("A", (), {"run": run, "here": tmp_path / "here.json", "there": tmp_path / "there.json",
-                                          "workers": 16})())
+                                          "workers": 16, "cpu_stages": None})())
     # dlib was not timed there: scaled by the one stage timed on both CPUs (0.1 / 0.2)
     assert b["stages"]["recognizer:dlib"] == {"here_s": 800.0, "cpu_core_s": 400.0, "scaled": True}
     assert b["gpu_s"] == 100.0 and b["gpu_batched_s"] == 10.0

@@ -9,15 +9,19 @@ give)::
 
 Step 2, anywhere: the wall time of a finished run's model work on the other machine. A run records
 the seconds it spent in each model (``timing`` in its store); each stage's seconds are rescaled by
-(its per-image seconds there / here), CPU stages are shared by W workers, GPU stages queue on the
-one GPU::
+(its per-image seconds there / here). 'Here' is the run's own seconds per call unless ``--here``
+names a step-1 file::
 
-    python -m tests.benchmarks.grid_bound compose --run runs/x --here stages-here.json \
-        --there stages-h200.json --workers 16
+    python -m tests.benchmarks.grid_bound compose --run runs/x --there stages-h200-p16.json
+
+Timed alone (``--parallel 1``), CPU stages are shared by ``--workers`` and the GPU's stages queue
+on the one GPU with no overlap between workers' kernels (an upper bound). Timed with
+``--parallel P``, every stage's seconds already hold the waiting for shared cores and the shared
+GPU, and the wall time is all of them over P.
 
 Caveat: a stage whose library cannot be installed on the other machine (no registry there) is
-rescaled by the ratio of the two machines' single-thread speed on the same torch CNN (``cpu_ratio``)
-and marked ``scaled``; the GPU queue assumes no overlap between workers' kernels (an upper bound).
+rescaled by the geometric mean of the there / here ratios of the stages timed on both CPUs
+(``cpu_ratio``) and marked ``scaled``.
 """
 from __future__ import annotations
 
@@ -28,18 +32,10 @@ import time
 
 import numpy as np
 
-# model_call name -> (stage kind, whether it can run on CUDA)
+from . import sample_faces
+
+# the stages with a torch model, timed on CUDA too (named as the run's timing names its model calls)
 TORCH_STAGES = ("method:kpdp", "method:deepprivacy", "inception", "attributes", "detector:mtcnn")
-
-
-def _items(n: int):
-    from kpdp.datasets import get_dataset, load_image
-    from kpdp.faces.analyze import face_from_landmarks
-
-    ds = get_dataset("lfw-sample")
-    with np.load(ds.root / "landmarks.npz") as z:
-        lm = dict(zip(z["image_id"], z["landmarks"]))
-    return [(load_image(s.path), face_from_landmarks(lm[s.image_id]), lm[s.image_id]) for s in list(ds)[:n]]
 
 
 STANDINS: list[str] = []  # what this machine timed with a stand-in, printed and saved with the results
@@ -168,7 +164,8 @@ def _prepare():
         from kpdp.sampler import IntegerLaplace
 
         IntegerLaplace.check_privacy = lambda self, sensitivity, scale, eps: np.asarray(eps, np.float64)
-        STANDINS.append("opendp privacy-map check skipped")
+        if "opendp privacy-map check skipped" not in STANDINS:
+            STANDINS.append("opendp privacy-map check skipped")
     torch.set_num_threads(1)  # as one worker of the process pool runs
     cv2.setNumThreads(1)
 
@@ -177,7 +174,7 @@ def _timed_stages(stages: list[str], n: int, cpu_only: bool, barrier=None, verbo
     import torch
 
     _prepare()
-    items = _items(n)
+    items = sample_faces(n)
     out = {}
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() and not cpu_only else [])
     for name in stages:
@@ -293,15 +290,15 @@ def compose(a) -> dict:
     meta = dict(sqlite3.connect(Path(a.run) / "results.sqlite").execute("SELECT key, value FROM run"))
     timing = json.loads(meta["timing"])
     here = json.loads(Path(a.here).read_text()) if a.here else here_from_run(timing)
-    b = bound(timing, here, there, a.workers, tuple(a.cpu_stages.split(",")) if getattr(a, "cpu_stages", None) else ())
+    b = bound(timing, here, there, a.workers, tuple(a.cpu_stages.split(",")) if a.cpu_stages else ())
     print(f"run {a.run}: {sum(timing['seconds'].values()):.0f} model seconds here, {timing.get('wall', 0):.0f} s wall; "
-          f"there ({there.get('cuda')}, {a.workers} CPU workers): cpu_ratio {b['cpu_ratio']:.2f} (one thread, "
+          f"there ({there.get('cuda')}, {b['workers']} CPU workers): cpu_ratio {b['cpu_ratio']:.2f} (one thread, "
           "there / here, geometric mean of the stages timed on both)")
     for stage, v in b["stages"].items():
         how = (f"GPU {v['gpu_s']:8.0f} s (batched {v['gpu_batched_s']:.0f} s)" if "gpu_s" in v else
                f"CPU {v['cpu_core_s']:8.0f} core-s" + (" (scaled)" if v["scaled"] else ""))
         print(f"  {stage:30s} here {v['here_s']:8.0f} s  there {how}")
-    print(f"there: CPU stages {b['cpu_core_s'] / a.workers:.0f} s wall on {a.workers} workers, GPU queue {b['gpu_s']:.0f} s "
+    print(f"there: CPU stages {b['cpu_core_s'] / b['workers']:.0f} s wall on {b['workers']} workers, GPU queue {b['gpu_s']:.0f} s "
           f"(batched {b['gpu_batched_s']:.0f} s): model-bound wall >= {b['wall_s']:.0f} s, bound by the "
           f"{'CPU stages' if b['bound_by'] == 'cpu' else 'GPU queue'}")
     return b

@@ -6,7 +6,6 @@ for the generators when a GPU is visible). Not part of the default test command:
 Each benchmark processes the same 16 images per round, so ``mean`` / 16 is the time per image.
 ``inception[batch-16]`` vs ``inception[batch-1]`` is the measured case for batching across images.
 """
-import numpy as np
 import pytest
 import torch
 
@@ -15,13 +14,9 @@ N = 16
 
 @pytest.fixture(scope="module")
 def items():
-    from kpdp.datasets import get_dataset, load_image
-    from kpdp.faces.analyze import face_from_landmarks
+    from . import sample_faces
 
-    ds = get_dataset("lfw-sample")
-    with np.load(ds.root / "landmarks.npz") as z:
-        lm = dict(zip(z["image_id"], z["landmarks"]))
-    return [(load_image(s.path), [face_from_landmarks(lm[s.image_id])]) for s in list(ds)[:N]]
+    return [(image, [face]) for image, face, _ in sample_faces(N)]
 
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])

@@ -9,25 +9,21 @@ from __future__ import annotations
 import argparse
 import time
 
-import numpy as np
 
 
 def main(argv=None):
     import torch
 
     from bench import registry
-    from kpdp.datasets import get_dataset, load_image
-    from kpdp.faces.analyze import face_from_landmarks
+
+    from . import sample_faces
 
     p = argparse.ArgumentParser()
     p.add_argument("--n", type=int, default=64)
     p.add_argument("--devices", default="cpu,cuda")
     p.add_argument("--methods", default="blur,pixelate-8,dppix,deepprivacy,kpdp")
     a = p.parse_args(argv)
-    ds = get_dataset("lfw-sample")
-    with np.load(ds.root / "landmarks.npz") as z:
-        lm = dict(zip(z["image_id"], z["landmarks"]))
-    items = [(load_image(s.path), [face_from_landmarks(lm[s.image_id])]) for s in list(ds)[: a.n]]
+    items = [(image, [face]) for image, face, _ in sample_faces(a.n)]
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, "
           f"cuda: {torch.cuda.get_device_name() if torch.cuda.is_available() else 'none'}")
     for device in a.devices.split(","):
