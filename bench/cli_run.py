@@ -196,7 +196,7 @@ def _cmd_run(a, salvage_first: bool) -> int:
                         seeds=[int(s) for s in _list(a.seeds)], limit=a.limit, device=a.device, out=a.out,
                         quiet=a.quiet, executor=a.executor, ray_address=a.ray_address, workers=a.workers,
                         shard_size=a.shard_size, attacker_train_images=a.attacker_train_images,
-                        sanity_min_rank1=a.sanity_min_rank1)
+                        sanity_min_rank1=a.sanity_min_rank1, reaggregate=a.reaggregate)
         if a.attackers:
             cfg.attackers = _list(a.attackers)
         pixels = _pixel_attackers(cfg)  # they learn from the images: run on the store after the grid
@@ -301,6 +301,9 @@ def add_commands(sub):
                    help="training images of attackers that adapt to the method (default: as many as evaluated)")
     s.add_argument("--sanity-min-rank1", type=float, default=0.9,
                    help="rank-1 every attacker must reach on the original images, else its rows are invalid")
+    s.add_argument("--reaggregate", action="store_true",
+                   help="recompute every cell's aggregates, also those whose images, settings and code are "
+                        "unchanged since an earlier command into --out (which keep their rows by default)")
     s.set_defaults(func=cmd_run)
 
     s = sub.add_parser("attackers", help="list the registered re-identification attackers")

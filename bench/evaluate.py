@@ -22,6 +22,8 @@ from .aggregate import aggregate_cell, load_cell
 from .attackers import default_attackers, get_attacker
 from .attackers.data import gallery_release, training_samples
 from .attackers.sanity import MIN_ORIGINAL_RANK1, REFERENCE_METHODS
+from .cell_fingerprint import cell_fingerprint, stored_rows_if_unchanged
+from .cell_fingerprint import record as record_fingerprint
 from .analysis import Backends, warm_up
 from .executor import (EXECUTORS, ImageWorker, default_workers, resolve_executor, run_local, run_processes,
                        run_ray)
@@ -94,6 +96,7 @@ class RunConfig:
     attackers: list[str] = field(default_factory=default_attackers)  # see bench.attackers
     attacker_train_images: int | None = None  # semi attackers' training images; None: as many as evaluated
     sanity_min_rank1: float = MIN_ORIGINAL_RANK1  # every attacker's rank-1 on the original row
+    reaggregate: bool = False  # recompute cells whose inputs are unchanged (see bench.cell_fingerprint)
 
     def validate(self) -> list[str]:
         """Raise :class:`ArgumentError` listing what is valid; return notes for the user."""
@@ -242,12 +245,21 @@ def evaluate(cfg: RunConfig, argv: list[str] | None = None, log=print):
         with timing.phase("aggregation"):
             shared["invalid_attackers"] = check_attackers(cfg, store, ds, backends, cells, shared, image_ids, log)
             for c in cells:
-                rows = aggregate_cell(store, c, cfg, backends, ds, shared, image_ids, log)
+                fp = None if cfg.reaggregate else cell_fingerprint(
+                    store, c, cfg, [Cell(c.dataset, c.method, c.eps, c.seed, r).store_dataset for r in ROLES],
+                    image_ids, shared["invalid_attackers"], command["git_commit"])
+                rows = stored_rows_if_unchanged(store, c, fp)
+                kept = rows is not None
+                if not kept:
+                    rows = aggregate_cell(store, c, cfg, backends, ds, shared, image_ids, log)
+                    record_fingerprint(store, c, fp)
                 if not cfg.quiet:
-                    log(cell_line(c, rows))
-        store.set_meta(**{f"attacker_fits:{ds.name}": {
+                    log(cell_line(c, rows) + ("  (unchanged since its last aggregation: stored rows kept)"
+                                              if kept else ""))
+        earlier_fits = store.meta().get(f"attacker_fits:{ds.name}") or {}  # kept cells fitted nothing now
+        store.set_meta(**{f"attacker_fits:{ds.name}": {**earlier_fits, **{
             f"{m}@{eps_key(e)}/{sd}/{a}/{r}": info for k, o in shared.items() if k[0] == "attack"
-            for (m, e, sd) in [k[1]] for (a, r), info in o.info.items() if any(info.values())}})
+            for (m, e, sd) in [k[1]] for (a, r), info in o.info.items() if any(info.values())}}})
     df = store.aggregates()
     from .export import write_exports
 

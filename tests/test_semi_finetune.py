@@ -164,8 +164,9 @@ def test_a_second_call_reuses_checkpoints_and_embeddings(tiny_run):
 
 
 def test_a_run_without_the_attacker_names_the_rows_it_replaces(tiny_run, tmp_path, capsys):
-    """A later `bench run` re-aggregates every cell with its own attackers; the fine-tuned rows it
-    drops are named, with the command that restores them, not lost in silence."""
+    """A later `bench run` that recomputes a cell (here forced by --reaggregate; also more images,
+    other attackers, other code) does so with its own attackers; the fine-tuned rows it drops are
+    named, with the command that restores them, not lost in silence."""
     from bench.cli import main
 
     run = tmp_path / "run"
@@ -173,7 +174,7 @@ def test_a_run_without_the_attacker_names_the_rows_it_replaces(tiny_run, tmp_pat
     capsys.readouterr()
     assert main(["run", "--methods", "blur", "--eps", "1", "--limit", "24", "--recognizers", "facenet-casia",
                  "--detectors", "mtcnn", "--metrics", "reid", "--attackers", "ignorant", "--executor", "local",
-                 "--out", str(run), "--quiet"]) == 0
+                 "--out", str(run), "--quiet", "--reaggregate"]) == 0
     printed = capsys.readouterr()
     warned = [line for line in (printed.out + printed.err).splitlines() if line.startswith("warning:")]
     assert any("lfw-sample blur seed=0" in w and "semi-finetune" in w
