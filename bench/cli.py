@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 EXIT_CODES = """exit codes: 0 done; 2 bad arguments (nothing written); 3 a backend's weights are missing;
@@ -13,7 +14,7 @@ EXIT_CODES = """exit codes: 0 done; 2 bad arguments (nothing written); 3 a backe
 def cmd_lfw_verify(a) -> int:
     from .verify import lfw_verify
 
-    r = lfw_verify(a.root, a.recognizer, a.device, progress=not a.quiet)
+    r = lfw_verify(a.root, a.recognizer, a.device, progress=not a.quiet, workers=a.workers)
     print(f"recognizer={r['recognizer']} images={r['n_images']} fallback_boxes={r['n_fallback_boxes']}")
     print("folds=" + ",".join(f"{x:.4f}" for x in r["folds"]))
     print(f"accuracy={r['accuracy']:.4f} std={r['std']:.4f}")
@@ -58,6 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("lfw-verify", help="LFW View 2 10-fold verification of a recognizer on originals")
     s.add_argument("--recognizer", required=True), s.add_argument("--root", required=True)
     s.add_argument("--device", default="cpu"), s.add_argument("--quiet", action="store_true")
+    s.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+                   help="processes that embed the images (default: one per core)")
     s.set_defaults(func=cmd_lfw_verify)
     s = sub.add_parser("landmark-privacy", help="rank-1 identification from KPDP's released geometry (identity "
                        "coordinates, kept residual, pose, all of it) vs eps")

@@ -35,25 +35,72 @@ def locate(image: np.ndarray, recognizer, finder: FaceFinder) -> tuple[Face, boo
         return f, True
 
 
-def embed_paths(paths, recognizer_name: str, device: str = "cpu", cache: FeatureCache | None = None,
-                progress: bool = True) -> tuple[np.ndarray, int]:
+_WORKER: dict = {}
+
+
+def _embedder(recognizer_name: str, device: str, cache: FeatureCache | None):
     rec = get_recognizer(recognizer_name, device)
     finder = FaceFinder(device=device)
     cache = cache or FeatureCache()
-    out, fallbacks = [], 0
-    for p in tqdm(paths, desc=f"embed {recognizer_name}", disable=not progress, mininterval=10):
+
+    def embed(p) -> tuple[np.ndarray, bool]:
         key = FeatureCache.key("verify-embedding", rec.version + "|" + finder.version, file_digest(p))
         e = cache.get_array(key)
-        if e is None:
-            image = load_image(p)
-            face, fb = locate(image, rec, finder)
-            e = rec.embed(image, face)
-            cache.put_array(key, np.append(e, float(fb)))
-        else:
-            e, fb = e[:-1], bool(e[-1])
-        fallbacks += int(fb)
-        out.append(np.asarray(e)[: rec.dim])
-    return np.stack(out), fallbacks
+        if e is not None:
+            return np.asarray(e[:-1])[: rec.dim], bool(e[-1])
+        image = load_image(p)
+        face, fb = locate(image, rec, finder)
+        e = np.asarray(rec.embed(image, face))
+        cache.put_array(key, np.append(e, float(fb)))
+        return e[: rec.dim], fb
+
+    return embed
+
+
+def _worker_init(recognizer_name: str, device: str) -> None:
+    import torch
+
+    torch.set_num_threads(1)  # one thread per process: the pool fills the cores
+    _WORKER["embed"] = _embedder(recognizer_name, device, None)
+
+
+def _worker_embed(paths) -> list:
+    return [_WORKER["embed"](p) for p in paths]
+
+
+def embed_paths(paths, recognizer_name: str, device: str = "cpu", cache: FeatureCache | None = None,
+                progress: bool = True, workers: int = 1, chunk: int = 32) -> tuple[np.ndarray, int]:
+    """(N, dim) embeddings of ``paths`` and how many used the fallback box. ``workers`` > 1 embeds
+    chunks on that many processes (each with its own models and one thread); they share the cache
+    file (``cache`` is then only the default one, as each process opens its own)."""
+    bar = tqdm(total=len(paths), desc=f"embed {recognizer_name}", disable=not progress, mininterval=10)
+    if workers <= 1 or len(paths) < 2 * chunk:
+        embed = _embedder(recognizer_name, device, cache)
+        results = []
+        for p in paths:
+            results.append(embed(p))
+            bar.update()
+    else:
+        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor
+
+        from .executor import _terminate
+
+        get_recognizer(recognizer_name, device)  # missing weights fail here, not in every worker
+        chunks = [paths[i:i + chunk] for i in range(0, len(paths), chunk)]
+        pool = ProcessPoolExecutor(workers, mp.get_context("spawn"), initializer=_worker_init,
+                                   initargs=(recognizer_name, device))
+        results = []
+        try:
+            for part in pool.map(_worker_embed, chunks):
+                results.extend(part)
+                bar.update(len(part))
+        except BaseException:  # interrupted: stop the workers now (leaving would wait for them)
+            _terminate(pool)
+            raise
+        pool.shutdown(wait=True)
+    bar.close()
+    return np.stack([e for e, _ in results]), sum(int(fb) for _, fb in results)
 
 
 def ten_fold_accuracy(scores: np.ndarray, same: np.ndarray, folds: np.ndarray) -> np.ndarray:
@@ -71,14 +118,14 @@ def ten_fold_accuracy(scores: np.ndarray, same: np.ndarray, folds: np.ndarray) -
 
 
 def lfw_verify(root: str, recognizer: str, device: str = "cpu", progress: bool = True,
-               folds: list[int] | None = None) -> dict:
+               folds: list[int] | None = None, workers: int = 1) -> dict:
     """``folds`` restricts the protocol to some of the 10 folds (threshold chosen on the others of
-    those given): the full protocol is the default."""
+    those given): the full protocol is the default. ``workers``: processes that embed the images."""
     get_recognizer(recognizer, device)  # an online-only recognizer fails here, before any work
     lfw = LFW(root, "all")
     pairs = [p for p in lfw.pairs() if folds is None or p[0] in folds]
     paths = sorted({p for _, a, b, _ in pairs for p in (a, b)})
-    emb, fallbacks = embed_paths(paths, recognizer, device, progress=progress)
+    emb, fallbacks = embed_paths(paths, recognizer, device, progress=progress, workers=workers)
     index = {p: i for i, p in enumerate(paths)}
     a = emb[[index[p[1]] for p in pairs]]
     b = emb[[index[p[2]] for p in pairs]]
