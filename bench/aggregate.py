@@ -76,22 +76,12 @@ def lfw_pair_embeddings(ds, recognizers, device: str = "cpu", workers: int = 1, 
     if workers <= 1 or len(paths) < 2 * chunk:
         _pair_init(recognizers, device, threads=None)
         return impostors, _pair_embed(paths)
-    import multiprocessing as mp
-    from concurrent.futures import ProcessPoolExecutor
+    from .executor import map_on_processes
 
     chunks = [paths[i:i + chunk] for i in range(0, len(paths), chunk)]
     emb: dict = {}
-    from .executor import _terminate
-
-    pool = ProcessPoolExecutor(workers, mp.get_context("spawn"), initializer=_pair_init,
-                               initargs=(tuple(recognizers), device))
-    try:
-        for part in pool.map(_pair_embed, chunks):
-            emb.update(part)
-    except BaseException:  # interrupted: stop the workers now (leaving the `with` would wait for them)
-        _terminate(pool)
-        raise
-    pool.shutdown(wait=True)
+    for part in map_on_processes(_pair_embed, chunks, workers, _pair_init, (tuple(recognizers), device)):
+        emb.update(part)
     return impostors, emb
 
 

@@ -337,6 +337,22 @@ def run_processes(cfg, store, dataset: str, samples, cells, bar) -> None:
     check_health(store, dataset, samples, cells)
 
 
+def map_on_processes(fn, items, workers: int, initializer, initargs=()):
+    """``fn(item)`` for each item, in order, on ``workers`` spawned processes set up by
+    ``initializer(*initargs)`` (a generator). An interrupt, or a caller that stops reading, stops
+    the workers at once instead of waiting for their running tasks."""
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    pool = ProcessPoolExecutor(workers, mp.get_context("spawn"), initializer=initializer, initargs=initargs)
+    try:
+        yield from pool.map(fn, items)
+    except BaseException:
+        _terminate(pool)
+        raise
+    pool.shutdown(wait=True)
+
+
 def _terminate(pool) -> None:
     """Stop a ProcessPoolExecutor without waiting for its running tasks (shutdown() would)."""
     procs = list((getattr(pool, "_processes", None) or {}).values())

@@ -81,24 +81,14 @@ def embed_paths(paths, recognizer_name: str, device: str = "cpu", cache: Feature
             results.append(embed(p))
             bar.update()
     else:
-        import multiprocessing as mp
-        from concurrent.futures import ProcessPoolExecutor
-
-        from .executor import _terminate
+        from .executor import map_on_processes
 
         get_recognizer(recognizer_name, device)  # missing weights fail here, not in every worker
         chunks = [paths[i:i + chunk] for i in range(0, len(paths), chunk)]
-        pool = ProcessPoolExecutor(workers, mp.get_context("spawn"), initializer=_worker_init,
-                                   initargs=(recognizer_name, device))
         results = []
-        try:
-            for part in pool.map(_worker_embed, chunks):
-                results.extend(part)
-                bar.update(len(part))
-        except BaseException:  # interrupted: stop the workers now (leaving would wait for them)
-            _terminate(pool)
-            raise
-        pool.shutdown(wait=True)
+        for part in map_on_processes(_worker_embed, chunks, workers, _worker_init, (recognizer_name, device)):
+            results.extend(part)
+            bar.update(len(part))
     bar.close()
     return np.stack([e for e, _ in results]), sum(int(fb) for _, fb in results)
 

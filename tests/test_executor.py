@@ -63,3 +63,28 @@ def test_ray_two_workers_equal_local(tmp_path, local_run):
     assert rows_ray == rows_local
     meta = dict(sqlite3.connect(remote / "results.sqlite").execute("SELECT key, value FROM run"))
     assert '"ray"' in meta["executor"]
+
+
+def _square_slowly(x):
+    import time
+
+    time.sleep(0.2 * x)
+    return x * x
+
+
+def _no_setup():
+    pass
+
+
+def test_map_on_processes_keeps_order_and_stops_its_workers_when_left():
+    """The pools of lfw-verify and of the verification thresholds: results in input order; a
+    caller that stops reading (an interrupt, an error) leaves no worker running."""
+    import multiprocessing as mp
+
+    from bench.executor import map_on_processes
+
+    assert list(map_on_processes(_square_slowly, [3, 0, 2, 1], 2, _no_setup)) == [9, 0, 4, 1]
+    results = map_on_processes(_square_slowly, [0, 50, 50, 50], 2, _no_setup)
+    assert next(results) == 0
+    results.close()  # GeneratorExit inside: the workers sleeping 10 s are terminated, not awaited
+    assert not mp.active_children()
