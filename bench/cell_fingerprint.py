@@ -28,19 +28,46 @@ def meta_key(dataset: str, method: str, eps, seed: int) -> str:
     return f"{META_PREFIX}{dataset}/{method}@{eps_key(eps)}/{seed}"
 
 
-def cell_fingerprint(store, cell, cfg, store_datasets: list[str], image_ids: list[str],
-                     invalid_attackers: dict, code_version: str | None) -> str | None:
-    """The digest of a cell's aggregation inputs, or None when the code is not a clean commit.
+def data_set_digest(store, store_datasets: list[str], code_version: str | None) -> str | None:
+    """The inputs every cell of a data set shares, digested once per run: the code, the originals'
+    analysis and the ``original`` method's records, the skipped images. None when the code is not a
+    clean commit (then no cell has a fingerprint).
 
-    ``store_datasets``: the names the cell's images are stored under (probe, second release,
-    training images); the ``original`` method's records under the same names are included too.
+    ``store_datasets``: the names the data set's images are stored under (probes, second releases,
+    attackers' training images).
     """
     if not code_version or code_version.endswith("+dirty"):
         return None
+    h = hashlib.sha256(code_version.encode())
+    for dataset in store_datasets:
+        _feed_images(h, store.db, dataset, "original", None)
+        for row in store.db.execute("SELECT image_id, digest, record FROM originals WHERE dataset=? "
+                                    "ORDER BY image_id", (dataset,)):
+            h.update(repr(row).encode())
+        for row in store.db.execute("SELECT image_id, stage, reason FROM skipped WHERE dataset=? "
+                                    "ORDER BY image_id, stage", (dataset,)):
+            h.update(repr(row).encode())
+    return h.hexdigest()
+
+
+def _feed_images(h, db, dataset: str, method: str, eps) -> None:
+    for seed, image_id, status, record, features in db.execute(
+            "SELECT seed, image_id, status, record, features FROM images "
+            "WHERE dataset=? AND method=? AND eps=? ORDER BY seed, image_id", (dataset, method, eps_key(eps))):
+        h.update(repr((seed, image_id, status, record)).encode())
+        h.update(features or b"")
+
+
+def cell_fingerprint(store, cell, cfg, store_datasets: list[str], image_ids: list[str],
+                     invalid_attackers: dict, data_set: str | None) -> str | None:
+    """The digest of a cell's aggregation inputs, or None when ``data_set`` (its
+    :func:`data_set_digest`) is None."""
+    if data_set is None:
+        return None
     meta = store.meta()
-    h = hashlib.sha256()
+    h = hashlib.sha256(data_set.encode())
     settings = {
-        "code": code_version, "metric_versions": meta.get("metric_versions"), "backends": meta.get("backends"),
+        "metric_versions": meta.get("metric_versions"), "backends": meta.get("backends"),
         "method": (meta.get("methods") or {}).get(f"{cell.method}@{eps_key(cell.eps)}"),
         "metrics": sorted(cfg.metrics), "recognizers": list(cfg.recognizers), "detectors": list(cfg.detectors),
         "attackers": sorted(cfg.attackers), "attacker_train_images": cfg.attacker_train_images,
@@ -48,20 +75,8 @@ def cell_fingerprint(store, cell, cfg, store_datasets: list[str], image_ids: lis
     }
     h.update(json.dumps(settings, sort_keys=True, default=str).encode())
     h.update("\n".join(image_ids).encode())
-    db = store.db
     for dataset in store_datasets:
-        for method, eps in ((cell.method, cell.eps), ("original", None)):
-            for seed, image_id, status, record, features in db.execute(
-                    "SELECT seed, image_id, status, record, features FROM images "
-                    "WHERE dataset=? AND method=? AND eps=? ORDER BY seed, image_id", (dataset, method, eps_key(eps))):
-                h.update(repr((seed, image_id, status, record)).encode())
-                h.update(features or b"")
-        for row in db.execute("SELECT image_id, digest, record FROM originals WHERE dataset=? ORDER BY image_id",
-                              (dataset,)):
-            h.update(repr(row).encode())
-        for row in db.execute("SELECT image_id, stage, reason FROM skipped WHERE dataset=? ORDER BY image_id, stage",
-                              (dataset,)):
-            h.update(repr(row).encode())
+        _feed_images(h, store.db, dataset, cell.method, cell.eps)
     return h.hexdigest()
 
 

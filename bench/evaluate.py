@@ -22,7 +22,7 @@ from .aggregate import aggregate_cell, load_cell
 from .attackers import default_attackers, get_attacker
 from .attackers.data import gallery_release, training_samples
 from .attackers.sanity import MIN_ORIGINAL_RANK1, REFERENCE_METHODS
-from .cell_fingerprint import cell_fingerprint, stored_rows_if_unchanged
+from .cell_fingerprint import cell_fingerprint, data_set_digest, stored_rows_if_unchanged
 from .cell_fingerprint import record as record_fingerprint
 from .analysis import Backends, warm_up
 from .executor import (EXECUTORS, ImageWorker, default_workers, resolve_executor, run_local, run_processes,
@@ -244,10 +244,10 @@ def evaluate(cfg: RunConfig, argv: list[str] | None = None, log=print):
         image_ids = [s.image_id for s in samples]  # the gallery and FID reference: exactly this run's images
         with timing.phase("aggregation"):
             shared["invalid_attackers"] = check_attackers(cfg, store, ds, backends, cells, shared, image_ids, log)
+            names = [ds.name + suffix for suffix in ROLES.values()]
+            inputs = None if cfg.reaggregate else data_set_digest(store, names, command["git_commit"])
             for c in cells:
-                fp = None if cfg.reaggregate else cell_fingerprint(
-                    store, c, cfg, [Cell(c.dataset, c.method, c.eps, c.seed, r).store_dataset for r in ROLES],
-                    image_ids, shared["invalid_attackers"], command["git_commit"])
+                fp = cell_fingerprint(store, c, cfg, names, image_ids, shared["invalid_attackers"], inputs)
                 rows = stored_rows_if_unchanged(store, c, fp)
                 kept = rows is not None
                 if not kept:

@@ -72,7 +72,7 @@ def test_a_changed_input_recomputes_the_cell(tmp_path, clean_commit, change):
 
 
 def test_the_fingerprint_follows_every_record_of_the_cell_and_of_the_originals(tmp_path, clean_commit):
-    from bench.cell_fingerprint import cell_fingerprint
+    from bench.cell_fingerprint import cell_fingerprint, data_set_digest
     from bench.evaluate import ROLES, Cell
     from bench.store import ResultStore
 
@@ -85,7 +85,7 @@ def test_the_fingerprint_follows_every_record_of_the_cell_and_of_the_originals(t
     ids = [i for (i,) in store.db.execute("SELECT image_id FROM originals WHERE dataset='lfw-sample'")]
 
     def fp():
-        return cell_fingerprint(store, cell, cfg, names, ids, {}, "c0ffee")
+        return cell_fingerprint(store, cell, cfg, names, ids, {}, data_set_digest(store, names, "c0ffee"))
 
     first = fp()
     assert first == fp() and len(first) == 64
@@ -98,5 +98,6 @@ def test_the_fingerprint_follows_every_record_of_the_cell_and_of_the_originals(t
     with store.db:
         store.db.execute("DELETE FROM images WHERE method='original' AND image_id=?", (ids[1],))
     assert fp() != first
-    assert cell_fingerprint(store, cell, cfg, names, ids, {}, "c0ffee+dirty") is None
+    assert data_set_digest(store, names, "c0ffee+dirty") is None
+    assert cell_fingerprint(store, cell, cfg, names, ids, {}, None) is None
     store.close()
