@@ -362,6 +362,11 @@ def _terminate(pool) -> None:
     pool.shutdown(wait=False, cancel_futures=True)
     for p in procs:
         p.join(timeout=5)
+        # A worker can outlive SIGTERM for a while (blocked in I/O on a loaded machine: a CI run
+        # once found one still alive after 5 s); SIGKILL and wait, so that none is left behind.
+        if p.exitcode is None:
+            p.kill()
+            p.join(timeout=30)
 
 
 # -- ray: a local or remote Ray cluster -----------------------------------------------------------

@@ -80,13 +80,18 @@ def test_map_on_processes_keeps_order_and_stops_its_workers_when_left():
     """The pools of lfw-verify and of the verification thresholds: results in input order; a
     caller that stops reading (an interrupt, an error) leaves no worker running."""
     import multiprocessing as mp
+    import time
 
     from bench.executor import map_on_processes
 
     others = set(mp.active_children())  # processes that earlier tests left are not this pool's
     assert list(map_on_processes(_square_slowly, [3, 0, 2, 1], 2, _no_setup)) == [9, 0, 4, 1]
-    results = map_on_processes(_square_slowly, [0, 50, 50, 50], 2, _no_setup)
+    results = map_on_processes(_square_slowly, [0, 150, 150, 150], 2, _no_setup)
     assert next(results) == 0
-    assert len(set(mp.active_children()) - others) == 2
-    results.close()  # GeneratorExit inside: the workers sleeping 10 s are terminated, not awaited
-    assert not set(mp.active_children()) - others
+    workers = set(mp.active_children()) - others
+    assert len(workers) == 2
+    started = time.monotonic()
+    results.close()  # GeneratorExit inside: the workers sleeping 30 s are terminated, not awaited
+    assert not workers & set(mp.active_children())
+    assert all(w.exitcode is not None for w in workers)
+    assert time.monotonic() - started < 20  # not awaited: their tasks sleep 30 s
