@@ -356,17 +356,20 @@ def map_on_processes(fn, items, workers: int, initializer, initargs=()):
 def _terminate(pool) -> None:
     """Stop a ProcessPoolExecutor without waiting for its running tasks (shutdown() would)."""
     procs = list((getattr(pool, "_processes", None) or {}).values())
+    manager = getattr(pool, "_executor_manager_thread", None)
     for p in procs:
         if p.is_alive():
             p.terminate()
     pool.shutdown(wait=False, cancel_futures=True)
     for p in procs:
         p.join(timeout=5)
-        # A worker can outlive SIGTERM for a while (blocked in I/O on a loaded machine: a CI run
-        # once found one still alive after 5 s); SIGKILL and wait, so that none is left behind.
-        if p.exitcode is None:
+        if p.exitcode is None:  # outlived SIGTERM, or reaped by the manager thread (below)
             p.kill()
             p.join(timeout=30)
+    # The pool's manager thread joins the same workers; whichever thread's waitpid loses the race
+    # reads no exit code, so a worker reads as alive until that thread is done (a CI run saw one).
+    if manager is not None:
+        manager.join(timeout=30)
 
 
 # -- ray: a local or remote Ray cluster -----------------------------------------------------------
