@@ -52,6 +52,11 @@ class DatasetSpec:
 ROLES = {"probe": "", "gallery": "#gallery", "train": "#attacker-train"}
 
 
+def store_datasets(dataset: str) -> list[str]:
+    """The names a data set's images are stored under, one per role (:attr:`Cell.store_dataset`)."""
+    return [dataset + suffix for suffix in ROLES.values()]
+
+
 @dataclass
 class Cell:
     """One (data set, method, ε, seed) of the grid. ``role``: ``probe`` = measured and reported;
@@ -244,7 +249,7 @@ def evaluate(cfg: RunConfig, argv: list[str] | None = None, log=print):
         image_ids = [s.image_id for s in samples]  # the gallery and FID reference: exactly this run's images
         with timing.phase("aggregation"):
             shared["invalid_attackers"] = check_attackers(cfg, store, ds, backends, cells, shared, image_ids, log)
-            names = [ds.name + suffix for suffix in ROLES.values()]
+            names = store_datasets(ds.name)
             inputs = None if cfg.reaggregate else data_set_digest(store, names, command["git_commit"])
             for c in cells:
                 fp = cell_fingerprint(store, c, cfg, names, image_ids, shared["invalid_attackers"], inputs)

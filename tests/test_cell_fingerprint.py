@@ -73,7 +73,7 @@ def test_a_changed_input_recomputes_the_cell(tmp_path, clean_commit, change):
 
 def test_the_fingerprint_follows_every_record_of_the_cell_and_of_the_originals(tmp_path, clean_commit):
     from bench.cell_fingerprint import cell_fingerprint, data_set_digest
-    from bench.evaluate import ROLES, Cell
+    from bench.evaluate import ROLES, Cell, store_datasets
     from bench.store import ResultStore
 
     out = tmp_path / "run"
@@ -81,7 +81,8 @@ def test_the_fingerprint_follows_every_record_of_the_cell_and_of_the_originals(t
     evaluate(cfg, argv=["first"])
     store = ResultStore(out)
     cell = Cell("lfw-sample", "blur", None, 0)
-    names = [Cell(cell.dataset, cell.method, cell.eps, cell.seed, r).store_dataset for r in ROLES]
+    names = store_datasets(cell.dataset)
+    assert names == [Cell(cell.dataset, cell.method, cell.eps, cell.seed, r).store_dataset for r in ROLES]
     ids = [i for (i,) in store.db.execute("SELECT image_id FROM originals WHERE dataset='lfw-sample'")]
 
     def fp():
