@@ -178,9 +178,9 @@ class CellData:
     def _released(self, role: str, seed: int) -> dict:
         """The recognizers' embeddings of one stored cell of this method and ε (memoised per data set)."""
         from .attackers.data import released_features
-        from .evaluate import ROLES
+        from .evaluate import store_dataset
 
-        where = (self.dataset + ROLES[role], self.method, self.eps, seed)
+        where = (store_dataset(self.dataset, role), self.method, self.eps, seed)
         return self.memo("released", where, lambda: released_features(
             self.store, *where, [f"emb:{r}" for r in self.recognizers]))
 

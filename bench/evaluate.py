@@ -52,9 +52,19 @@ class DatasetSpec:
 ROLES = {"probe": "", "gallery": "#gallery", "train": "#attacker-train"}
 
 
+def store_dataset(dataset: str, role: str) -> str:
+    """The name ``dataset``'s images of one role are stored under (:attr:`Cell.store_dataset`).
+
+    Example:
+        >>> store_dataset("lfw", "probe"), store_dataset("lfw", "train")
+        ('lfw', 'lfw#attacker-train')
+    """
+    return dataset + ROLES[role]
+
+
 def store_datasets(dataset: str) -> list[str]:
-    """The names a data set's images are stored under, one per role (:attr:`Cell.store_dataset`)."""
-    return [dataset + suffix for suffix in ROLES.values()]
+    """The names a data set's images are stored under, one per role."""
+    return [store_dataset(dataset, role) for role in ROLES]
 
 
 @dataclass
@@ -73,7 +83,7 @@ class Cell:
 
     @property
     def store_dataset(self) -> str:
-        return self.dataset + ROLES[self.role]
+        return store_dataset(self.dataset, self.role)
 
     @property
     def key(self) -> tuple:
@@ -244,7 +254,7 @@ def evaluate(cfg: RunConfig, argv: list[str] | None = None, log=print):
         train = attacker_training(cfg, store, ds, len(samples), cells, log)
         if train:
             with timing.phase("attacker training images"):
-                execute(ds.name + ROLES["train"], *train)
+                execute(store_dataset(ds.name, "train"), *train)
         shared: dict = {}  # verification thresholds, τ, attack outcomes: once per data set
         image_ids = [s.image_id for s in samples]  # the gallery and FID reference: exactly this run's images
         with timing.phase("aggregation"):

@@ -10,7 +10,8 @@ MODULES = ["bench.metrics.reid", "bench.metrics.detection", "bench.metrics.landm
            "kpdp.faces.expression", "bench.attackers.data", "bench.attackers.sanity",
            "kpdp.faces.pose", "bench.metrics.pose", "bench.metrics.diversity",
            "bench.metrics.attributes", "bench.attribute_probes", "kpdp.faces.facenet_torch",
-           "bench.report", "bench.registry", "bench.cli_run", "tests.benchmarks.grid_bound"]
+           "bench.report", "bench.registry", "bench.cli_run", "tests.benchmarks.grid_bound", "bench.evaluate",
+           "bench.figures"]
 
 
 @pytest.mark.parametrize("name", MODULES)

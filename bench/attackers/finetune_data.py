@@ -183,14 +183,14 @@ def ensure_releases(store, ds, releases: list[Release], samples: dict[str, list]
     from types import SimpleNamespace
 
     from ..analysis import Backends
-    from ..evaluate import ROLES, Cell
+    from ..evaluate import ROLES, Cell, store_dataset
     from ..executor import ImageWorker, run_local
 
     by_origin: dict[str, list] = {}
     for r in releases:
         if store.done_images(r.store_dataset, r.method, r.eps, r.seed):
             continue
-        role = next(k for k, v in ROLES.items() if r.store_dataset == ds.name + v)
+        role = next(k for k in ROLES if r.store_dataset == store_dataset(ds.name, k))
         by_origin.setdefault(r.origin, []).append(Cell(ds.name, r.method, r.eps, r.seed, role))
     if not by_origin:
         return

@@ -96,7 +96,7 @@ class CellAttack:
 
     def run(self) -> dict:
         """{metric: per-probe outcomes} as :func:`bench.attackers.outcomes.attack` makes them."""
-        from ..evaluate import ROLES
+        from ..evaluate import store_dataset
         from ..metrics.reid import probe_mask
         from .data import gallery_release, training_samples
         from .finetune_data import Release
@@ -108,7 +108,7 @@ class CellAttack:
         probe_ids = [p[0] for p in c.probes]
         probe_rel = Release(c.dataset, c.dataset, c.method, c.eps, c.seed)
         role, gseed = gallery_release(c.method, c.seed, c.seeds)
-        gal_rel = Release(c.dataset, c.dataset + ROLES[role], c.method, c.eps, gseed)
+        gal_rel = Release(c.dataset, store_dataset(c.dataset, role), c.method, c.eps, gseed)
         keep = probe_mask(G_ids, ids)
         position = np.cumsum(keep) - 1
 
@@ -238,7 +238,7 @@ def attack_run(run_dir, methods: list[str] | None = None, eps: list[float] | Non
 
     from .. import registry
     from ..aggregate import load_cell
-    from ..evaluate import ROLES, Cell
+    from ..evaluate import Cell, store_dataset
     from ..export import write_exports
     from ..store import ResultStore, eps_key
     from . import sanity
@@ -289,6 +289,7 @@ def attack_run(run_dir, methods: list[str] | None = None, eps: list[float] | Non
             if thr is not None:
                 shared[("threshold", rec)] = thr["value"]
         train_ds, _ = training_split(ds)
+        train_name = store_dataset(ds.name, "train")
         refs = [(m, e) for m, e in run_methods if m in sanity.REFERENCE_METHODS]
         todo = [(m, e, s) for m, e in refs for s in run_seeds[:1]]
         todo += [(m, e, s) for m, e in run_methods for s in seeds if selected(m, e) and (m, e, s) not in todo]
@@ -306,15 +307,15 @@ def attack_run(run_dir, methods: list[str] | None = None, eps: list[float] | Non
         for m, e, s in todo:
             role, gseed = gallery_release(m, s, run_seeds)
             if role == "gallery":
-                need.append(Release(ds.name, ds.name + ROLES["gallery"], m, e, gseed))
+                need.append(Release(ds.name, store_dataset(ds.name, "gallery"), m, e, gseed))
             if train_ds is not None:
-                need.append(Release(ds.name + ROLES["train"], ds.name + ROLES["train"], m, e, run_seeds[0]))
+                need.append(Release(train_name, train_name, m, e, run_seeds[0]))
         if train_ds is not None and any(not store.done_images(r.store_dataset, r.method, r.eps, r.seed)
-                                        for r in need if r.origin.endswith(ROLES["train"])):
+                                        for r in need if r.origin == train_name):
             n = (meta.get(f"attacker_training:{ds.name}") or {}).get("n_images") or cfg.train_images or len(samples)
             train_samples, source = training_samples(ds, n, seed=run_seeds[0])
             store.set_meta(**{f"attacker_training:{ds.name}": {"source": source, "n_images": len(train_samples)}})
-        ensure_releases(store, ds, need, {ds.name: samples, ds.name + ROLES["train"]: train_samples}, recognizers,
+        ensure_releases(store, ds, need, {ds.name: samples, train_name: train_samples}, recognizers,
                         log)
 
         outcomes, infos = {}, {}
@@ -327,7 +328,7 @@ def attack_run(run_dir, methods: list[str] | None = None, eps: list[float] | Non
                 log(f"note: {ds.name} {m} {eps_key(e)} seed {s}: no probe in the store")
                 continue
             out = cell.memo("attack", (m, e, s), lambda: attack(cell, others)) if others else None
-            train_rel = (Release(ds.name + ROLES["train"], ds.name + ROLES["train"], m, e, run_seeds[0])
+            train_rel = (Release(train_name, train_name, m, e, run_seeds[0])
                          if train_ds is not None else None)
             ca = CellAttack(cell, ds, model, regen, run_seeds[0], train_rel, log)
             hits = ca.run()
