@@ -157,6 +157,24 @@ def _outside(box, frame) -> float:
     return box.width * box.height - _overlap(box, frame)
 
 
+def _centre(box) -> tuple[float, float]:
+    return (box.x0 + box.x1) / 2, (box.y0 + box.y1) / 2
+
+
+def _crosses(a, b) -> bool:
+    """Whether segments ``a`` and ``b`` ((x, y), (x, y)) properly cross (sharing an end does not count).
+
+    Example:
+        >>> _crosses(((0, 0), (2, 2)), ((0, 2), (2, 0))), _crosses(((0, 0), (1, 1)), ((1, 1), (2, 0)))
+        (True, False)
+    """
+    def side(p, q, r):
+        return np.sign((q[0] - p[0]) * (r[1] - p[1]) - (q[1] - p[1]) * (r[0] - p[0]))
+
+    (p1, p2), (q1, q2) = a, b
+    return bool(side(p1, p2, q1) * side(p1, p2, q2) < 0 and side(q1, q2, p1) * side(q1, q2, p2) < 0)
+
+
 def _candidates(rings: int, gap: float, step: float):
     """(ring, dx, dy, ha, va) in points: 8 directions on rings of growing radius, nearest first."""
     for ring in range(1, rings + 1):
@@ -178,18 +196,28 @@ class _Obstacles:
         self.markers = [Bbox.from_bounds(x - r, y - r, 2 * r, 2 * r) for x, y in points]
         self.paths = [MPath(np.asarray(seg)) for seg in segments]
         self.placed: list = []
+        self.leaders: list = []  # (point, label centre) of the leader lines drawn so far
 
     def cost(self, box, point, ring: int) -> tuple[float, float]:
-        """(hard: area overlapped, soft: the ring plus 1.5 per segment touched or label crossed
-        by the leader line)."""
+        """(hard: area overlapped, soft: the ring plus 1.5 per segment or leader line the box
+        touches, and per label or leader line its own leader line crosses)."""
         from matplotlib.path import Path as MPath
 
         hard = sum(_overlap(box, b) for b in self.placed + self.markers) + _outside(box, self.frame)
         soft = sum(p.intersects_bbox(box, filled=False) for p in self.paths)
+        soft += sum(MPath(np.array(seg)).intersects_bbox(box, filled=False) for seg in self.leaders)
         if ring > 1:  # the leader line from the point to the label
-            lead = MPath(np.array([point, [(box.x0 + box.x1) / 2, (box.y0 + box.y1) / 2]]))
+            end = _centre(box)
+            lead = MPath(np.array([point, end]))
             soft += sum(lead.intersects_bbox(b, filled=False) for b in self.placed)
+            # crossed leader lines are what makes a crowded cluster unreadable (which label is whose)
+            soft += sum(_crosses((point, end), seg) for seg in self.leaders)
         return hard, ring + 1.5 * soft
+
+    def add(self, box, point, ring: int) -> None:
+        self.placed.append(box)
+        if ring > 1:
+            self.leaders.append((tuple(point), _centre(box)))
 
 
 def _best_position(ann, point, obstacles: _Obstacles, renderer, rings: int, fontsize: float, pad: float):
@@ -211,7 +239,7 @@ def place_labels(ax, xs, ys, texts, colors=None, fontsize: float = 8, rings: int
     each label takes the nearest of 8 positions around its point (on rings of growing radius)
     whose text box, measured by the renderer, overlaps no label placed before and no point marker
     and stays inside the axes; touching a segment (error bar, line; display coordinates) or a
-    leader line crossing a placed label costs one ring and a half. A label past the first ring
+    leader line, and a leader line crossing a placed label or leader line, costs one ring and a half. A label past the first ring
     gets a thin leader line. Deterministic. Call it once the axes' limits and layout are final.
     Returns the annotations (``gid`` ``point-label``)."""
     renderer = ax.figure.canvas.get_renderer()
@@ -227,7 +255,7 @@ def place_labels(ax, xs, ys, texts, colors=None, fontsize: float = 8, rings: int
         probe.remove()
         leader = dict(arrowstyle="-", color=color, lw=0.5, alpha=0.6, shrinkA=0, shrinkB=3) if ring > 1 else None
         out.append(ax.annotate(text, (xs[i], ys[i]), xytext=(dx, dy), ha=ha, va=va, arrowprops=leader, **common))
-        obstacles.placed.append(box)
+        obstacles.add(box, points[i], ring)
     return out
 
 
@@ -345,7 +373,7 @@ def draw_frontier(d: pd.DataFrame, spec, panels=FRONTIER):
     if not data:
         return None, []
     plt = _plt()
-    fig, axes = plt.subplots(1, len(data), figsize=(3.7 * len(data) + 0.6, 4.2), dpi=DPI, sharey=True,
+    fig, axes = plt.subplots(1, len(data), figsize=(3.7 * len(data) + 0.6, 5.4), dpi=DPI, sharey=True,
                              squeeze=False)
     methods = sorted(dict.fromkeys(zip(d.method, d.eps)), key=lambda c: _order(c, spec))
     colors = {m: f"C{k % 10}" for k, m in enumerate(dict.fromkeys(m for m, _ in methods))}

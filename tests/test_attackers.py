@@ -16,8 +16,8 @@ from .conftest import LFW_ROOT, SHARED, needs_lfw
 
 
 def test_registry_lists_the_ladder_and_answers_unknown_names():
-    assert available()[:3] == ["ignorant", "lazy", "semi-linear"]
-    assert set(default_attackers()) >= {"ignorant", "lazy", "semi-linear"}
+    assert available()[:5] == ["ignorant", "lazy", "semi-linear", "semi-wccn", "semi-lda"]
+    assert set(default_attackers()) >= {"ignorant", "lazy", "semi-linear", "semi-wccn", "semi-lda"}
     with pytest.raises(KeyError, match="unknown attacker 'oracle'; available: ignorant, lazy, semi-linear"):
         get_attacker("oracle")
     with pytest.raises(ValueError, match="gallery"):
@@ -42,6 +42,18 @@ def test_semi_linear_learns_a_map_that_beats_raw_cosine_on_held_out_people():
     xt, it = _people(seed=1)  # other people
     a = SemiLinear().fit(TrainingSet(x, ids))
     assert rank1_within(a.project(xt), it) > rank1_within(LinearMap("none").fit(xt, it)(xt), it) + 0.2
+
+
+def test_fixed_map_attackers_keep_their_map_where_semi_linears_held_out_choice_rejects_it():
+    """semi-linear's held-out folds can reject the map that re-identifies most on the evaluation
+    gallery; semi-wccn and semi-lda always apply theirs, so the strongest attack still sees it."""
+    x, ids = _people(nuisance=0.0)  # nothing for a map to remove: raw cosine ties the maps, and wins ties
+    assert SemiLinear().fit(TrainingSet(x, ids)).info["map"] == "none"
+    for name, kind in (("semi-wccn", "wccn"), ("semi-lda", "lda")):
+        a = get_attacker(name)().fit(TrainingSet(x, ids))
+        assert a.info["map"] == kind and "heldout_rank1" not in a.info
+        assert a.gallery == "anonymised" and a.trains
+        np.testing.assert_allclose(a.project(x), LinearMap(kind).fit(x, ids)(x))
 
 
 def test_semi_linear_keeps_raw_cosine_without_enough_training_people():
