@@ -26,6 +26,8 @@ FIELDS = {
     "weights": "weights' hashes (recognizers, detectors, landmarks, Inception)",
     "method_versions": "method versions (generators' weights' hashes)",
     "metric_versions": "metric code versions",
+    "attackers": "attackers of the last aggregation, per data set, with their sanity verdicts",
+    "attacker_maps": "the linear map each adapting attacker fitted (cell/attacker/recognizer)",
     "datasets": "data sets",
     "limit": "images per data set (--limit)",
 }
@@ -76,6 +78,13 @@ def from_meta(meta: dict) -> dict:
         "weights": {k: v for k, v in backends.items() if not k.startswith("metrics:")} or None,
         "method_versions": {d.get("spec", k.split("@")[0]): d.get("version") for k, d in methods.items()} or None,
         "metric_versions": meta.get("metric_versions"),
+        # which attackers the strongest attack was the maximum over (a run aggregated before an
+        # attacker existed may understate it)
+        "attackers": {k.split(":", 1)[1]: (v or {}).get("verdicts") for k, v in meta.items()
+                      if k.startswith("attacker_sanity:")} or None,
+        "attacker_maps": {f"{k.split(':', 1)[1]}:{cell}": fit["map"] for k, v in meta.items()
+                          if k.startswith("attacker_fits:") and isinstance(v, dict)
+                          for cell, fit in v.items() if isinstance(fit, dict) and "map" in fit} or None,
         "datasets": meta.get("datasets"),
         "limit": meta.get("limit"),
     }
@@ -182,7 +191,11 @@ def value_text(key: str, v) -> str:
         return "; ".join(", ".join(f"{k} {x}" for k, x in d.items() if x not in (None, "")) if isinstance(d, dict)
                          else str(d) for d in v)
     if isinstance(v, dict):
-        return "; ".join(f"{k} {NOT_RECORDED if x is None else x}" for k, x in v.items())
+        def one(x):
+            if isinstance(x, dict):  # e.g. attackers: {data set: {attacker: verdict}}
+                return ", ".join(f"{a} {b}" for a, b in x.items())
+            return NOT_RECORDED if x is None else x
+        return "; ".join(f"{k}: {one(x)}" if isinstance(x, dict) else f"{k} {one(x)}" for k, x in v.items())
     if isinstance(v, list):
         return ", ".join(str(x) for x in v)
     return str(v)

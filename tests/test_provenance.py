@@ -10,7 +10,11 @@ META = dict(argv=["/x/bench/__main__.py", "run", "--methods", "kpdp", "--eps", "
             versions={"python": "3.11.7", "torch": "2.14.1", "opendp": None}, seeds=[0, 1],
             backends={"recognizer:dlib": "dlib-20.0.1-resnet-55533b28a958", "metrics:reid": "2"},
             methods={"kpdp@1.0": {"method": "kpdp", "eps": 1.0, "version": "g:0f1a6d00857c", "spec": "kpdp"}},
-            metric_versions={"reid": "2"}, datasets=[{"name": "lfw", "root": "data/lfw", "split": "devtest"}],
+            metric_versions={"reid": "2"},
+            **{"attacker_sanity:lfw": {"min_original_rank1": 0.9, "verdicts": {"ignorant": "ok", "semi-wccn": "ok"}},
+               "attacker_fits:lfw": {"kpdp@1.0/0/semi-wccn/dlib": {"map": "wccn", "n_train": 400},
+                                     "kpdp@1.0/0/ignorant/dlib": {"source": ""}}},
+            datasets=[{"name": "lfw", "root": "data/lfw", "split": "devtest"}],
             limit=300)
 
 
@@ -32,12 +36,16 @@ def test_a_run_store_gives_versions_seeds_command_and_weights(tmp_path):
     assert r["seeds"] == [0, 1] and r["versions"]["torch"] == "2.14.1" and r["limit"] == 300
     assert r["weights"] == {"recognizer:dlib": "dlib-20.0.1-resnet-55533b28a958"}  # metric code versions apart
     assert r["method_versions"] == {"kpdp": "g:0f1a6d00857c"}
+    # the attackers the strongest attack was taken over, and the map each adapting one fitted
+    assert r["attackers"] == {"lfw": {"ignorant": "ok", "semi-wccn": "ok"}}
+    assert r["attacker_maps"] == {"lfw:kpdp@1.0/0/semi-wccn/dlib": "wccn"}
     assert r["code_version"] is None  # runs before 2026-11-27 recorded no git commit
     assert [provenance.command_text(c["argv"]) for c in r["commands"]] == [
         "python -m bench run --methods kpdp --eps 1 --out runs/r"]  # a store from before the history: its last argv
     page = provenance.to_html([r], None)
     assert "code version (git commit) that measured</th><td>not recorded" in page
     assert "opendp not recorded" in page and "split devtest" in page
+    assert "lfw: ignorant ok, semi-wccn ok" in page
 
 
 def test_a_recorded_commit_is_shown(tmp_path):
