@@ -473,6 +473,16 @@ def _attackers_present(sel: pd.DataFrame) -> list[str]:
     return sorted(present, key=lambda a: (rank.get(a, len(rank)), a))
 
 
+def _rows_without_some_attacker(sel: pd.DataFrame, attackers: list[str]) -> bool:
+    """Whether a row's run ran fewer of ``attackers`` than the page names (a run aggregated before
+    an attacker existed, or one that ran on some cells only, as ``semi-finetune``)."""
+    r = sel[(sel.metric == "reid_rank1") & (sel.backend == "max") & sel.attacker.isin(attackers)]
+    if r.empty:
+        return False
+    ran = r.groupby(["dataset", "method", "eps", "seed"]).attacker.nunique()
+    return bool((ran < len(set(r.attacker))).any())
+
+
 def overview(df: pd.DataFrame, spec: ReportSpec, t: pd.DataFrame, provs: list[dict], run_dirs) -> str:
     """The "what this page shows" paragraph (HTML), from the selected results and the runs."""
     from .figures import eps_text
@@ -493,6 +503,9 @@ def overview(df: pd.DataFrame, spec: ReportSpec, t: pd.DataFrame, provs: list[di
     text += (f"Privacy is {privacy.label} ({direction(privacy)})" +
              (f" by the attackers {_and(attackers)}; each row's headline is the strongest valid attack. " if attackers
               else ". "))
+    if _rows_without_some_attacker(sel, attackers):
+        text += ("Not every row was measured against every one of them: an attacker a row's run did not run reads – "
+                 "in its column, and that row's headline is the strongest of the attackers it ran. ")
     text += f"Utility: {_and(utility)}. " if utility else ""
     seeds = sorted({str(x) for x in sel.seed}) if "seed" in sel else []
     text += (f"Values are means over seed{'s' * (len(seeds) != 1)} {_and(seeds)} with their 95 % intervals. "

@@ -214,3 +214,20 @@ def test_latex_table_escapes_percent_and_greek(tmp_path):
     assert r"$\varepsilon$" in caption and r"50\% of faces" in caption and r"95 \% interval" in caption
     assert "%" not in caption.replace(r"\%", "")
     assert "| n |" in (tmp_path / "rep" / "table.md").read_text()
+
+
+def test_overview_says_when_a_row_was_not_measured_against_every_attacker(tmp_path):
+    from bench.report import overview
+
+    rows = [("lfw", m, e, 0, "reid_rank1", "max", v, 10, v - 0.05, v + 0.05, a, 1)
+            for m, e, attackers in (("original", "", ("ignorant", "lazy", "semi-wccn")),
+                                    ("kpdp", "1.0", ("ignorant", "lazy", "semi-wccn")),
+                                    ("blur", "", ("ignorant", "lazy")))  # run before semi-wccn existed
+            for a, v in zip((*attackers, "max"), (0.5, 0.6, 0.7, 0.7))]
+    df = pd.DataFrame(rows, columns=["dataset", "method", "eps", "seed", "metric", "backend", "value", "n", "ci_low",
+                                     "ci_high", "attacker", "valid"])
+    spec = ReportSpec(dataset="lfw")
+    t = table(df, spec)
+    missing = "Not every row was measured against every one of them"
+    assert missing in overview(df, spec, t, [], [])
+    assert missing not in overview(df[df.method != "blur"], spec, t, [], [])
