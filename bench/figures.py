@@ -197,6 +197,7 @@ class _Obstacles:
         self.paths = [MPath(np.asarray(seg)) for seg in segments]
         self.placed: list = []
         self.leaders: list = []  # (point, label centre) of the leader lines drawn so far
+        self.leader_paths: list = []  # the same as paths, for the boxes they may touch
 
     def cost(self, box, point, ring: int) -> tuple[float, float]:
         """(hard: area overlapped, soft: the ring plus 1.5 per segment or leader line the box
@@ -205,7 +206,7 @@ class _Obstacles:
 
         hard = sum(_overlap(box, b) for b in self.placed + self.markers) + _outside(box, self.frame)
         soft = sum(p.intersects_bbox(box, filled=False) for p in self.paths)
-        soft += sum(MPath(np.array(seg)).intersects_bbox(box, filled=False) for seg in self.leaders)
+        soft += sum(p.intersects_bbox(box, filled=False) for p in self.leader_paths)
         if ring > 1:  # the leader line from the point to the label
             end = _centre(box)
             lead = MPath(np.array([point, end]))
@@ -215,9 +216,12 @@ class _Obstacles:
         return hard, ring + 1.5 * soft
 
     def add(self, box, point, ring: int) -> None:
+        from matplotlib.path import Path as MPath
+
         self.placed.append(box)
         if ring > 1:
             self.leaders.append((tuple(point), _centre(box)))
+            self.leader_paths.append(MPath(np.array(self.leaders[-1])))
 
 
 def _best_position(ann, point, obstacles: _Obstacles, renderer, rings: int, fontsize: float, pad: float):

@@ -191,11 +191,11 @@ def value_text(key: str, v) -> str:
         return "; ".join(", ".join(f"{k} {x}" for k, x in d.items() if x not in (None, "")) if isinstance(d, dict)
                          else str(d) for d in v)
     if isinstance(v, dict):
-        def one(x):
+        def item(k, x):
             if isinstance(x, dict):  # e.g. attackers: {data set: {attacker: verdict}}
-                return ", ".join(f"{a} {b}" for a, b in x.items())
-            return NOT_RECORDED if x is None else x
-        return "; ".join(f"{k}: {one(x)}" if isinstance(x, dict) else f"{k} {one(x)}" for k, x in v.items())
+                return f"{k}: " + ", ".join(f"{a} {b}" for a, b in x.items())
+            return f"{k} {NOT_RECORDED if x is None else x}"
+        return "; ".join(item(k, x) for k, x in v.items())
     if isinstance(v, list):
         return ", ".join(str(x) for x in v)
     return str(v)

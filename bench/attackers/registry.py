@@ -19,7 +19,7 @@ from ..plugins import Plugins
 
 ENTRY_POINT_GROUP = "kpdp_bench.attackers"
 BUILTIN_MODULES = ("bench.attackers.ignorant", "bench.attackers.lazy", "bench.attackers.semi_linear",
-                   "bench.attackers.semi_wccn", "bench.attackers.semi_lda", "bench.attackers.semi_finetune")
+                   "bench.attackers.semi_finetune")
 GALLERIES = ("original", "anonymised")
 
 
