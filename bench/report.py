@@ -304,10 +304,12 @@ def figures(df: pd.DataFrame, spec: ReportSpec, out: Path) -> list[ReportFigure]
     return made
 
 
-def measured_samples(run_dir: Path, spec: ReportSpec | None = None, n_faces: int = 4):
+def measured_samples(run_dir: Path, spec: ReportSpec | None = None, n_faces: int = 4,
+                     cells: set[tuple[str, str]] | None = None):
     """Yields ``(image_id, (method, eps), original, anonymised, stored_digest)`` for a few images of
     a run: each method re-run with the run's own per-image seed, so that the picture is exactly the
-    image that was measured (``stored_digest`` is what the run recorded; callers compare)."""
+    image that was measured (``stored_digest`` is what the run recorded; callers compare).
+    ``cells``: only these (method, stored ε), e.g. those a report's table holds."""
     import json
 
     from kpdp.datasets import load_image
@@ -327,13 +329,14 @@ def measured_samples(run_dir: Path, spec: ReportSpec | None = None, n_faces: int
         import torch
 
         torch.set_num_threads(1)
-    cells = db.execute("SELECT DISTINCT dataset, method, eps FROM images WHERE status='ok' AND seed=? "
-                       "ORDER BY method, eps", (seed,)).fetchall()
-    cells = [c for c in cells if c[1] != "original" and (spec is None or spec.holds(c[1], c[2]))]
+    stored = db.execute("SELECT DISTINCT dataset, method, eps FROM images WHERE status='ok' AND seed=? "
+                        "ORDER BY method, eps", (seed,)).fetchall()
+    shown = [c for c in stored if c[1] != "original" and (spec is None or spec.holds(c[1], c[2]))
+             and (cells is None or (c[1], c[2]) in cells)]
     if spec is not None:  # the page's order: the spec's methods, ε ascending
         from .figures import _order
 
-        cells.sort(key=lambda c: _order((c[1], c[2]), spec))
+        shown.sort(key=lambda c: _order((c[1], c[2]), spec))
     rows = db.execute("SELECT dataset, image_id, path, record FROM originals ORDER BY image_id").fetchall()
     picks = rows[:: max(1, len(rows) // n_faces)][:n_faces]
     methods = {}
@@ -341,7 +344,7 @@ def measured_samples(run_dir: Path, spec: ReportSpec | None = None, n_faces: int
         rec = json.loads(rec)
         image = load_image(path)
         faces = [face_from_json(f) for f in rec["faces"]]
-        for ds_name, m, e in cells:
+        for ds_name, m, e in shown:
             if ds_name != dataset:
                 continue
             row = db.execute("SELECT record FROM images WHERE dataset=? AND method=? AND eps=? AND seed=? AND "
@@ -357,7 +360,7 @@ def measured_samples(run_dir: Path, spec: ReportSpec | None = None, n_faces: int
 
 
 def sample_grid(run_dirs: list[Path], spec: ReportSpec, out: Path, n_faces: int = 4,
-                source: Path | None = None) -> Path | None:
+                source: Path | None = None, cells: set[tuple[str, str]] | None = None) -> Path | None:
     """Faces x (original, each method and ε) of the first run: the very images it measured (each
     tile is checked against the digest the run stored; a mismatch is framed in red and reported).
 
@@ -366,7 +369,8 @@ def sample_grid(run_dirs: list[Path], spec: ReportSpec, out: Path, n_faces: int 
     method, ε, image id), not per run, so a short run over a few of the images the long runs
     measured draws the same pixels they did, for the same code and weights (the provenance records
     both; checked once on the full-devtest report: the image both grids showed, identical in every
-    tile)."""
+    tile). ``cells``: only these (method, stored ε): a ``source`` may hold cells that the report's
+    runs do not (a long run not finished yet), and a tile must show an image the table measured."""
     from PIL import Image
 
     from .analysis import image_digest
@@ -378,7 +382,7 @@ def sample_grid(run_dirs: list[Path], spec: ReportSpec, out: Path, n_faces: int 
     by_image: dict[str, list] = {}
     labels: list[str] = []
     mismatches = []
-    for image_id, (m, e), image, face, res, digest in measured_samples(store.parent, spec, n_faces):
+    for image_id, (m, e), image, face, res, digest in measured_samples(store.parent, spec, n_faces, cells):
         crop = _crop_box(face.box, image.shape)
         row = by_image.setdefault(image_id, [_tile(image, crop)])
         tile = _tile(res, crop)
@@ -583,7 +587,8 @@ def write_report(run_dirs: list[Path], out: Path, spec: ReportSpec | None = None
     version = provenance.code_version()
     provenance.write(out, provs, version)
     figs = figures(df, spec, out)
-    grid = sample_grid(run_dirs, spec, out, source=samples_from) if samples else None
+    measured = set(zip(df["method"], df["eps"]))
+    grid = sample_grid(run_dirs, spec, out, source=samples_from, cells=measured) if samples else None
     # the frontier first: it is the answer at a glance; the wide table with every interval follows
     body = [f"<h1>{html.escape(spec.title)}</h1>", overview(df, spec, ti, provs, run_dirs),
             *_figure_sections(figs, ("frontier",)),

@@ -93,6 +93,13 @@ def test_sample_grid_shows_exactly_the_measured_images(tmp_path):
     assert sample_grid([committed], ReportSpec(), tmp_path / "none") is None
     index = write_report([committed], tmp_path / "rep", ReportSpec(), samples_from=out)
     assert (tmp_path / "rep" / "samples.png").is_file() and "drawn from the store of run run:" in index.read_text()
+    # that store holds ε = 4, which the committed table lacks: the grid shows only what the table measured
+    only_eps1 = pd.read_csv(out / "metrics.csv", keep_default_na=False)
+    only_eps1[only_eps1.eps.astype(str) != "4.0"].to_csv(committed / "metrics.csv", index=False)
+    write_report([committed], tmp_path / "rep1", ReportSpec(), samples_from=out)
+    from PIL import Image
+    wide, narrow = (Image.open(d / "samples.png").size[0] for d in (tmp_path / "rep", tmp_path / "rep1"))
+    assert narrow == wide * 3 // 4  # original, dppix 1, mask-noise: one column of four gone
 
 
 def test_tables_show_the_strongest_valid_attack_and_name_its_attacker():
