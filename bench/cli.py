@@ -22,8 +22,10 @@ def cmd_lfw_verify(a) -> int:
 
 
 def cmd_landmark_privacy(a) -> int:
+    import numpy as np
     from kpdp import landmark_cache as lc
     from kpdp.datasets import get_dataset
+    from kpdp.mechanism import noise_to_spread
     from kpdp.space import IdentitySpace
 
     from .landmark_privacy import ATTACKER, chance_level, landmark_identification, majority_level
@@ -41,6 +43,8 @@ def cmd_landmark_privacy(a) -> int:
     print(f"attacker: {ATTACKER}")
     print(f"chance (uniform guess among the others) {chance_level(ids):.4f}; "
           f"always naming the largest identity {majority_level(ids):.4f}")
+    spread = ", ".join(f"ε {e:g}: {np.median(noise_to_spread(space, e)):.2f}" for e in eps_list)
+    print(f"noise on each identity coordinate, std over the spread of people (median of 16): {spread}")
     print("eps       residual    part       rank1   95% interval      probes")
     for residual in a.residual.split(","):
         for r in landmark_identification(lms["landmarks"], ids, eps_list, a.seed, space, a.postprocess, residual):

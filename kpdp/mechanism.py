@@ -86,6 +86,30 @@ def release(coords: np.ndarray, space: IdentitySpace, eps: float, sampler: Integ
     return idx + sampler.noise(scale, idx.shape)
 
 
+def noise_to_spread(space: IdentitySpace, eps: float, split: str = "uniform") -> np.ndarray:
+    """(16,) standard deviation of the noise :func:`release` adds to each coordinate, in units of
+    the spread of people's coordinates (the frozen training ``prior_std``); 0 at ε = ∞.
+
+    Why it matters: the noise scale is the *whole* width of a component's bounds over ``ε_k``, and
+    the bounds span about five standard deviations of people, so the noise outweighs the
+    differences between people until ε reaches the low hundreds (uniform split). Below that, the
+    posterior a release leaves is mostly the public prior, whatever ε is.
+
+    Example:
+        >>> from kpdp.mechanism import default_space, noise_to_spread
+        >>> ratio = noise_to_spread(default_space(), 64.0)
+        >>> bool(1.5 < ratio.min() and ratio.max() < 2.0)
+        True
+    """
+    eps = check_eps(eps)
+    if math.isinf(eps):
+        return np.zeros(len(space.lo))
+    t = GRID_STEPS / budget_split(space, eps, split)  # noise scale in grid steps
+    q = np.exp(-1.0 / t)
+    std_steps = np.sqrt(2 * q) / (1 - q)  # the discrete Laplace law's standard deviation
+    return std_steps * (space.sensitivity / GRID_STEPS) / space.prior_std
+
+
 def clamp(noisy: np.ndarray, space: IdentitySpace) -> np.ndarray:
     """Post-processing of the spec: clamp into the bounds."""
     return from_grid(np.clip(noisy, 0, GRID_STEPS), space.lo, space.sensitivity / GRID_STEPS)

@@ -39,3 +39,15 @@ def test_landmark_cache_round_trip(tmp_path, sample):
     lc.save(tmp_path / "l.npz", arrays)
     back = lc.merge([lc.load(tmp_path / "l.npz")])
     assert back["image_id"].tolist() == sorted(arrays["image_id"].tolist())
+
+
+def test_cli_prints_the_noise_against_the_spread_of_people(tmp_path, sample_landmarks, capsys):
+    from bench.cli import main
+
+    arrays = {k: sample_landmarks[k] for k in ("image_id", "identity", "box", "landmarks")}
+    lc.save(tmp_path / "l.npz", {**arrays, "failed": np.array([], dtype=str), "finder": np.array("sample")})
+    assert main(["landmark-privacy", "--landmarks", str(tmp_path / "l.npz"), "--eps", "64,inf",
+                 "--residual", "expression"]) == 0
+    out = capsys.readouterr().out
+    assert "std over the spread of people (median of 16): ε 64: 1.86, ε inf: 0.00" in out
+    assert out.count("\n64 ") == 4 and out.count("\ninf ") == 4  # every part at both ε

@@ -2,8 +2,9 @@ import numpy as np
 import pytest
 
 from kpdp.audit import audit
-from kpdp.mechanism import budget_split, posterior_mean, posterior_sample, privatize, release
-from kpdp.sampler import IntegerLaplace
+from kpdp.mechanism import (GRID_STEPS, budget_split, noise_to_spread, posterior_mean, posterior_sample, privatize,
+                            release)
+from kpdp.sampler import IntegerLaplace, to_grid
 from kpdp.space import IdentitySpace
 from tests.test_sampler import ScaledNoise
 
@@ -138,3 +139,17 @@ def test_release_refuses_an_overclaim(space):
 
     with pytest.raises(ValueError, match="privacy check failed"):
         release(np.repeat(space.lo[None], 2, 0), space, 1.0, Overclaiming("seeded", 0))
+
+
+@pytest.mark.parametrize("eps", [16.0, 64.0, 256.0])
+def test_noise_to_spread_is_the_std_release_draws(space, eps):
+    # the noise release() actually adds, measured in people's spread, is what noise_to_spread says
+    coords = np.tile(space.prior_mean, (20000, 1))
+    sampler = IntegerLaplace("seeded", 5)
+    step = space.sensitivity / GRID_STEPS
+    noise = release(coords, space, eps, sampler) - to_grid(coords, space.lo, step, GRID_STEPS)
+    measured = noise.std(0) * step / space.prior_std
+    np.testing.assert_allclose(measured, noise_to_spread(space, eps), rtol=0.05)
+    # the noise outweighs the spread of people at ε 64, not at ε 256
+    assert noise_to_spread(space, 64.0).min() > 1 > noise_to_spread(space, 256.0).max()
+    assert not noise_to_spread(space, float("inf")).any()
