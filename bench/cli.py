@@ -44,7 +44,7 @@ def cmd_landmark_privacy(a) -> int:
     print(f"chance (uniform guess among the others) {chance_level(ids):.4f}; "
           f"always naming the largest identity {majority_level(ids):.4f}")
     spread = ", ".join(f"ε {e:g}: {np.median(noise_to_spread(space, e)):.2f}" for e in eps_list)
-    print(f"noise on each identity coordinate, std over the spread of people (median of 16): {spread}")
+    print(f"noise on each identity coordinate, std over the training photos' spread (median of 16): {spread}")
     print("eps       residual    part       rank1   95% interval      probes")
     for residual in a.residual.split(","):
         for r in landmark_identification(lms["landmarks"], ids, eps_list, a.seed, space, a.postprocess, residual):

@@ -88,10 +88,11 @@ def release(coords: np.ndarray, space: IdentitySpace, eps: float, sampler: Integ
 
 def noise_to_spread(space: IdentitySpace, eps: float, split: str = "uniform") -> np.ndarray:
     """(16,) standard deviation of the noise :func:`release` adds to each coordinate, in units of
-    the spread of people's coordinates (the frozen training ``prior_std``); 0 at ε = ∞.
+    the coordinates' spread over the training photos (the frozen ``prior_std``, which includes each
+    person's own variation, so people differ by less); 0 at ε = ∞.
 
     Why it matters: the noise scale is the *whole* width of a component's bounds over ``ε_k``, and
-    the bounds span about five standard deviations of people, so the noise outweighs the
+    the bounds span about five of those standard deviations, so the noise outweighs the
     differences between people until ε reaches the low hundreds (uniform split). Below that, the
     posterior a release leaves is mostly the public prior, whatever ε is.
 

@@ -49,5 +49,5 @@ def test_cli_prints_the_noise_against_the_spread_of_people(tmp_path, sample_land
     assert main(["landmark-privacy", "--landmarks", str(tmp_path / "l.npz"), "--eps", "64,inf",
                  "--residual", "expression"]) == 0
     out = capsys.readouterr().out
-    assert "std over the spread of people (median of 16): ε 64: 1.86, ε inf: 0.00" in out
+    assert "std over the training photos' spread (median of 16): ε 64: 1.86, ε inf: 0.00" in out
     assert out.count("\n64 ") == 4 and out.count("\ninf ") == 4  # every part at both ε

@@ -150,6 +150,6 @@ def test_noise_to_spread_is_the_std_release_draws(space, eps):
     noise = release(coords, space, eps, sampler) - to_grid(coords, space.lo, step, GRID_STEPS)
     measured = noise.std(0) * step / space.prior_std
     np.testing.assert_allclose(measured, noise_to_spread(space, eps), rtol=0.05)
-    # the noise outweighs the spread of people at ε 64, not at ε 256
+    # the noise outweighs the training spread at ε 64, not at ε 256
     assert noise_to_spread(space, 64.0).min() > 1 > noise_to_spread(space, 256.0).max()
     assert not noise_to_spread(space, float("inf")).any()
