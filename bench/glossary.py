@@ -32,8 +32,9 @@ METRICS: dict[str, tuple[str, str]] = {
                        "box (IoU ≥ 0.5)", "fraction of images, 0–1"),
     "fid": ("Fréchet distance between Inception-v3 features of the original and the anonymised images "
             "(0: the same distribution)", "distance, no unit"),
-    "kid": ("kernel Inception distance between the original and the anonymised images (unbiased at small n)",
-            "distance, no unit"),
+    "kid": ("kernel Inception distance between the original and the anonymised images (unbiased at small n, "
+            "so it can fall slightly below 0 where the true distance is 0, as for the originals against "
+            "themselves)", "distance, no unit"),
     "landmark_nme": ("mean distance of the 68 facial landmarks found on the anonymised face to those of the "
                      "original, over the distance between the outer eye corners", "fraction of eye distance"),
     "landmark_fail_rate": ("share of anonymised faces on which no landmarks are found", "fraction of faces, 0–1"),
