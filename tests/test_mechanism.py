@@ -143,7 +143,7 @@ def test_release_refuses_an_overclaim(space):
 
 @pytest.mark.parametrize("eps", [16.0, 64.0, 256.0])
 def test_noise_to_spread_is_the_std_release_draws(space, eps):
-    # the noise release() actually adds, measured in people's spread, is what noise_to_spread says
+    # the noise release() actually adds, in units of the training spread, is what noise_to_spread says
     coords = np.tile(space.prior_mean, (20000, 1))
     sampler = IntegerLaplace("seeded", 5)
     step = space.sensitivity / GRID_STEPS
