@@ -97,7 +97,8 @@ GOF_N = 50_000
 def test_sampler_fits_the_exact_law_and_half_noise_does_not(mode):
     """Chi-square goodness of fit (40 cells, 39 d.o.f.; 17 at t = 3, where integer cut points coincide)
     of each sampler to the exact discrete Laplace pmf P(z) = (1-q)/(1+q) q^|z|, q = exp(-1/t), at a
-    small scale and at KPDP's scales. The true scale passes; noise of half (and of 0.9 times) the claimed scale is rejected."""
+    small scale and at KPDP's scales. The true scale passes; noise of half (and of 0.9 times) the
+    claimed scale is rejected."""
     for t in [3.0] + KPDP_SCALES:
         for factor, passes in ((1.0, True), (0.9, False), (0.5, False)):
             z = ScaledNoise(sampler(mode), factor).noise(t, (GOF_N,))
