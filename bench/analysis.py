@@ -36,6 +36,25 @@ def image_digest(image: np.ndarray) -> str:
     return hashlib.sha1(np.ascontiguousarray(image).tobytes() + str(image.shape).encode()).hexdigest()
 
 
+# MTCNN is a pyramid of small networks with a copy back to the host after each stage. Processes
+# that share one GPU take turns on it, so its cost per image there grows with the number of
+# workers, while on a CPU core it stays put. Seconds per image and worker on an H200 with 16 cores
+# (reports/perf/stages-h200-mtcnn-p*.json): GPU 0.039 alone, 0.062 with 2 workers, 0.090 with 4,
+# 0.173 with 8, 0.348 with 16; one CPU core 0.068-0.074 at every count.
+MTCNN_GPU_MAX_WORKERS = 2
+
+
+def detector_device(name: str, device: str, workers: int) -> str:
+    """Where detector ``name`` runs when ``workers`` processes share ``device``.
+
+    >>> detector_device("mtcnn", "cuda", 16), detector_device("mtcnn", "cuda", 2)
+    ('cpu', 'cuda')
+    """
+    if name == "mtcnn" and device.startswith("cuda") and workers > MTCNN_GPU_MAX_WORKERS:
+        return "cpu"
+    return device
+
+
 @dataclass
 class Backends:
     """The models of one process: only those that the selected metric groups need."""
@@ -45,18 +64,22 @@ class Backends:
     landmarker: str = "dlib68"
     device: str = "cpu"
     metrics: tuple[str, ...] | None = None  # selected groups; None: every selectable group
+    workers: int = 1  # processes that share `device` (see detector_device)
     _dets: dict = field(default_factory=dict, repr=False)
 
     @classmethod
     def for_config(cls, cfg) -> "Backends":
-        return cls(tuple(cfg.recognizers), tuple(cfg.detectors), device=cfg.device, metrics=tuple(cfg.metrics))
+        workers = cfg.workers if cfg.executor in ("processes", "ray") else 1
+        return cls(tuple(cfg.recognizers), tuple(cfg.detectors), device=cfg.device, metrics=tuple(cfg.metrics),
+                   workers=workers)
 
     def __post_init__(self):
         selected = registry.selectable_groups() if self.metrics is None else list(self.metrics)
         self.groups = [g() for n, g in registry.groups().items() if n in selected or not g.selectable]
         needs = {k for g in self.groups for k in g.needs}
         # the face finder is not a metric: every method needs the original's faces and landmarks
-        self.finder = FaceFinder(device=self.device, landmarker=self.landmarker)
+        self.finder = FaceFinder(device=self.device, landmarker=self.landmarker,
+                                 detector_device=detector_device("mtcnn", self.device, self.workers))
         self.recs = {r: get_recognizer(r, self.device) for r in self.recognizers} if "recognizers" in needs else {}
         self.dets = {d: self.detector(d) for d in self.detectors} if "detectors" in needs else {}
         self.lm = get_landmarker(self.landmarker, self.device) if "landmarker" in needs else None
@@ -64,7 +87,7 @@ class Backends:
 
     def detector(self, name: str):
         if name not in self._dets:
-            self._dets[name] = get_detector(name, self.device)
+            self._dets[name] = get_detector(name, detector_device(name, self.device, self.workers))
         return self._dets[name]
 
     def versions(self) -> dict[str, str]:

@@ -204,7 +204,10 @@ def evaluate(cfg: RunConfig, argv: list[str] | None = None, log=print):
             datasets.append(get_dataset(d.name, d.root, d.split))
         except DatasetError as exc:
             raise ArgumentError(str(exc)) from None
+    n_images = sum(min(len(ds.samples), cfg.limit or len(ds.samples)) for ds in datasets)
+    cfg.executor = resolve_executor(cfg.executor, cfg.workers, n_images, cfg.shard_size)
     # backends load before anything is written: an online-only backend fails here, fast
+    # (after the executor is known: how many processes share a GPU decides where MTCNN runs)
     backends = Backends.for_config(cfg)
     methods: dict[tuple, object] = {}
     for ds in datasets:
@@ -214,8 +217,6 @@ def evaluate(cfg: RunConfig, argv: list[str] | None = None, log=print):
                     methods[(c.method, c.eps)] = registry.create(c.method, c.eps, cfg.device)
                 except ValueError as exc:
                     raise ArgumentError(str(exc)) from None
-    n_images = sum(min(len(ds.samples), cfg.limit or len(ds.samples)) for ds in datasets)
-    cfg.executor = resolve_executor(cfg.executor, cfg.workers, n_images, cfg.shard_size)
     for n in notes:
         log(f"note: {n}")
     store = ResultStore(cfg.out)

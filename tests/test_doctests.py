@@ -11,7 +11,7 @@ MODULES = ["bench.metrics.reid", "bench.metrics.detection", "bench.metrics.landm
            "kpdp.faces.pose", "bench.metrics.pose", "bench.metrics.diversity",
            "bench.metrics.attributes", "bench.attribute_probes", "kpdp.faces.facenet_torch",
            "bench.report", "bench.registry", "bench.cli_run", "tests.benchmarks.grid_bound", "bench.evaluate",
-           "bench.figures"]
+           "bench.figures", "bench.analysis"]
 
 
 @pytest.mark.parametrize("name", MODULES)

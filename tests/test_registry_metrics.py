@@ -86,3 +86,21 @@ def test_a_groups_cache_key_ignores_backends_it_does_not_use():
     assert "mtcnn" in alone.cache_version(reid(alone))  # FaceNet's crop detector, whatever --detectors says
     det = next(g for g in many.groups if g.name == "detection")
     assert "detector:dlib-hog" in many.cache_version(det) and "recognizer:" not in many.cache_version(det)
+
+
+def test_mtcnn_stays_off_a_gpu_that_many_workers_share():
+    """With more pool workers than MTCNN_GPU_MAX_WORKERS on one GPU, the measured MTCNN and the
+    finder's MTCNN run on the CPU (on this GPU-less machine a CUDA MTCNN could not even be built)."""
+    from types import SimpleNamespace
+
+    from bench.analysis import MTCNN_GPU_MAX_WORKERS, Backends, detector_device
+
+    cfg = SimpleNamespace(recognizers=[], detectors=["mtcnn"], device="cuda", metrics=["detection"],
+                          workers=16, executor="processes")  # the measured case
+    b = Backends.for_config(cfg)
+    finder_mtcnn = next(d for d in b.finder._detectors if d.name == "mtcnn")
+    assert str(b.dets["mtcnn"].model.device) == "cpu" and str(finder_mtcnn.model.device) == "cpu"
+    assert detector_device("mtcnn", "cuda", MTCNN_GPU_MAX_WORKERS) == "cuda"  # few workers: the GPU is faster
+    assert detector_device("dlib-hog", "cuda", 16) == "cuda"  # only MTCNN is moved (dlib ignores the device)
+    # `local` runs one process whatever --workers says
+    assert Backends.for_config(SimpleNamespace(**{**vars(cfg), "executor": "local", "device": "cpu"})).workers == 1

@@ -34,11 +34,12 @@ class FaceFinder:
     detectors: tuple = ("dlib-hog", "mtcnn")
     landmarker: str = "dlib68"
     device: str = "cpu"
+    detector_device: str | None = None  # None: `device`; a caller may keep detectors off a shared GPU
 
     def __post_init__(self):
         from . import get_detector, get_landmarker
 
-        self._detectors = [get_detector(d, self.device) for d in self.detectors]
+        self._detectors = [get_detector(d, self.detector_device or self.device) for d in self.detectors]
         self._landmarker = get_landmarker(self.landmarker, self.device)
 
     @property
