@@ -146,3 +146,17 @@ def test_no_impostor_pair_gives_no_threshold_and_no_tar_rather_than_a_crash_or_z
     g = np.eye(3)[[0, 0]] + 0.01
     r = tar_at_far(g, np.array(["a", "a"]), np.array([0, 1]), g, np.array(["a", "a"]), float("nan"))
     assert np.isnan(r.value) and r.n == 0
+
+
+@pytest.mark.parametrize("block_entries", [1 << 24, 7 * 61])
+def test_impostor_scores_are_each_pairs_cosine(block_entries):
+    """The Gram-block scores are the cosines of the very pairs the seeded sample picks, in its order."""
+    rng = np.random.default_rng(4)
+    emb, ids = rng.normal(size=(61, 9)), rng.integers(0, 20, 61).astype(str)
+    got = impostor_scores(emb, ids, max_pairs=500, seed=3, block_entries=block_entries)
+    i, j = np.triu_indices(61, 1)
+    sel = np.random.default_rng(3).choice(len(i), 500, replace=False)
+    i, j = i[sel], j[sel]
+    i, j = i[ids[i] != ids[j]], j[ids[i] != ids[j]]
+    g = emb / np.linalg.norm(emb, axis=1, keepdims=True)
+    np.testing.assert_allclose(got, (g[i] * g[j]).sum(1), rtol=0, atol=1e-12)
