@@ -1,6 +1,7 @@
 import shutil
 
 import numpy as np
+import pytest
 
 from bench.aggregate import verification_threshold
 from kpdp.datasets import get_dataset
@@ -57,3 +58,22 @@ def test_lfw_pair_embeddings_are_the_same_on_a_pool(tmp_path, sample):
     assert pairs_a == pairs_b and len(pairs_a) == 3 and set(here) == set(pool) and len(here) == 6
     for p in here:
         assert np.allclose(here[p]["dlib"], pool[p]["dlib"])
+
+
+def test_the_gallery_is_parsed_once_per_data_set_and_read_only(tmp_path):
+    from bench.aggregate import _shared_gallery
+    from bench.store import ResultStore
+
+    store = ResultStore(tmp_path / "run")
+    for k, person in enumerate(["p", "p", "q"]):
+        store.put_original("d", f"i{k}", person, f"/{k}.jpg", "sha", {"features": {"dlib": [float(k), 1.0]}})
+    store.commit()
+    shared: dict = {}
+    ids, idents, feats = _shared_gallery(store, "d", None, shared)
+    assert ids == ["i0", "i1", "i2"] and list(idents) == ["p", "p", "q"] and feats["dlib"].shape == (3, 2)
+    store.put_original("d", "i3", "q", "/3.jpg", "sha", {"features": {"dlib": [3.0, 1.0]}})
+    store.commit()
+    assert _shared_gallery(store, "d", None, shared)[0] == ids  # memoised: the store was not read again
+    assert len(_shared_gallery(store, "d", None, None)[0]) == 4  # without a memo it is
+    with pytest.raises(ValueError):
+        feats["dlib"][0, 0] = 9.0  # a cell cannot change what the next cell reads
