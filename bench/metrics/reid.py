@@ -111,7 +111,8 @@ def impostor_scores(gallery_emb, gallery_ids, similarity: str = "cosine", max_pa
 
     Cosine scores are read off blocks of the Gram matrix (``block_entries`` floats at a time): one
     matrix product per block instead of gathering both embeddings of every pair, which for 2M
-    pairs of 512-d embeddings moved 16 GB and was 43 % of a full-devtest cell's aggregation.
+    pairs of 512-d embeddings moved 16 GB and took 43 % of the samples of a py-spy profile of a
+    full-devtest run's aggregation (13.1 s a call, now 2.2 s).
     """
     gallery_ids = np.asarray(gallery_ids)
     n = len(gallery_ids)
