@@ -122,3 +122,15 @@ def test_kid_from_kernels_equals_torchmetrics_with_subsets():
     with _seeded(7):
         expected = float(ref.compute()[0])
     assert abs(kernel_inception_distance(r, f, subsets=20, seed=7) - expected) < 1e-9 * abs(expected)
+
+
+def test_frechet_distance_takes_read_only_features_quietly():
+    """The gallery's features are read-only (bench.aggregate); with more images than dimensions FID
+    goes through torch, which warns about non-writable arrays unless they are copied."""
+    import warnings
+
+    f = np.random.default_rng(0).normal(size=(40, 8))
+    f.setflags(write=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert abs(frechet_distance(f, f)) < 1e-6

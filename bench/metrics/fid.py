@@ -118,7 +118,7 @@ def frechet_distance(real: np.ndarray, fake: np.ndarray) -> float:
         return float(((mu_r - mu_f) ** 2).sum() + (a * a).sum() / c_r + (b * b).sum() / c_f - 2 * tr_sqrt)
     from torchmetrics.image.fid import _compute_fid
 
-    rt, ft = torch.from_numpy(r), torch.from_numpy(f)
+    rt, ft = torch.tensor(r), torch.tensor(f)  # copies: the gallery's features are read-only (torch warns)
     return float(_compute_fid(rt.mean(0), torch.cov(rt.T), ft.mean(0), torch.cov(ft.T)))
 
 
