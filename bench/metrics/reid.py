@@ -128,10 +128,9 @@ def impostor_scores(gallery_emb, gallery_ids, similarity: str = "cosine", max_pa
         out = np.empty(len(i))
         order = np.argsort(i, kind="stable")
         starts = np.searchsorted(i[order], np.arange(0, n + 1))
-        rows = max(1, block_entries // max(n, 1))
-        for r in range(0, n, rows):
-            pos = order[starts[r]:starts[min(r + rows, n)]]
-            out[pos] = (g[r:r + rows] @ g.T)[i[pos] - r, j[pos]]
+        for b in _blocks(n, max(1, block_entries // max(n, 1))):
+            pos = order[starts[b.start]:starts[b.stop]]
+            out[pos] = (g[b] @ g.T)[i[pos] - b.start, j[pos]]
         return out
     out = []
     for b in _blocks(len(i), 65536):  # gathering all pairs at once would take pairs x dim x 8 bytes
