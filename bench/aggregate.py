@@ -243,18 +243,30 @@ def replaced_attackers(store, c, rows) -> list[str]:
 def aggregate_cell(store, c, cfg, backends, ds, shared: dict | None = None, image_ids=None,
                    log=None) -> list[Row]:
     """Every selected group's rows for one cell, written to the store. ``shared`` memoises what is
-    the same for every cell of a data set (verification thresholds, τ). A stored attacker that
-    this run does not compute is named in a warning through ``log``, with the command that
-    restores it."""
+    the same for every cell of a data set (verification thresholds, τ)."""
+    rows = cell_rows(store, c, cfg, backends, ds, shared, image_ids)
+    write_cell_rows(store, c, cfg, backends, rows, log)
+    return rows
+
+
+def cell_rows(store, c, cfg, backends, ds, shared: dict | None = None, image_ids=None) -> list[Row]:
+    """Every selected group's rows for one cell, computed from the store and written nowhere (a
+    pool's worker computes them, the driver writes them: :mod:`bench.aggregate_pool`)."""
     cell = load_cell(store, c, cfg, backends, ds, image_ids, shared)
     rows: list[Row] = []
     for g in backends.groups:
         rows += g.aggregate(cell)
+    return rows
+
+
+def write_cell_rows(store, c, cfg, backends, rows: list[Row], log=None) -> None:
+    """Store one cell's rows. A stored attacker that this run does not compute is named in a
+    warning through ``log``, with the command that restores it."""
     lost = replaced_attackers(store, c, rows) if any(g.name == "reid" for g in backends.groups) else []
     store.put_aggregates(c.dataset, c.method, c.eps, c.seed, rows)
     if lost and log is not None:
         eps = "" if c.eps is None else f" --eps {c.eps:g}"
+        attackers = list(getattr(cfg, "attackers", None) or ["ignorant"])
         log(f"warning: {c.dataset} {c.method}{eps} seed={c.seed}: the rows of attacker {', '.join(lost)} were "
-            f"replaced by this run's attackers ({', '.join(cell.attackers)}); to restore them run "
+            f"replaced by this run's attackers ({', '.join(attackers)}); to restore them run "
             f"`python -m bench attack {lost[0]} --run {store.dir} --methods {c.method}{eps}`")
-    return rows

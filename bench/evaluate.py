@@ -18,7 +18,8 @@ from kpdp.datasets import DATASETS, DatasetError, get_dataset
 from kpdp.faces import backend_names
 
 from . import registry
-from .aggregate import aggregate_cell, load_cell
+from .aggregate import load_cell
+from .aggregate_pool import aggregate_cells
 from .attackers import default_attackers, get_attacker
 from .attackers.data import gallery_release, training_samples
 from .attackers.sanity import MIN_ORIGINAL_RANK1, REFERENCE_METHODS
@@ -262,16 +263,20 @@ def evaluate(cfg: RunConfig, argv: list[str] | None = None, log=print):
             shared["invalid_attackers"] = check_attackers(cfg, store, ds, backends, cells, shared, image_ids, log)
             names = store_datasets(ds.name)
             inputs = None if cfg.reaggregate else data_set_digest(store, names, command["git_commit"])
-            for c in cells:
-                fp = cell_fingerprint(store, c, cfg, names, image_ids, shared["invalid_attackers"], inputs)
-                rows = stored_rows_if_unchanged(store, c, fp)
+            fps = [cell_fingerprint(store, c, cfg, names, image_ids, shared["invalid_attackers"], inputs)
+                   for c in cells]
+            stored = [stored_rows_if_unchanged(store, c, fp) for c, fp in zip(cells, fps)]
+            fresh = aggregate_cells(store, [c for c, rows in zip(cells, stored) if rows is None], cfg, backends,
+                                    ds, shared, image_ids, log)
+            for c, fp, rows in zip(cells, fps, stored):
                 kept = rows is not None
                 if not kept:
-                    rows = aggregate_cell(store, c, cfg, backends, ds, shared, image_ids, log)
+                    rows = next(fresh)
                     record_fingerprint(store, c, fp)
                 if not cfg.quiet:
                     log(cell_line(c, rows) + ("  (unchanged since its last aggregation: stored rows kept)"
                                               if kept else ""))
+            next(fresh, None)  # past the last cell: the pool shuts down
         earlier_fits = store.meta().get(f"attacker_fits:{ds.name}") or {}  # kept cells fitted nothing now
         store.set_meta(**{f"attacker_fits:{ds.name}": {**earlier_fits, **{
             f"{m}@{eps_key(e)}/{sd}/{a}/{r}": info for k, o in shared.items() if k[0] == "attack"

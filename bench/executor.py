@@ -293,8 +293,8 @@ def _task_result(worker: ImageWorker, dataset, cells, samples, done, known, skip
 _PROCESS_WORKER: ImageWorker | None = None
 
 
-def _process_init(cfg, threads: int):
-    global _PROCESS_WORKER
+def guard_worker() -> None:
+    """In a pool's worker: exit when the driver is gone, and leave Ctrl-C to the driver."""
     import threading
 
     parent = os.getppid()
@@ -307,6 +307,11 @@ def _process_init(cfg, threads: int):
     threading.Thread(target=exit_with_parent, daemon=True).start()
     # Ctrl-C reaches the whole process group: the driver alone decides, and terminates the pool
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _process_init(cfg, threads: int):
+    global _PROCESS_WORKER
+    guard_worker()
     _PROCESS_WORKER = ImageWorker(cfg, threads=threads)
 
 
