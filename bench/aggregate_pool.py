@@ -32,11 +32,10 @@ class AggregationBackends:
 
     groups: list
     landmarker: str
-    device: str
 
     @classmethod
     def of(cls, backends) -> "AggregationBackends":
-        return cls(list(backends.groups), backends.landmarker, backends.device)
+        return cls(list(backends.groups), backends.landmarker)
 
 
 def pool_workers(cfg, n_cells: int) -> int:
