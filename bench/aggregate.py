@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .metrics.intervals import cell_seed
-from .metrics.reid import fit_threshold, impostor_scores
+from .metrics.reid_scores import fit_threshold, impostor_scores
 from .metrics.registry import Row
-from .store import eps_key
+from .store import eps_key, store_dataset
 
 
 def gallery(store, dataset: str, image_ids=None) -> tuple[list[str], np.ndarray, dict[str, np.ndarray]]:
@@ -178,7 +178,6 @@ class CellData:
     def _released(self, role: str, seed: int) -> dict:
         """The recognizers' embeddings of one stored cell of this method and ε (memoised per data set)."""
         from .attackers.data import released_features
-        from .evaluate import store_dataset
 
         where = (store_dataset(self.dataset, role), self.method, self.eps, seed)
         return self.memo("released", where, lambda: released_features(

@@ -170,7 +170,7 @@ def _cmd_run(a, salvage_first: bool) -> int:
     from pathlib import Path
 
     from .evaluate import DEFAULT_METRICS, ArgumentError, DatasetSpec, RunConfig, evaluate
-    from .export import markdown_table, wide_table
+    from .export import headline_table, text_table
     from .cache import is_corrupt
     from .store import STORE_FILE, StoreDamagedError, check_store
 
@@ -229,8 +229,8 @@ def _cmd_run(a, salvage_first: bool) -> int:
             raise
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_ARGS
-    print(markdown_table(wide_table(df)))
-    print(f"results: {a.out}/metrics.csv, {a.out}/summary.md")
+    print(text_table(headline_table(df, detector=cfg.detectors[0] if cfg.detectors else None)), end="")
+    print(f"every metric, attacker and interval: {a.out}/summary.md, {a.out}/metrics.csv")
     return 0
 
 

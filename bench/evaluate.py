@@ -31,7 +31,7 @@ from .executor import (EXECUTORS, ImageWorker, default_workers, resolve_executor
 from .metrics import registry as metric_registry
 from .provenance import append_command
 from .seeds import derive_seed  # noqa: F401  (re-exported: bench.evaluate.derive_seed)
-from .store import ResultStore, eps_key  # noqa: F401
+from .store import ResultStore, eps_key, store_dataset, store_datasets  # noqa: F401
 from . import timing
 
 DEFAULT_METRICS = tuple(metric_registry.selectable_groups())  # every group that --metrics can name
@@ -48,24 +48,6 @@ class DatasetSpec:
     name: str = "lfw-sample"
     root: str | None = None
     split: str | None = None
-
-
-ROLES = {"probe": "", "gallery": "#gallery", "train": "#attacker-train"}
-
-
-def store_dataset(dataset: str, role: str) -> str:
-    """The name ``dataset``'s images of one role are stored under (:attr:`Cell.store_dataset`).
-
-    Example:
-        >>> store_dataset("lfw", "probe"), store_dataset("lfw", "train")
-        ('lfw', 'lfw#attacker-train')
-    """
-    return dataset + ROLES[role]
-
-
-def store_datasets(dataset: str) -> list[str]:
-    """The names a data set's images are stored under, one per role."""
-    return [store_dataset(dataset, role) for role in ROLES]
 
 
 @dataclass

@@ -186,3 +186,80 @@ def write_exports(store, df: pd.DataFrame) -> None:
         text += "| dataset | image | stage | reason |\n|---|---|---|---|\n"
         text += "".join(f"| {d} | {i} | {st} | {r} |\n" for d, i, _, st, r in skipped)
     (store.dir / "summary.md").write_text(text)
+
+
+#: the end-of-run table's columns: (label, metric, backend or None for the summary's default, interval)
+TERMINAL_COLUMNS = (("strongest rank-1", registry.headline("privacy").name, "max", True),
+                    ("detection", registry.headline("detection").name, None, True),
+                    ("FID", registry.headline("quality").name, None, False),
+                    ("expression", "expression_agreement", None, False),
+                    ("attributes", "attribute_agreement", "mean", False))
+
+
+def headline_table(df: pd.DataFrame, detector: str | None = None) -> pd.DataFrame:
+    """What a terminal shows at the end of a run: per method and ε, the strongest valid attack's
+    rank-1 with its interval and attacker, detection (with its interval), FID, expression and
+    attribute agreement, and ``n`` (the probes); every other number is in ``summary.md`` and
+    ``metrics.csv``. ``detector``: whose detection rate (the run's first; default: the summary's).
+    Columns whose metric was not measured are left out."""
+    if df.empty:
+        return pd.DataFrame()
+    with_ci, plain = wide_table(df, intervals=True), wide_table(df)
+    out = pd.DataFrame(index=plain.index)
+    present = list(dict.fromkeys(zip(df["metric"], df["backend"])))
+    for label, metric, backend, interval in TERMINAL_COLUMNS:
+        spec = registry.all_metrics().get(metric)
+        if spec is None:
+            continue
+        if backend is None and spec.backend == "detector" and (metric, detector) in present:
+            backend = detector
+        if backend is None:
+            backend = registry.default_backend(spec, [b for m, b in present if m == metric])
+        col = column_name(metric, backend or "")
+        if col not in plain:
+            continue
+        out[label] = with_ci[col] if interval else plain[col]
+        if label == "strongest rank-1" and "attacker" in plain:
+            out["attacker"] = plain["attacker"]
+    privacy = headline_rows(df)
+    privacy = privacy[(privacy["metric"] == registry.headline("privacy").name) & (privacy["backend"] == "max")]
+    if len(privacy):
+        n = pd.to_numeric(privacy["n"], errors="coerce").groupby([privacy[k] for k in ("dataset", "method", "eps")],
+                                                                 sort=False).max()
+        out["n"] = [int(n[i]) if i in n.index and n[i] == n[i] else "–" for i in out.index]
+    return out
+
+
+def text_table(t: pd.DataFrame) -> str:
+    """A plain table for a terminal: columns padded with spaces, numbers right-aligned, one number
+    of decimals per column; the data set column only when there are several.
+
+    Example:
+        >>> t = pd.DataFrame({"FID": [30.197, 6.8071]}, index=pd.MultiIndex.from_tuples(
+        ...     [("lfw", "blur", ""), ("lfw", "kpdp", 1.0)], names=["dataset", "method", "eps"]))
+        >>> print(text_table(t), end="")
+        method  ε   FID
+        blur    –  30.2
+        kpdp    1   6.8
+    """
+    if t.empty:
+        return "(no results)\n"
+    t = t.reset_index()
+    if t["dataset"].nunique() == 1:
+        t = t.drop(columns="dataset")
+    t = t.rename(columns={"eps": "ε"})
+    cols = list(t.columns)
+    cells = {c: [_cell(v, column_digits([x for x in t[c] if isinstance(x, float)])) for v in t[c]] for c in cols}
+    cells["ε"] = [("–" if v in ("", None) or v != v else f"{float(v):g}") for v in t["ε"]]
+    width = {c: max(len(str(c)), *(len(s) for s in cells[c])) for c in cols}
+    right = {c: c not in ("method", "dataset", "attacker") for c in cols}
+    right["ε"] = False
+
+    def line(values):
+        return "  ".join(v.rjust(width[c]) if right[c] else v.ljust(width[c]) for c, v in zip(cols, values)).rstrip()
+
+    return "\n".join([line(cols)] + [line([cells[c][i] for c in cols]) for i in range(len(t))]) + "\n"
+
+
+def _cell(v, digits: int) -> str:
+    return format_value(v, digits=digits) if isinstance(v, float) else str(v)

@@ -9,6 +9,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .report_spec import select
+
 #: utility metrics of the privacy_vs_utility figure, each with the backend shown (None: the first present)
 UTILITY = (("detection_rate", "mtcnn"), ("fid", None), ("expression_agreement", None),
            ("attribute_agreement", "mean"), ("pose_error", "mean"), ("identity_diversity", None))
@@ -53,8 +55,6 @@ def attacker_figure(df: pd.DataFrame, spec, out: Path) -> Path:
     from .metrics import registry
 
     privacy = registry.headline("privacy")
-    from .report import select
-
     d = select(df, spec)
     d = d[(d.metric == privacy.name) & (d.backend == "max") & (d.attacker.astype(str) != "")
           & (d.attacker != "max")]
@@ -90,8 +90,6 @@ def privacy_utility_figure(df: pd.DataFrame, spec, out: Path) -> Path | None:
     attack's re-identification (error bars), one point per method (ε)."""
     from .export import headline_rows
     from .metrics import registry
-    from .report import select
-
     d = headline_rows(select(df, spec))
     privacy = registry.headline("privacy")
     specs = registry.all_metrics()
@@ -408,8 +406,6 @@ def _slug(name: str) -> str:
 def frontier_figures(df: pd.DataFrame, spec, out: Path) -> list[tuple[Path, str, list]]:
     """``frontier_<dataset>.png`` for each data set of the report: (path, data set, panels)."""
     from .export import headline_rows
-    from .report import select
-
     d = headline_rows(select(df, spec))
     plt = _plt()
     made = []
@@ -428,8 +424,6 @@ def quality_figure(df: pd.DataFrame, spec, out: Path) -> Path | None:
     set of the report in one panel (the frontier's first panel, kept under its old name)."""
     from .export import headline_rows
     from .metrics import registry
-    from .report import select
-
     fig, _ = draw_frontier(headline_rows(select(df, spec)), spec, panels=((registry.headline("quality").name, None),))
     if fig is None:
         return None

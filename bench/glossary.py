@@ -56,6 +56,9 @@ METRICS: dict[str, tuple[str, str]] = {
     "identity_diversity": ("mean cosine distance between anonymised faces of different people, over the same on "
                            "their originals (1: as varied as real people; near 0: every output is one face)",
                            "ratio"),
+    "seam_step": ("how much lighter, darker or differently coloured the changed region is at its edge than "
+                  "what surrounds it, beyond the original's own step there (a halo or a ring; mean over 16 "
+                  "sectors of a ring inside against a ring outside the edge)", "grey levels, 0–255"),
     "sec_per_image": ("the method's own time per image in the run", "seconds"),
     "skipped": ("images not evaluated (the reasons are in the run's store)", "images"),
 }

@@ -25,7 +25,7 @@ from kpdp.sampler import IntegerLaplace
 from kpdp.space import IdentitySpace
 
 from .metrics.intervals import wilson
-from .metrics.reid import reid_rank1
+from .metrics.reid_scores import reid_rank1
 
 PARTS = ("released", "coords", "residual", "pose")
 ATTACKER = ("nearest original by standardised Euclidean distance on the same parts of the originals "

@@ -7,8 +7,7 @@ import functools
 import html
 import math
 import sqlite3
-import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -17,47 +16,8 @@ import pandas as pd
 from .export import headline_rows, strongest_attacker, with_attacker_columns
 from .figures import cell_label
 from .glossary import direction
-from .store import ROW_KEY, eps_key
-
-
-@dataclass
-class ReportSpec:
-    title: str = "kpdp-bench report"
-    dataset: str | None = None
-    methods: list[str] | None = None
-    eps: list[float] | None = None
-    metrics: list[tuple] | None = None  # (metric, backend[, attacker]); None: the summary's columns
-    runs: list[str] = field(default_factory=list)
-
-    @classmethod
-    def load(cls, path: Path) -> "ReportSpec":
-        from .registry import canonical
-
-        d = tomllib.loads(Path(path).read_text())
-        metrics = [_metric_column(m) for m in d.get("metrics", [])]
-        methods = [canonical(m) for m in d["methods"]] if d.get("methods") else None  # as runs store them
-        return cls(title=d.get("title", cls.title), dataset=d.get("dataset"), methods=methods,
-                   eps=d.get("eps"), metrics=metrics or None, runs=d.get("runs", []))
-
-    def eps_keys(self) -> set[str] | None:
-        """The spec's ε as a run stores them (``""``: a method without ε); None: every ε."""
-        return {"", *(eps_key(float(e)) for e in self.eps)} if self.eps else None
-
-    def holds(self, method: str, eps: str | None) -> bool:
-        """Whether a run's cell (method, stored ε) belongs to this spec's page."""
-        return (not self.methods or method in self.methods) and (not self.eps or (eps or "") in self.eps_keys())
-
-
-def _metric_column(text: str) -> tuple[str, str, str | None]:
-    """``metric[@backend[/attacker]]`` -> (metric, backend, attacker or None = the headline rows).
-
-    Example:
-        >>> _metric_column("reid_rank1@max/lazy"), _metric_column("fid@inception-2015-12-05")
-        (('reid_rank1', 'max', 'lazy'), ('fid', 'inception-2015-12-05', None))
-    """
-    metric, _, rest = text.partition("@")
-    backend, _, attacker = rest.partition("/")
-    return metric, backend, attacker or None
+from .report_spec import ReportSpec, select  # noqa: F401  (ReportSpec: the API callers import from here)
+from .store import ROW_KEY
 
 
 def load_runs(run_dirs: list[Path]) -> pd.DataFrame:
@@ -82,17 +42,6 @@ def _eps_label(e: str) -> str:
     if e in ("", "nan"):
         return "–"
     return "∞" if math.isinf(float(e)) else f"{float(e):g}"
-
-
-def select(df: pd.DataFrame, spec: ReportSpec) -> pd.DataFrame:
-    d = df
-    if spec.dataset:
-        d = d[d.dataset == spec.dataset]
-    if spec.methods:
-        d = d[d.method.isin(spec.methods)]
-    if spec.eps:
-        d = d[d.eps.isin(spec.eps_keys())]
-    return d
 
 
 def table_columns(d: pd.DataFrame, spec: ReportSpec) -> list[tuple[str, str, str | None]]:

@@ -36,6 +36,24 @@ import numpy as np
 
 from .cache import StorageError, disk_full, is_corrupt, is_disk_full
 
+#: the roles of a data set's images and the suffix of the name each is stored under
+ROLES = {"probe": "", "gallery": "#gallery", "train": "#attacker-train"}
+
+
+def store_dataset(dataset: str, role: str) -> str:
+    """The name ``dataset``'s images of one role are stored under (:attr:`Cell.store_dataset`).
+
+    Example:
+        >>> store_dataset("lfw", "probe"), store_dataset("lfw", "train")
+        ('lfw', 'lfw#attacker-train')
+    """
+    return dataset + ROLES[role]
+
+
+def store_datasets(dataset: str) -> list[str]:
+    """The names a data set's images are stored under, one per role."""
+    return [store_dataset(dataset, role) for role in ROLES]
+
 STORE_FILE = "results.sqlite"
 RETRYABLE_STAGE = "original-error"  # a backend raised on this image: the next run tries it again
 

@@ -47,13 +47,13 @@ def cmd_train(a):
         if not data.exists():
             train_data.pack(lms, {s.image_id: s.path for s in ds}, data)
     deepprivacy = a.deepprivacy
-    cfg = TrainConfig(data=str(data), out=a.out, condition="sparse7" if deepprivacy else "dense68",
+    cfg = TrainConfig(data=str(data), out=a.out, condition=a.condition or ("sparse7" if deepprivacy else "dense68"),
                       mask=a.mask or ("box" if deepprivacy else "ellipse"), steps=a.steps, batch=a.batch, lr=a.lr,
                       seed=a.seed, device=a.device, minutes=a.minutes, base=a.base,
                       mask_dilate=_range(a.mask_dilate), mask_forehead=_range(a.mask_forehead),
                       init_from=a.init_from, ckpt_every=a.ckpt_every, sample_every=a.sample_every,
                       foreign_p=a.foreign_p, id_weight=a.id_weight, id_margin=a.id_margin,
-                      l1_weight=a.l1_weight, ema=a.ema)
+                      l1_weight=a.l1_weight, ema=a.ema, d_warmup=a.d_warmup, balance=a.balance)
     print(f"checkpoint: {train(cfg)}")
 
 
@@ -194,6 +194,10 @@ def main(argv=None):
     s.add_argument("--seed", type=int, default=0), s.add_argument("--device", default="cpu")
     s.add_argument("--minutes", type=float, default=0.0, help="stop with a checkpoint after this long")
     s.add_argument("--deepprivacy", action="store_true", help="7 sparse keypoints, box mask (baseline)")
+    s.add_argument("--condition", choices=("dense68", "sparse7", "sparse7+dense68"),
+                   help="landmark condition (default: dense68; sparse7 with --deepprivacy; KPDP v3: sparse7+dense68)")
+    s.add_argument("--d-warmup", type=int, default=0, help="steps in which only the discriminator learns")
+    s.add_argument("--balance", default="", help=".npz of per-image sampling weights (python -m kpdp balance)")
     s.add_argument("--mask-dilate", default="0,0", help="LO,HI: landmark-mask dilation drawn per sample "
                    "(x face width); 0,0 = the packed masks")
     s.add_argument("--mask-forehead", default="0.1,0.1", help="LO,HI: forehead lift drawn per sample (x face height)")

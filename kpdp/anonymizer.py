@@ -13,6 +13,10 @@ import numpy as np
 from .method import Anonymizer
 
 
+#: generator version -> its landmark condition (kpdp.inpaint.WEIGHTS names the weights of each)
+GENERATORS = {"v2": "dense68", "v3": "sparse7+dense68"}
+
+
 class KPDPAnonymizer(Anonymizer):
     name = "kpdp"
     uses_eps = True
@@ -20,9 +24,9 @@ class KPDPAnonymizer(Anonymizer):
 
     def __init__(self, eps=None, split: str = "uniform", weights=None, space=None, postprocess: str = "sample",
                  residual: str = "expression", mask: str = "ellipse", mask_dilate: float = 0.25,
-                 mask_forehead: float = 0.45, **kw):
+                 mask_forehead: float = 0.45, generator: str = "v2", blend: str = "feather", **kw):
         super().__init__(eps=eps, split=split, postprocess=postprocess, residual=residual, mask=mask,
-                         mask_dilate=mask_dilate, mask_forehead=mask_forehead, **kw)
+                         mask_dilate=mask_dilate, mask_forehead=mask_forehead, generator=generator, blend=blend, **kw)
         from .inpaint import FaceInpainter
         from .mechanism import POSTPROCESS, default_space
         from .residual import MODES
@@ -32,15 +36,20 @@ class KPDPAnonymizer(Anonymizer):
             raise ValueError(f"unknown postprocess '{postprocess}'; valid: {', '.join(POSTPROCESS)}")
         if residual not in MODES:
             raise ValueError(f"unknown residual '{residual}'; valid: {', '.join(MODES)}")
-        self.split, self.postprocess, self.residual = split, postprocess, residual
+        if generator not in GENERATORS:
+            raise ValueError(f"unknown generator '{generator}'; valid: {', '.join(GENERATORS)}")
+        self.split, self.postprocess, self.residual, self.blend = split, postprocess, residual, blend
         self.space = IdentitySpace.load(space) if space else default_space()
         # A mask to the hairline and past the cheeks: with the landmark hull alone (dilation 0.08,
         # forehead 0.10) the generator continued the kept skin, brows and hairline so faithfully that
         # 24 % of faces were still re-identified on LFW devtest (docs/method.md). `ellipse` (default)
         # is as large but smooth (mask_dilate and mask_forehead shape the `landmarks` mask only);
         # `landmarks` (the hull of both faces, dilated) traces the jaw.
-        self.inpainter = FaceInpainter("dense68", weights, self.device, mask_kind=mask,
-                                       mask_dilate=mask_dilate, mask_forehead=mask_forehead)
+        # v3 (sparse7+dense68) starts from the DeepPrivacy-style weights and is fine-tuned on this
+        # ellipse mask with foreign geometry (docs/method.md); blend="poisson" matches the drawn face
+        # to the skin around it at the mask's edge
+        self.inpainter = FaceInpainter(GENERATORS[generator], weights, self.device, mask_kind=mask,
+                                       mask_dilate=mask_dilate, mask_forehead=mask_forehead, blend=blend)
 
     @property
     def version(self) -> str:
@@ -49,6 +58,8 @@ class KPDPAnonymizer(Anonymizer):
             from .mechanism import default_residual_basis
 
             v += f"|r:{default_residual_basis().meta.get('sha256_arrays', '?')[:12]}"
+        if self.blend != "feather":
+            v += f"|b:{self.blend}"
         return v
 
     def anonymize_face(self, image, face, mask, seed):

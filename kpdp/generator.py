@@ -10,6 +10,8 @@ Two conditions share the same network class:
 - ``dense68``: the 68 target landmarks drawn as a line drawing, one channel per facial part.
 - ``sparse7``: 7 keypoints (eye centres, nose tip, mouth corners, jaw 0 and 16), one channel each
   (the DeepPrivacy-style baseline).
+- ``sparse7+dense68``: both, sparse first (KPDP v3): a network trained on ``sparse7`` grows into it
+  with :func:`grow_condition`, the new channels' weights zero, so that it starts as that network.
 """
 from __future__ import annotations
 
@@ -23,7 +25,7 @@ PARTS_68 = [
     list(range(36, 42)) + [36], list(range(42, 48)) + [42], list(range(48, 60)) + [48],
     list(range(60, 68)) + [60],
 ]
-CONDITIONS = {"dense68": len(PARTS_68), "sparse7": 7}
+CONDITIONS = {"dense68": len(PARTS_68), "sparse7": 7, "sparse7+dense68": 7 + len(PARTS_68)}
 # horizontal flip permutation of the 68 points (for augmentation)
 FLIP_68 = (list(range(16, -1, -1)) + list(range(26, 16, -1)) + list(range(27, 31)) + [35, 34, 33, 32, 31]
            + [45, 44, 43, 42, 47, 46, 39, 38, 37, 36, 41, 40] + [54, 53, 52, 51, 50, 49, 48, 59, 58, 57, 56, 55]
@@ -49,6 +51,8 @@ def render_condition(lm: torch.Tensor, size: int, kind: str = "dense68", sigma: 
     """Condition map for landmarks ``lm`` (B, 68, 2) in crop pixels, values in [0, 1]."""
     if kind == "sparse7":
         return _gauss(sparse7(lm)[:, :, None], size, 2.0 * sigma)
+    if kind == "sparse7+dense68":
+        return torch.cat([render_condition(lm, size, "sparse7", sigma), render_condition(lm, size, "dense68", sigma)], 1)
     if kind != "dense68":
         raise ValueError(f"unknown condition '{kind}'; valid: {', '.join(CONDITIONS)}")
     chans = []
@@ -60,6 +64,27 @@ def render_condition(lm: torch.Tensor, size: int, kind: str = "dense68", sigma: 
         dense = torch.cat([seg.flatten(1, 2), p[:, -1:]], dim=1)
         chans.append(_gauss(dense[:, None], size, sigma))
     return torch.cat(chans, dim=1)
+
+
+def grow_condition(state: dict, old: str, new: str) -> dict:
+    """A generator's weights for condition ``old`` as weights for ``new``, whose condition channels
+    begin with ``old``'s: the inputs of the new channels get zero weights, so the grown network
+    computes exactly what the old one did until training moves them (the stem sees
+    ``[image, mask, condition, noise]``, every SPADE ``[condition, mask]``)."""
+    c_old, c_new = CONDITIONS[old], CONDITIONS[new]
+    if c_new < c_old:
+        raise ValueError(f"condition {new} ({c_new} channels) cannot grow from {old} ({c_old})")
+    out = dict(state)
+    for key, w in state.items():
+        if key == "stem.0.weight":
+            at = 4 + c_old
+        elif key.endswith("shared.0.weight"):
+            at = c_old
+        else:
+            continue
+        zeros = w.new_zeros(w.shape[0], c_new - c_old, *w.shape[2:])
+        out[key] = torch.cat([w[:, :at], zeros, w[:, at:]], dim=1)
+    return out
 
 
 def box_masks(lm: torch.Tensor, size: int, margin: float = 0.15) -> torch.Tensor:

@@ -15,7 +15,8 @@ from .generator import Generator, box_masks, render_condition
 
 ASSETS = Path(__file__).parent / "assets"
 SIZE = 128
-WEIGHTS = {"dense68": ASSETS / "generator_kpdp.safetensors", "sparse7": ASSETS / "generator_deepprivacy.safetensors"}
+WEIGHTS = {"dense68": ASSETS / "generator_kpdp.safetensors", "sparse7": ASSETS / "generator_deepprivacy.safetensors",
+           "sparse7+dense68": ASSETS / "generator_kpdp_v3.safetensors"}
 
 
 def load_generator(condition: str, path: Path | None = None, device: str = "cpu") -> tuple[Generator, dict]:
@@ -38,11 +39,14 @@ MASK_KINDS = ("ellipse", "landmarks", "box")
 
 class FaceInpainter:
     def __init__(self, condition: str = "dense68", weights: Path | None = None, device: str = "cpu",
-                 mask_kind: str = "landmarks", mask_dilate: float = 0.08, mask_forehead: float = 0.10):
+                 mask_kind: str = "landmarks", mask_dilate: float = 0.08, mask_forehead: float = 0.10,
+                 blend: str = "feather"):
         if mask_kind not in MASK_KINDS:
             raise ValueError(f"unknown mask '{mask_kind}'; valid: {', '.join(MASK_KINDS)}")
         self.condition, self.device, self.mask_kind = condition, torch.device(device), mask_kind
-        self.mask_dilate, self.mask_forehead = mask_dilate, mask_forehead
+        if blend not in geo.BLENDS:
+            raise ValueError(f"unknown blend '{blend}'; valid: {', '.join(geo.BLENDS)}")
+        self.mask_dilate, self.mask_forehead, self.blend = mask_dilate, mask_forehead, blend
         self.G, self.meta = load_generator(condition, weights, device)
         # channels-last convolutions: ~16 % faster on these CPUs (oneDNN), also the layout CUDA prefers
         self.G = self.G.to(memory_format=torch.channels_last)
@@ -74,7 +78,7 @@ class FaceInpainter:
                               for t in (x, mt, cond, noise))
         y = self.G(x, mt, cond, noise)[0].float().cpu()
         out_crop = ((y.clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).numpy()
-        new = geo.paste_back(image, out_crop, m, mask, feather=3)
+        new = geo.paste_back(image, out_crop, m, mask, feather=3, blend=self.blend)
         h, w = image.shape[:2]
         changed = cv2.warpAffine(mask, geo.invert_affine(m), (w, h), flags=cv2.INTER_NEAREST, borderValue=0)
         return new, changed

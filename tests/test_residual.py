@@ -44,7 +44,7 @@ def test_the_shipped_basis_identifies_less_than_the_full_residual(sample_landmar
     """On the embedded sample (people the basis was not fitted on): rank-1 identification from
     what KPDP keeps of the residual is far below that from the full residual."""
     from bench.landmark_privacy import chance_level
-    from bench.metrics.reid import reid_rank1
+    from bench.metrics.reid_scores import reid_rank1
 
     space, basis = IdentitySpace.load(), ResidualBasis.load()
     assert basis.basis.shape == (136, int(basis.meta["k"]))

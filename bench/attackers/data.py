@@ -5,7 +5,8 @@ use as their gallery, and the identity-disjoint training images of ``semi`` atta
   serve; with several ``--seeds`` another seed's outputs serve (the next seed, cyclically); a run
   with one seed anonymises the gallery itself (role ``gallery``: stored apart, seeded apart).
 * Training: LFW devtest is attacked with the method's outputs on LFW devtrain people with 2+
-  images (whole people, seeded order, as many images as the evaluation has unless told), CelebA's
+  images (whole people, seeded order, as many images as the evaluation has unless told), the
+  embedded sample with the LFW devtrain images it ships (``scripts/make_sample_train.py``), CelebA's
   ``eval`` split with its ``probe-train`` people (identity-disjoint by the split rule; that the
   attribute probes were fitted on them does not matter to an attacker); a data set without a training split is attacked by identity-disjoint folds of its own
   evaluation images (the ``gallery`` outputs), and the run records which.
@@ -44,6 +45,8 @@ def training_split(ds):
     """(identity-disjoint training data set, description) for attackers of ``ds``, or (None, why)."""
     from kpdp.datasets import LFW, CelebA, LFWSample
 
+    if isinstance(ds, LFWSample) and ds.split in ("devtest", "all") and (ds.root / "peopleDevTrain.txt").is_file():
+        return LFWSample(ds.root, "devtrain"), "the embedded sample's LFW devtrain people with 2+ images"
     if (isinstance(ds, LFW) and not isinstance(ds, LFWSample) and ds.split == "devtest"
             and (ds.root / "peopleDevTrain.txt").is_file()):
         return LFW(ds.root, "devtrain"), "LFW devtrain people with 2+ images (peopleDevTrain.txt)"

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 #: recognizers whose stored face location is FaceNet's own crop (an MTCNN box), best first
-BOX_RECOGNIZERS = ("facenet-casia", "facenet-casia-torch", "facenet-vggface2")
+BOX_RECOGNIZERS = ("facenet-casia", "facenet-casia-opencv", "facenet-vggface2")
 
 
 @dataclass(frozen=True)
@@ -103,7 +103,7 @@ def _torch_threads(n: int | None):
 
 class Regenerator:
     """Makes a run's anonymised images again (its methods, its per-image seeds) and crops them as
-    the torch FaceNet expects (160 px, the box + 32 px margin of :func:`kpdp.faces.recognizers.facenet_crop`).
+    the torch FaceNet expects (160 px, the box + 32 px margin of :func:`kpdp.faces.crops.facenet_crop`).
 
     ``single_thread``: the run's images were made by one-thread pool workers (executor
     ``processes`` or ``ray``); torch convolutions summed in another order round differently, so
@@ -142,7 +142,7 @@ class Regenerator:
 
         from kpdp.datasets import load_image
         from kpdp.faces.facenet_torch import INPUT_SIZE
-        from kpdp.faces.recognizers import facenet_crop
+        from kpdp.faces.crops import facenet_crop
 
         from ..analysis import face_from_json, image_digest
         from ..seeds import derive_seed
@@ -183,7 +183,8 @@ def ensure_releases(store, ds, releases: list[Release], samples: dict[str, list]
     from types import SimpleNamespace
 
     from ..analysis import Backends
-    from ..evaluate import ROLES, Cell, store_dataset
+    from ..evaluate import Cell
+    from ..store import ROLES, store_dataset
     from ..executor import ImageWorker, run_local
 
     by_origin: dict[str, list] = {}

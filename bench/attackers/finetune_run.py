@@ -96,8 +96,8 @@ class CellAttack:
 
     def run(self) -> dict:
         """{metric: per-probe outcomes} as :func:`bench.attackers.outcomes.attack` makes them."""
-        from ..evaluate import store_dataset
-        from ..metrics.reid import probe_mask
+        from ..store import store_dataset
+        from ..metrics.reid_scores import probe_mask
         from .data import gallery_release, training_samples
         from .finetune_data import Release
         from .outcomes import _attack_once, _merge
@@ -238,7 +238,8 @@ def attack_run(run_dir, methods: list[str] | None = None, eps: list[float] | Non
 
     from .. import registry
     from ..aggregate import load_cell
-    from ..evaluate import Cell, store_dataset
+    from ..evaluate import Cell
+    from ..store import store_dataset
     from ..export import write_exports
     from ..store import ResultStore, eps_key
     from . import sanity
@@ -388,7 +389,7 @@ def _recs(attacker: str, recognizers: list[str]) -> list[str]:
 
 
 def _empty_outcomes(cell):
-    from ..metrics.reid import genuine_pairs, probe_mask
+    from ..metrics.reid_scores import genuine_pairs, probe_mask
     from .outcomes import Outcomes
 
     G_ids, ids, index = cell.gallery_identities, cell.probe_identities, cell.probe_index

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..metrics.reid import (fit_threshold, genuine_pairs, impostor_scores, intrusion_hits, intrusion_threshold,
+from ..metrics.reid_scores import (fit_threshold, genuine_pairs, impostor_scores, intrusion_hits, intrusion_threshold,
                             probe_mask, rank1_hits)
 from .data import FOLDS_SOURCE
 from .registry import TrainingSet, get_attacker

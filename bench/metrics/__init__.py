@@ -6,8 +6,8 @@ from .base import Metric, MetricResult
 from .detection import DetectionRate, detection_rate, iou
 from .fid import BACKEND as FID_BACKEND, InceptionDistance, frechet_distance, inception_features
 from .landmarks import LandmarkError, landmark_nme, nme
-from .reid import (ReIdentification, fit_threshold, impostor_scores, intrusion_rate, reid_rank1,
-                   similarity_matrix, tar_at_far)
+from .reid_scores import (ReIdentification, fit_threshold, impostor_scores, intrusion_rate, reid_rank1,
+                          similarity_matrix, tar_at_far)
 
 from .registry import MetricSpec, Row, all_metrics, get_group, groups, metric, register_group, selectable_groups
 

@@ -19,7 +19,7 @@ ENTRY_POINT_GROUP = "kpdp_bench.metrics"
 #: built-in groups, imported lazily (their modules pull in torch models only when they measure)
 BUILTIN_MODULES = ("bench.metrics.reid", "bench.metrics.detection", "bench.metrics.fid", "bench.metrics.landmarks",
                    "bench.metrics.background", "bench.metrics.expression", "bench.metrics.attributes",
-                   "bench.metrics.pose", "bench.metrics.diversity", "bench.metrics.cost")
+                   "bench.metrics.pose", "bench.metrics.diversity", "bench.metrics.seam", "bench.metrics.cost")
 
 
 @dataclass(frozen=True)

@@ -83,16 +83,26 @@ def _read_people(f: Path) -> dict[str, int]:
 
 
 class LFWSample(LFW):
-    """The embedded default: a few hundred LFW ``devtest`` images shipped inside the package."""
+    """The embedded default: a few hundred LFW images shipped inside the package.
+
+    ``devtest`` (also ``all``, the name earlier runs used): the 256 evaluation images, of LFW
+    devtest people. ``devtrain``: the images of LFW devtrain people (listed in the sample's
+    ``peopleDevTrain.txt``, made by ``scripts/make_sample_train.py``) that the attackers who adapt
+    train on: other people than the evaluation images, as on the full LFW.
+    """
 
     name = "lfw-sample"
-    splits = ("all", "devtest")
+    splits = ("all", "devtest", "devtrain")
     default_root = str(Path(__file__).parent / "lfw_sample")
 
     def _scan(self) -> list[Sample]:
+        if self.split == "devtrain":
+            return LFW._scan(self)
+        train = self.root / "peopleDevTrain.txt"
+        training_people = set(_read_people(train)) if train.is_file() else set()
         split, self.split = self.split, "all"
         try:
-            return LFW._scan(self)
+            return [s for s in LFW._scan(self) if s.identity not in training_people]
         finally:
             self.split = split
 

