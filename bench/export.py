@@ -230,9 +230,14 @@ def headline_table(df: pd.DataFrame, detector: str | None = None) -> pd.DataFram
     return out
 
 
-def text_table(t: pd.DataFrame) -> str:
+TERMINAL_WIDTH = 120
+LONG_NAME = 28  # a method label longer than this (a variant with many parameters) gets a footnote
+
+
+def text_table(t: pd.DataFrame, width: int = TERMINAL_WIDTH) -> str:
     """A plain table for a terminal: columns padded with spaces, numbers right-aligned, one number
-    of decimals per column; the data set column only when there are several.
+    of decimals per column; the data set column only when there are several. When it would be
+    wider than ``width``, long method labels become ``name[k]`` with ``[k] = label`` under the table.
 
     Example:
         >>> t = pd.DataFrame({"FID": [30.197, 6.8071]}, index=pd.MultiIndex.from_tuples(
@@ -248,6 +253,16 @@ def text_table(t: pd.DataFrame) -> str:
     if t["dataset"].nunique() == 1:
         t = t.drop(columns="dataset")
     t = t.rename(columns={"eps": "ε"})
+    legend = []
+    if max(len(line) for line in _render(t).splitlines()) > width:
+        long = [m for m in dict.fromkeys(t["method"]) if len(m) > LONG_NAME]
+        short = {m: f"{m.split('[')[0]}[{k}]" for k, m in enumerate(long, 1)}
+        legend = [f"[{k}] = {m}" for k, m in enumerate(long, 1)]
+        t = t.assign(method=[short.get(m, m) for m in t["method"]])
+    return _render(t) + "".join(line + "\n" for line in legend)
+
+
+def _render(t: pd.DataFrame) -> str:
     cols = list(t.columns)
     cells = {c: [_cell(v, column_digits([x for x in t[c] if isinstance(x, float)])) for v in t[c]] for c in cols}
     cells["ε"] = [("–" if v in ("", None) or v != v else f"{float(v):g}") for v in t["ε"]]

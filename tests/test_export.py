@@ -42,3 +42,12 @@ def test_a_run_without_utility_metrics_shows_only_what_it_measured():
     df = _df()
     t = headline_table(df[df.metric.str.startswith("reid")])
     assert list(t.columns) == ["strongest rank-1", "attacker", "n"]
+
+
+def test_long_method_variants_get_footnotes_so_the_table_still_fits():
+    df = _df()
+    variant = "kpdp[blend=poisson,generator=v3,weights=/a/long/path/to/some/generator.safetensors]"
+    df.loc[df.method == "kpdp", "method"] = variant
+    text = text_table(headline_table(df, detector="mtcnn"))
+    assert max(len(line) for line in text.splitlines()) <= 120, text
+    assert "kpdp[1] " in text and text.rstrip().endswith(f"[1] = {variant}")

@@ -87,3 +87,53 @@ def test_v2_training_conditions_half_the_batch_on_kpdp_releases_under_ellipse_ma
     header, row = (tmp_path / "v2" / "losses.csv").read_text().splitlines()[:2]
     assert header.endswith("g_id,id_sim")
     assert float(row.split(",")[-1]) != 0  # the identity term saw the foreign samples
+
+
+def test_v3_grows_the_deepprivacy_network_into_both_conditions_exactly():
+    """sparse7+dense68 starts as the shipped DeepPrivacy-style generator: the new channels' weights
+    are zero, so its output equals the old network's to float rounding."""
+    from safetensors.torch import load_file
+
+    from kpdp.generator import grow_condition
+    from kpdp.inpaint import WEIGHTS
+
+    old = {k: v.float() for k, v in load_file(str(WEIGHTS["sparse7"])).items()}
+    g7, g16 = Generator("sparse7").eval(), Generator("sparse7+dense68").eval()
+    g7.load_state_dict(old)
+    g16.load_state_dict(grow_condition(old, "sparse7", "sparse7+dense68"))
+    torch.manual_seed(0)
+    x, lm, noise = torch.rand(2, 3, 128, 128) * 2 - 1, torch.rand(2, 68, 2) * 60 + 30, torch.randn(2, 1, 128, 128)
+    m = torch.zeros(2, 1, 128, 128)
+    m[:, :, 30:100, 30:100] = 1
+    with torch.no_grad():
+        a = g7(x, m, render_condition(lm, 128, "sparse7"), noise)
+        b = g16(x, m, render_condition(lm, 128, "sparse7+dense68"), noise)
+        assert (a - b).abs().max() < 1e-4
+        g16.stem[0].weight[:, 4 + 7] += 1.0  # a dense channel that is not zero changes the output
+        assert (g7(x, m, render_condition(lm, 128, "sparse7"), noise)
+                - g16(x, m, render_condition(lm, 128, "sparse7+dense68"), noise)).abs().max() > 1e-2
+
+
+def test_balanced_sampling_draws_each_gender_half_the_time(tmp_path, sample, sample_landmarks):
+    import numpy as np
+
+    from kpdp.train import Batches
+    from scripts.gender_weights import balanced
+
+    arrays = {k: sample_landmarks[k][:8] for k in ("image_id", "identity", "landmarks")}
+    train_data.pack(arrays, {s.image_id: s.path for s in sample}, tmp_path / "crops.npz")
+    is_male = np.array([True] * 6 + [False] * 2)
+    ids = train_data.load(tmp_path / "crops.npz")["image_id"]
+    np.savez(tmp_path / "balance.npz", image_id=ids, weight=balanced(is_male))
+    cfg = TrainConfig(data=str(tmp_path / "crops.npz"), out=str(tmp_path / "b"), batch=4000, base=8,
+                      balance=str(tmp_path / "balance.npz"))
+    data = Batches(cfg.data, cfg, torch.Generator().manual_seed(0))
+    drawn = torch.multinomial(data.weights, 4000, replacement=True, generator=torch.Generator().manual_seed(1))
+    women = (drawn >= 6).float().mean().item()
+    assert abs(women - 0.5) < 0.03  # 2 of 8 images, half of the draws
+    np.savez(tmp_path / "partial.npz", image_id=ids[:7], weight=np.ones(7))
+    import pytest
+
+    with pytest.raises(ValueError, match="no weight for 1 training images"):
+        Batches(cfg.data, TrainConfig(**{**cfg.__dict__, "balance": str(tmp_path / "partial.npz")}),
+                torch.Generator())
