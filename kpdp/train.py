@@ -311,6 +311,7 @@ def export(ckpt: Path, out: Path, meta: dict) -> str:
     meta = {k: str(v) for k, v in {**meta, "step": int(state["step"])}.items()}
     save_file(tensors, str(out), metadata=meta)
     digest = hashlib.sha256(Path(out).read_bytes()).hexdigest()
-    Path(str(out) + ".json").write_text(json.dumps({**meta, "sha256": digest}, indent=2) + "\n")
+    # beside it, as generator_kpdp.json: where kpdp.inpaint.load_generator reads the metadata
+    Path(out).with_suffix(".json").write_text(json.dumps({**meta, "sha256": digest}, indent=2) + "\n")
     return digest
 

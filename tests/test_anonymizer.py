@@ -25,6 +25,21 @@ def test_changes_only_inside_its_mask_and_follows_the_target(kpdp1, face_image):
     assert np.array_equal(out.image, kpdp1.anonymize(image, [face], seed=4).image)
 
 
+def test_v3_with_poisson_paste_changes_only_its_mask_and_not_the_privatised_geometry(kpdp1, face_image):
+    """kpdp[generator=v3,blend=poisson]: the same release of the geometry as v2 (the generator and the
+    paste do not touch ε), another face, pixels outside the mask untouched, a seam no larger."""
+    from bench.metrics.seam import seam_step
+
+    image, face = face_image
+    v3 = KPDPAnonymizer(eps=1.0, generator="v3", blend="poisson")
+    a, b = kpdp1.anonymize(image, [face], seed=4), v3.anonymize(image, [face], seed=4)
+    assert np.array_equal(a.target_landmarks[0], b.target_landmarks[0])
+    assert np.array_equal(b.image[b.region == 0], image[b.region == 0])
+    assert np.abs(a.image.astype(int) - b.image.astype(int)).mean() > 3
+    assert v3.version != kpdp1.version and "|b:poisson" in v3.version
+    assert seam_step(image, b.image) < seam_step(image, a.image) + 1.0
+
+
 def test_eps_infinity_keeps_the_geometry_and_drawn_face_detectable(face_image):
     from bench.metrics.landmarks import nme
     from kpdp.faces import get_landmarker

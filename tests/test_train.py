@@ -39,7 +39,7 @@ def test_training_resumes_from_its_checkpoint(tmp_path, sample, sample_landmarks
 
 
 def test_shipped_generators_load_without_pickle():
-    for cond in ("dense68", "sparse7"):
+    for cond in ("dense68", "sparse7", "sparse7+dense68"):  # kpdp v2, deepprivacy, kpdp v3 (in training)
         g, meta = load_generator(cond)
         assert meta["condition"] == cond and len(meta["sha256"]) == 64 and int(meta["step"]) + int(meta.get("init_steps", 0)) > 1000
         assert sum(p.numel() for p in g.parameters()) > 1e6
