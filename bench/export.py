@@ -188,12 +188,14 @@ def write_exports(store, df: pd.DataFrame) -> None:
     (store.dir / "summary.md").write_text(text)
 
 
-#: the end-of-run table's columns: (label, metric, backend or None for the summary's default, interval)
-TERMINAL_COLUMNS = (("strongest rank-1", registry.headline("privacy").name, "max", True),
-                    ("detection", registry.headline("detection").name, None, True),
-                    ("FID", registry.headline("quality").name, None, False),
+#: the end-of-run table's columns: (label, headline role or metric name, backend or None for the
+#: summary's default, interval); roles are resolved when a table is made (the registry loads plugins)
+TERMINAL_COLUMNS = (("strongest rank-1", "privacy", "max", True),
+                    ("detection", "detection", None, True),
+                    ("FID", "quality", None, False),
                     ("expression", "expression_agreement", None, False),
                     ("attributes", "attribute_agreement", "mean", False))
+HEADLINE_ROLES = ("privacy", "detection", "quality", "cost")
 
 
 def headline_table(df: pd.DataFrame, detector: str | None = None) -> pd.DataFrame:
@@ -207,10 +209,12 @@ def headline_table(df: pd.DataFrame, detector: str | None = None) -> pd.DataFram
     with_ci, plain = wide_table(df, intervals=True), wide_table(df)
     out = pd.DataFrame(index=plain.index)
     present = list(dict.fromkeys(zip(df["metric"], df["backend"])))
-    for label, metric, backend, interval in TERMINAL_COLUMNS:
-        spec = registry.all_metrics().get(metric)
+    specs = registry.all_metrics()
+    for label, name, backend, interval in TERMINAL_COLUMNS:
+        spec = registry.headline(name) if name in HEADLINE_ROLES else specs.get(name)
         if spec is None:
             continue
+        metric = spec.name
         if backend is None and spec.backend == "detector" and (metric, detector) in present:
             backend = detector
         if backend is None:

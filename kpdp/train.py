@@ -181,13 +181,11 @@ def train(cfg: TrainConfig, log=print) -> Path:
     step = 0
     ckpt = out / "last.pt"
     if cfg.init_from and not ckpt.exists():
-        from safetensors.torch import load_file
-
         from safetensors import safe_open
 
-        with safe_open(cfg.init_from, framework="pt") as f:
+        with safe_open(cfg.init_from, framework="pt") as f:  # one read: the tensors and their condition
             init_condition = (f.metadata() or {}).get("condition", cfg.condition)
-        init = {k: v.float() for k, v in load_file(cfg.init_from).items()}
+            init = {k: f.get_tensor(k).float() for k in f.keys()}
         if init_condition != cfg.condition:
             init = grow_condition(init, init_condition, cfg.condition)
         G.load_state_dict(init), G_ema.load_state_dict(init)
@@ -217,7 +215,8 @@ def train(cfg: TrainConfig, log=print) -> Path:
     bar = tqdm(total=cfg.steps, initial=step, desc=f"train {cfg.condition}", mininterval=10)
     while step < cfg.steps:
         img, mask, cond, cond_own, foreign = data.sample()
-        with torch.autocast(**amp):
+        train_g = step >= cfg.d_warmup  # during the warm-up only the discriminator learns
+        with torch.autocast(**amp), torch.set_grad_enabled(train_g):
             fake = G(img, mask, cond)
             # real pairs always carry their own geometry; a real face under a foreign geometry is
             # a fake pair: the discriminator learns landmark consistency (no 68-point network is
@@ -229,8 +228,7 @@ def train(cfg: TrainConfig, log=print) -> Path:
         opt_d.zero_grad(set_to_none=True)
         d_loss.backward()
         opt_d.step()
-        # during the warm-up the generator waits for a discriminator worth learning from
-        if step >= cfg.d_warmup:
+        if train_g:  # after the warm-up: a discriminator worth learning from
             g_adv, g_l1, g_fm, g_id, id_sim = generator_step(
                 cfg, G, G_ema, D, opt_g, identity, img, mask, cond, cond_own, fake, foreign, amp)
         step += 1

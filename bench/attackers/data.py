@@ -45,11 +45,11 @@ def training_split(ds):
     """(identity-disjoint training data set, description) for attackers of ``ds``, or (None, why)."""
     from kpdp.datasets import LFW, CelebA, LFWSample
 
-    if isinstance(ds, LFWSample) and ds.split in ("devtest", "all") and (ds.root / "peopleDevTrain.txt").is_file():
-        return LFWSample(ds.root, "devtrain"), "the embedded sample's LFW devtrain people with 2+ images"
-    if (isinstance(ds, LFW) and not isinstance(ds, LFWSample) and ds.split == "devtest"
+    sample = isinstance(ds, LFWSample)  # its "all" is its devtest images (the sample's own devtrain apart)
+    if (isinstance(ds, LFW) and ds.split in (("devtest", "all") if sample else ("devtest",))
             and (ds.root / "peopleDevTrain.txt").is_file()):
-        return LFW(ds.root, "devtrain"), "LFW devtrain people with 2+ images (peopleDevTrain.txt)"
+        return type(ds)(ds.root, "devtrain"), ("the embedded sample's LFW devtrain people with 2+ images" if sample
+                                               else "LFW devtrain people with 2+ images (peopleDevTrain.txt)")
     if isinstance(ds, CelebA) and ds.split == "eval":
         return CelebA(ds.root, "probe-train"), f"CelebA probe-train people with 2+ images ({CelebA.SPLIT_RULE})"
     return None, FOLDS_SOURCE
