@@ -1,6 +1,7 @@
 """`deepprivacy`: a DeepPrivacy-style generator (Hukkelås et al. 2019): the same generator class
 as `kpdp`, conditioned on 7 sparse keypoints (eye centres, nose tip, mouth corners, jaw 0 and 16)
 of the original face, with the face box masked, and no privacy mechanism on the keypoints."""
+from kpdp.inpaint import FaceInpainter
 from kpdp.method import Anonymizer
 
 
@@ -9,7 +10,6 @@ class DeepPrivacyStyle(Anonymizer):
 
     def __init__(self, weights=None, **kw):
         super().__init__(**kw)
-        from kpdp.inpaint import FaceInpainter
 
         self.inpainter = FaceInpainter("sparse7", weights, self.device, mask_kind="box")
 

@@ -1,4 +1,4 @@
-"""kpdp-bench: the benchmark harness. ``bench.evaluate(RunConfig(...))`` returns a DataFrame."""
-from .evaluate import DatasetSpec, RunConfig, evaluate
+"""kpdp-bench: the benchmark harness. ``bench.run.evaluate(RunConfig(...))`` returns a DataFrame."""
+from bench.run.evaluate import DatasetSpec, RunConfig, evaluate
 
 __all__ = ["DatasetSpec", "RunConfig", "evaluate"]

@@ -37,7 +37,7 @@ def main(argv=None) -> int:
     torch.set_num_threads(a.threads)
     cv2.setNumThreads(a.threads)
 
-    from bench.verify import locate
+    from bench.measure.verify import locate
     from kpdp.datasets import LFW, load_image
     from kpdp.faces import get_recognizer
     from kpdp.faces.analyze import FaceFinder

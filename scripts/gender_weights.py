@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     import cv2
     from tqdm import tqdm
 
-    from bench.attribute_probes import CROP_SIZE, crop_features, load_probes
+    from bench.metrics.attribute_probes import CROP_SIZE, crop_features, load_probes
     from kpdp import train_data
 
     d = train_data.load(a.data)

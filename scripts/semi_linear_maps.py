@@ -32,9 +32,9 @@ def cell_maps(store, ds, method: str, eps, image_ids, shared: dict) -> dict:
     """{(recognizer, map): per-probe rank-1 hits} of each map, ``(recognizer, "chosen")``:
     ``semi-linear``'s, plus ``("groups", None)``: the probes' identities (the bootstrap's clusters)
     and ``("chosen", rec)``: the map ``semi-linear`` chose."""
-    from bench.aggregate import load_cell
+    from bench.aggregate.cells import load_cell
     from bench.attackers import outcomes
-    from bench.evaluate import Cell
+    from bench.run.evaluate import Cell
 
     attackers = ["semi-linear", *MAP_ATTACKERS.values()]
     cfg = SimpleNamespace(recognizers=list(RECOGNIZERS), detectors=[], device="cpu", workers=1, seeds=[0],
@@ -52,7 +52,7 @@ def cell_maps(store, ds, method: str, eps, image_ids, shared: dict) -> dict:
 
 def main(argv=None) -> int:
     from bench.metrics.intervals import bootstrap_max, bootstrap_mean, cell_seed
-    from bench.store import ResultStore
+    from bench.store.results import ResultStore
     from kpdp.datasets.adapters import get_dataset
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])

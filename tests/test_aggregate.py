@@ -3,7 +3,7 @@ import shutil
 import numpy as np
 import pytest
 
-from bench.aggregate import verification_threshold
+from bench.aggregate.cells import verification_threshold
 from kpdp.datasets import get_dataset
 
 
@@ -43,7 +43,7 @@ def test_threshold_source_lfw_pairs_or_impostor_pairs(tmp_path, sample):
 
 def test_lfw_pair_embeddings_are_the_same_on_a_pool(tmp_path, sample):
     """The pairs.txt images embedded on two processes equal those embedded here."""
-    from bench.aggregate import lfw_pair_embeddings
+    from bench.aggregate.cells import lfw_pair_embeddings
 
     people = _people(sample)
     names = sorted(n for n in people if len(people[n]) >= 2)[:3]
@@ -61,8 +61,8 @@ def test_lfw_pair_embeddings_are_the_same_on_a_pool(tmp_path, sample):
 
 
 def test_the_gallery_is_parsed_once_per_data_set_and_read_only(tmp_path):
-    from bench.aggregate import _shared_gallery
-    from bench.store import ResultStore
+    from bench.aggregate.cells import _shared_gallery
+    from bench.store.results import ResultStore
 
     store = ResultStore(tmp_path / "run")
     for k, person in enumerate(["p", "p", "q"]):

@@ -9,7 +9,7 @@ import torch
 from threadpoolctl import threadpool_limits
 
 from bench import RunConfig, evaluate
-from bench.aggregate_pool import pool_workers
+from bench.aggregate.pool import pool_workers
 
 from .test_harness import _aggregates
 
@@ -45,7 +45,7 @@ def test_cells_aggregated_on_two_processes_equal_the_serial_aggregation(tmp_path
     shutil.copytree(serial, pooled)
     with sqlite3.connect(pooled / "results.sqlite") as db:  # what the pool's workers fit must come back
         db.execute("DELETE FROM run WHERE key LIKE 'attacker_fits:%'")
-    import bench.aggregate_pool as pool
+    import bench.aggregate.pool as pool
 
     def serial_path_taken(*a, **k):
         raise AssertionError("aggregated in the driver, not on the pool")

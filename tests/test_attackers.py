@@ -18,7 +18,7 @@ from .conftest import LFW_ROOT, SHARED, needs_lfw
 def test_registry_lists_the_ladder_and_answers_unknown_names():
     assert available()[:5] == ["ignorant", "lazy", "semi-linear", "semi-wccn", "semi-lda"]
     assert set(default_attackers()) >= {"ignorant", "lazy", "semi-linear", "semi-wccn", "semi-lda"}
-    with pytest.raises(KeyError, match="unknown attacker 'oracle'; available: ignorant, lazy, semi-linear"):
+    with pytest.raises(KeyError, match="unknown attacker 'oracle'; valid: ignorant, lazy, semi-linear"):
         get_attacker("oracle")
     with pytest.raises(ValueError, match="gallery"):
         register_attacker(type("Bad", (Attacker,), {"name": "bad", "gallery": "somewhere"}))
@@ -69,7 +69,7 @@ def test_identity_folds_never_split_a_person():
 
 
 class _Cell:
-    """The part of bench.aggregate.CellData that attackers read."""
+    """The part of bench.aggregate.cells.CellData that attackers read."""
 
     def __init__(self, gallery, probes, anonymised, ids, train=None, recognizers=("r",)):
         self.gallery_identities = np.asarray(ids)
@@ -160,7 +160,7 @@ class RandomEmbeddings(Attacker):
 
 def test_an_attacker_returning_random_embeddings_is_caught_and_refused(tmp_path):
     from bench import RunConfig, evaluate
-    from bench.check import check, make_baseline
+    from bench.report.check import check, make_baseline
 
     cfg = RunConfig(methods=["blur"], limit=16, out=str(tmp_path / "run"), quiet=True, recognizers=["dlib"],
                     detectors=["dlib-hog"], metrics=["reid"], attackers=["ignorant", "lazy", "test-random"],
@@ -190,7 +190,7 @@ def test_an_attacker_returning_random_embeddings_is_caught_and_refused(tmp_path)
 
 
 def test_old_stores_keep_their_aggregates_as_the_ignorant_attackers(tmp_path):
-    from bench.store import ResultStore
+    from bench.store.results import ResultStore
 
     db = sqlite3.connect(tmp_path / "results.sqlite")
     db.execute("CREATE TABLE aggregates (dataset TEXT, method TEXT, eps TEXT, seed INTEGER, metric TEXT, "
@@ -248,7 +248,7 @@ def test_celeba_eval_attackers_train_on_other_celeba_people():
 def test_every_seed_is_attacked_with_the_first_seeds_training_images():
     """Training images are anonymised for the first seed only; a later seed must use them, not
     fall back to folds of its own evaluation images."""
-    from bench.aggregate import CellData
+    from bench.aggregate.cells import CellData
 
     class Store:
         def images(self, dataset, method, eps, seed):

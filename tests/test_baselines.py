@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from bench import registry
+from bench import methods as method_registry
 from kpdp.method import face_region
 
 BASELINES = ["original", "blur", "blur-strong", "pixelate-8", "pixelate-16", "mask", "mask-noise", "dppix",
@@ -9,7 +9,7 @@ BASELINES = ["original", "blur", "blur-strong", "pixelate-8", "pixelate-16", "ma
 
 
 def _make(name):
-    return registry.create(name, eps=1.0)
+    return method_registry.create(name, eps=1.0)
 
 
 @pytest.mark.parametrize("name", BASELINES)
@@ -48,20 +48,20 @@ def test_several_faces_are_each_anonymised(face_image):
 
 def test_landmark_region_option(face_image):
     image, face = face_image
-    m = registry.method_class("blur")(region="landmarks")
+    m = method_registry.method_class("blur")(region="landmarks")
     out = m.anonymize(image, [face])
     assert out.region.sum() < face_region(face, image.shape, "box").sum()
     with pytest.raises(ValueError, match="valid: box, landmarks"):
-        registry.method_class("blur")(region="ellipse")
+        method_registry.method_class("blur")(region="ellipse")
 
 
 def test_methods_without_eps_reject_nothing_and_dppix_needs_eps():
     with pytest.raises(ValueError, match="needs eps"):
-        registry.method_class("dppix")()
+        method_registry.method_class("dppix")()
     with pytest.raises(ValueError, match="ε must be > 0"):
-        registry.create("dppix", eps=0)
+        method_registry.create("dppix", eps=0)
 
 
 def test_unknown_method_lists_available():
-    with pytest.raises(registry.UnknownMethod, match="available: .*blur"):
-        registry.method_class("nope")
+    with pytest.raises(method_registry.UnknownMethod, match="valid: .*blur"):
+        method_registry.method_class("nope")

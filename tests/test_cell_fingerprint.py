@@ -1,4 +1,4 @@
-"""bench.cell_fingerprint: a later `bench run` into a store keeps the rows of cells it did not change."""
+"""bench.aggregate.fingerprint: a later `bench run` into a store keeps the rows of cells it did not change."""
 import sqlite3
 
 import pytest
@@ -29,9 +29,9 @@ def _foreign_rows(out) -> int:
 @pytest.fixture
 def clean_commit(monkeypatch):
     """Runs as from a clean checkout (the tests' own checkout may be dirty or clean)."""
-    import bench.provenance
+    import bench.store.provenance
 
-    monkeypatch.setattr(bench.provenance, "code_version", lambda: "c0ffee")
+    monkeypatch.setattr(bench.store.provenance, "code_version", lambda: "c0ffee")
     return monkeypatch
 
 
@@ -57,9 +57,9 @@ def test_a_changed_input_recomputes_the_cell(tmp_path, clean_commit, change):
     if change == "more images":
         kw["limit"] = 7
     elif change == "dirty code":
-        import bench.provenance
+        import bench.store.provenance
 
-        clean_commit.setattr(bench.provenance, "code_version", lambda: "c0ffee+dirty")
+        clean_commit.setattr(bench.store.provenance, "code_version", lambda: "c0ffee+dirty")
     elif change == "--reaggregate":
         kw["reaggregate"] = True
     else:
@@ -72,10 +72,10 @@ def test_a_changed_input_recomputes_the_cell(tmp_path, clean_commit, change):
 
 
 def test_the_fingerprint_follows_every_record_of_the_cell_and_of_the_originals(tmp_path, clean_commit):
-    from bench.cell_fingerprint import cell_fingerprint, data_set_digest
-    from bench.evaluate import Cell
-    from bench.store import ROLES, store_datasets
-    from bench.store import ResultStore
+    from bench.aggregate.fingerprint import cell_fingerprint, data_set_digest
+    from bench.run.evaluate import Cell
+    from bench.store.results import ROLES, store_datasets
+    from bench.store.results import ResultStore
 
     out = tmp_path / "run"
     cfg = RunConfig(methods=["blur"], limit=6, out=str(out), **COMMON)

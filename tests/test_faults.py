@@ -15,7 +15,7 @@ import time
 import numpy as np
 import pytest
 
-from bench.cli import main as bench_main
+from bench.cli.main import main as bench_main
 
 from .conftest import ROOT
 
@@ -180,7 +180,7 @@ def test_store_damaged_beyond_salvage_is_refused_with_what_to_do(tmp_path, cache
 # -- a run that measured nothing, or failed for one reason -----------------------------------------------
 def test_a_backend_failing_on_every_image_fails_the_run_and_is_retried(tmp_path, cache_dir, reference, capsys,
                                                                       monkeypatch):
-    import bench.executor as ex
+    import bench.run.executor as ex
 
     real = ex.analyse_original
 
@@ -228,7 +228,7 @@ def _limit_pages(db, extra):
 
 def test_full_disk_while_writing_the_store_keeps_committed_rows_and_resumes(tmp_path, cache_dir, reference,
                                                                           capsys, monkeypatch):
-    import bench.store as st
+    import bench.store.results as st
 
     real_commit = st.ResultStore.commit
     commits = []
@@ -254,7 +254,7 @@ def test_full_disk_while_writing_the_store_keeps_committed_rows_and_resumes(tmp_
 
 def test_full_disk_while_writing_the_cache_is_an_error_naming_it(tmp_path, cache_dir, reference, capsys,
                                                                monkeypatch):
-    import bench.cache as ca
+    import bench.store.cache as ca
 
     real = ca.FeatureCache.__init__
 

@@ -149,7 +149,7 @@ def test_bad_inputs_are_skipped_with_reasons(tmp_path, sample, face_image):
 
 
 @pytest.mark.parametrize("args,message", [
-    (["--methods", "nope"], "unknown method 'nope'; available: .*blur"),
+    (["--methods", "nope"], "unknown method 'nope'; valid: .*blur"),
     (["--methods", "dppix", "--eps", "0"], "ε must be a number > 0"),
     (["--methods", "dppix", "--eps", "abc"], "'abc' is not a number"),
     (["--methods", "blur", "--metrics", "speed"], "unknown metric group 'speed'; valid: reid"),

@@ -1,6 +1,6 @@
 import numpy as np
 
-from bench.landmark_privacy import chance_level, landmark_identification, majority_level
+from bench.measure.landmark_privacy import chance_level, landmark_identification, majority_level
 from kpdp import landmark_cache as lc
 
 
@@ -42,7 +42,7 @@ def test_landmark_cache_round_trip(tmp_path, sample):
 
 
 def test_cli_prints_the_noise_against_the_spread_of_people(tmp_path, sample_landmarks, capsys):
-    from bench.cli import main
+    from bench.cli.main import main
 
     arrays = {k: sample_landmarks[k] for k in ("image_id", "identity", "box", "landmarks")}
     lc.save(tmp_path / "l.npz", {**arrays, "failed": np.array([], dtype=str), "finder": np.array("sample")})

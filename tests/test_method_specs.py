@@ -6,9 +6,9 @@ import sqlite3
 import pandas as pd
 import pytest
 
-from bench import registry
-from bench.cli import main as bench_main
-from bench.cli_run import with_method_args
+from bench import methods as method_registry
+from bench.cli.main import main as bench_main
+from bench.cli.run import with_method_args
 from kpdp.method import Anonymizer
 
 
@@ -28,25 +28,29 @@ class ToyChild(Toy):
 
 
 @pytest.fixture()
-def toys(monkeypatch):
-    targets = {**registry._targets(), "toy": f"{__name__}:Toy", "toy-child": f"{__name__}:ToyChild"}
-    monkeypatch.setattr(registry, "_targets", lambda: targets)
+def toys():
+    methods = method_registry.registry()
+    methods.add("toy", f"{__name__}:Toy")  # lazy entries, as an installed plugin's would be
+    methods.add("toy-child", f"{__name__}:ToyChild")
+    yield
+    methods.remove("toy")
+    methods.remove("toy-child")
 
 
 def test_parse_and_format_round_trip_in_canonical_order():
-    assert registry.parse_spec("kpdp") == ("kpdp", {})
-    assert registry.parse_spec(" kpdp [ b = 1 , a = x ] ") == ("kpdp", {"b": 1, "a": "x"})
-    assert registry.canonical("kpdp[b=1,a=2]") == registry.canonical("kpdp[a=2,b=1]") == "kpdp[a=2,b=1]"
+    assert method_registry.parse_spec("kpdp") == ("kpdp", {})
+    assert method_registry.parse_spec(" kpdp [ b = 1 , a = x ] ") == ("kpdp", {"b": 1, "a": "x"})
+    assert method_registry.canonical("kpdp[b=1,a=2]") == method_registry.canonical("kpdp[a=2,b=1]") == "kpdp[a=2,b=1]"
     for spec in ("kpdp", "blur[sigma=3.5]", "kpdp[mask=landmarks,postprocess=mean,residual=full]",
                  "x[a=inf,b=-2,c=true,d=1e-05,e=some text]"):
-        assert registry.canonical(spec) == spec
-        assert registry.format_spec(*registry.parse_spec(spec)) == spec
+        assert method_registry.canonical(spec) == spec
+        assert method_registry.format_spec(*method_registry.parse_spec(spec)) == spec
     with pytest.raises(ValueError, match="cannot be written"):
-        registry.format_spec("kpdp", {"a": "1"})  # would read back as an int
+        method_registry.format_spec("kpdp", {"a": "1"})  # would read back as an int
 
 
 def test_value_types():
-    _, p = registry.parse_spec("m[i=3,f=0.5,e=1e3,t=true,F=False,inf=inf,s=mean,neg=-1]")
+    _, p = method_registry.parse_spec("m[i=3,f=0.5,e=1e3,t=true,F=False,inf=inf,s=mean,neg=-1]")
     assert p == {"i": 3, "f": 0.5, "e": 1000.0, "t": True, "F": False, "inf": math.inf, "s": "mean", "neg": -1}
     assert [type(p[k]) for k in ("i", "f", "t", "s")] == [int, float, bool, str]
 
@@ -58,31 +62,31 @@ def test_value_types():
 ])
 def test_bad_specs_are_rejected(spec, message):
     with pytest.raises(ValueError, match=message):
-        registry.parse_spec(spec)
+        method_registry.parse_spec(spec)
 
 
 def test_unknown_parameters_are_rejected_listing_the_valid_ones(toys):
-    assert registry.settable_params(Toy) == ["mode", "region", "strength"]
-    assert registry.settable_params(ToyChild) == ["extra", "mode", "region", "strength"]
-    assert registry.check_spec("toy-child[strength=2,extra=1]") == "toy-child[extra=1,strength=2]"
+    assert method_registry.settable_params(Toy) == ["mode", "region", "strength"]
+    assert method_registry.settable_params(ToyChild) == ["extra", "mode", "region", "strength"]
+    assert method_registry.check_spec("toy-child[strength=2,extra=1]") == "toy-child[extra=1,strength=2]"
     with pytest.raises(ValueError, match=r"no parameter 'strenght'; its parameters: mode, region, strength"):
-        registry.check_spec("toy[strenght=2]")
+        method_registry.check_spec("toy[strenght=2]")
     for grid_param in ("eps", "device"):  # --eps and --device set those
         with pytest.raises(ValueError, match="no parameter"):
-            registry.check_spec(f"toy[{grid_param}=1]")
-    with pytest.raises(registry.UnknownMethod):
-        registry.check_spec("nosuch[a=1]")
-    obj = registry.create("toy[mode=b,strength=2.5]")
-    assert (obj.params, registry.uses_eps("toy[mode=b]")) == ({"strength": 2.5, "mode": "b"}, False)
-    assert registry.method_class("blur[sigma=3]") is registry.method_class("blur")
+            method_registry.check_spec(f"toy[{grid_param}=1]")
+    with pytest.raises(method_registry.UnknownMethod):
+        method_registry.check_spec("nosuch[a=1]")
+    obj = method_registry.create("toy[mode=b,strength=2.5]")
+    assert (obj.params, method_registry.uses_eps("toy[mode=b]")) == ({"strength": 2.5, "mode": "b"}, False)
+    assert method_registry.method_class("blur[sigma=3]") is method_registry.method_class("blur")
 
 
 def test_split_specs_and_method_args():
-    assert registry.split_specs("kpdp,kpdp[postprocess=mean,mask=landmarks], blur,") == \
+    assert method_registry.split_specs("kpdp,kpdp[postprocess=mean,mask=landmarks], blur,") == \
         ["kpdp", "kpdp[postprocess=mean,mask=landmarks]", "blur"]
     for bad in ("kpdp[a=1,blur", "kpdp],blur"):
         with pytest.raises(ValueError, match="unbalanced"):
-            registry.split_specs(bad)
+            method_registry.split_specs(bad)
     methods = ["kpdp", "kpdp[mask=landmarks]", "blur"]
     assert with_method_args(methods, ["kpdp:postprocess=mean,kpdp:residual=full"]) == \
         with_method_args(methods, ["kpdp:residual=full", "kpdp:postprocess=mean"]) == \
@@ -110,8 +114,8 @@ def test_bad_spec_on_the_command_line_is_exit_2_and_writes_nothing(tmp_path, cap
 
 def test_two_variants_of_one_method_in_one_run(tmp_path, monkeypatch):
     from baselines.blur import GaussianBlur
-    from bench.check import check, make_baseline
-    from bench.report import ReportSpec, load_runs, table
+    from bench.report.check import check, make_baseline
+    from bench.report.page import ReportSpec, load_runs, table
 
     calls = []
     original = GaussianBlur.anonymize_face
@@ -150,7 +154,25 @@ def test_a_preset_refuses_the_parameter_it_fixes_and_the_generic_method_takes_it
     # pixelate-8 passes blocks=8 to its parent: `pixelate-8[blocks=4]` used to pass the spec check
     # and fail when the run built it; it is now refused up front, pointing at `pixelate`
     with pytest.raises(ValueError, match="blocks fixed by this preset"):
-        registry.check_spec("pixelate-8[blocks=4]")
-    assert "blocks" not in registry.settable_params(registry.method_class("pixelate-16"))
-    method = registry.create("pixelate[blocks=4]")
-    assert method.blocks == 4 and registry.create("pixelate-8").blocks == 8
+        method_registry.check_spec("pixelate-8[blocks=4]")
+    assert "blocks" not in method_registry.settable_params(method_registry.method_class("pixelate-16"))
+    method = method_registry.create("pixelate[blocks=4]")
+    assert method.blocks == 4 and method_registry.create("pixelate-8").blocks == 8
+
+
+def test_methods_are_declared_once_in_pyproject_and_a_source_tree_reads_them_there(monkeypatch):
+    """The installed entry points are pyproject.toml's table; without an install the registry reads
+    that table itself, so no second list can drift from it."""
+    import importlib.metadata as md
+
+    declared = method_registry.declared_in_pyproject()
+    installed = {ep.name: ep.value for ep in md.entry_points(group=method_registry.GROUP)}
+    assert {"kpdp", "blur", "deepprivacy", "original"} <= set(declared)
+    assert {k: installed[k] for k in declared} == declared
+    method_registry.refresh()
+    monkeypatch.setattr(md, "entry_points", lambda group: [])  # a source tree that was never pip-installed
+    try:
+        methods = method_registry.registry()
+        assert {n: methods.target(n) for n in methods.names()} == declared
+    finally:
+        method_registry.refresh()

@@ -125,7 +125,7 @@ def test_kid_from_kernels_equals_torchmetrics_with_subsets():
 
 
 def test_frechet_distance_takes_read_only_features_quietly():
-    """The gallery's features are read-only (bench.aggregate); with more images than dimensions FID
+    """The gallery's features are read-only (bench.aggregate.cells); with more images than dimensions FID
     goes through torch, which warns about non-writable arrays unless they are copied."""
     import warnings
 

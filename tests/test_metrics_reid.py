@@ -99,7 +99,7 @@ def test_intrusion_tau_is_the_99th_percentile_of_closest_strangers(gallery):
 
 
 class _Cell:
-    """The slice of bench.aggregate.CellData that the reid group reads."""
+    """The slice of bench.aggregate.cells.CellData that the reid group reads."""
 
     method, eps, seed = "m", None, 0
 
@@ -124,7 +124,7 @@ class _Cell:
 
 def test_max_row_is_the_strongest_recognizer_with_a_joint_interval(gallery):
     """`max` must be the larger recognizer's value, here the second one (not just >= the first)."""
-    from bench.metrics.reid import ReidGroup
+    from bench.attackers.reid_group import ReidGroup
 
     emb, ids = gallery
     weak = np.random.default_rng(6).normal(size=emb.shape)  # "dlib" sees noise: near chance

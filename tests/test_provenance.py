@@ -3,8 +3,8 @@ import shutil
 
 import pandas as pd
 
-from bench import provenance
-from bench.store import ResultStore
+from bench.store import provenance
+from bench.store.results import ResultStore
 
 META = dict(argv=["/x/bench/__main__.py", "run", "--methods", "kpdp", "--eps", "1", "--out", "runs/r"],
             versions={"python": "3.11.7", "torch": "2.14.1", "opendp": None}, seeds=[0, 1],
@@ -70,7 +70,7 @@ def test_a_committed_report_keeps_provenance_matched_by_its_numbers(tmp_path):
 
 
 def test_write_report_writes_provenance_json_and_the_page_section(tmp_path):
-    from bench.report import ReportSpec, write_report
+    from bench.report.page import ReportSpec, write_report
 
     run = _run(tmp_path, **META)
     index = write_report([run], tmp_path / "rep", ReportSpec(), samples=False)
@@ -82,7 +82,7 @@ def test_write_report_writes_provenance_json_and_the_page_section(tmp_path):
 
 
 def test_a_real_run_records_the_commit_that_measured_and_keeps_its_provenance_beside_metrics_csv(tmp_path):
-    from bench.cli import main as bench_main
+    from bench.cli.main import main as bench_main
 
     out = tmp_path / "run"
     assert bench_main(["run", "--methods", "blur", "--limit", "2", "--metrics", "detection", "--detectors",

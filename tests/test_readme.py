@@ -1,11 +1,11 @@
 """The results tables of the README, the report pages and docs/ are generated from the committed reports
-(bench/readme.py)."""
+(bench/report/readme.py)."""
 import os
 from pathlib import Path
 
 import pytest
 
-from bench import readme
+from bench.report import readme
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -73,10 +73,10 @@ def _markdowns_with_blocks(root):
 
 def test_the_project_readme_matches_its_committed_reports():
     """Every results block of the project (README.md, the report pages, docs/) matches the committed runs,
-    and ``python -m bench.readme`` without arguments finds every file that holds one."""
+    and ``python -m bench.report.readme`` without arguments finds every file that holds one."""
     files = readme.project_markdowns(ROOT)
     assert ROOT / "README.md" in files and readme.holds_block(ROOT / "README.md")
     assert set(_markdowns_with_blocks(ROOT)) <= set(files)
     for md in files:
         rel = md.relative_to(ROOT)
-        assert readme.main([str(md), "--check"]) == 0, f"run: python -m bench.readme {rel}"
+        assert readme.main([str(md), "--check"]) == 0, f"run: python -m bench.report.readme {rel}"

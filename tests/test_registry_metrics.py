@@ -27,8 +27,8 @@ def test_unknown_group_lists_the_known_ones():
 
 def test_a_new_metric_is_one_module(monkeypatch):
     """Register a group (what a plugin module does): export, report, check and the harness see it."""
-    from bench.check import rules
-    from bench.export import summary_columns
+    from bench.report.check import rules
+    from bench.report.export import summary_columns
 
     @registry.register_group
     class Sharpness(registry.MetricGroup):
@@ -49,11 +49,11 @@ def test_a_new_metric_is_one_module(monkeypatch):
         df = pd.DataFrame({"metric": ["face_sharpness", "reid_rank1"], "backend": ["", "max"]})
         assert ("face_sharpness", "") in summary_columns(df)
     finally:
-        registry._GROUPS.pop("sharpness")
+        registry.GROUPS.remove("sharpness")
 
 
 def test_metrics_decide_which_backends_load():
-    from bench.analysis import Backends
+    from bench.measure.analysis import Backends
 
     b = Backends(("dlib",), ("mtcnn", "dlib-hog"), metrics=("reid",))
     assert set(b.recs) == {"dlib"} and b.dets == {} and b.lm is None and not b.inception
@@ -63,7 +63,7 @@ def test_metrics_decide_which_backends_load():
 
 
 def test_cache_keys_carry_the_measuring_codes_version():
-    from bench.analysis import Backends
+    from bench.measure.analysis import Backends
 
     b = Backends(("dlib",), (), metrics=("reid",))
     g = b.groups[0]
@@ -77,7 +77,7 @@ def test_cache_keys_carry_the_measuring_codes_version():
 
 def test_a_groups_cache_key_ignores_backends_it_does_not_use():
     """Selecting more groups (more backends loaded) must not make the reid group recompute."""
-    from bench.analysis import Backends
+    from bench.measure.analysis import Backends
 
     alone = Backends(("dlib",), ("dlib-hog",), metrics=("reid",))
     many = Backends(("dlib",), ("dlib-hog",), metrics=("reid", "detection", "landmarks"))
@@ -93,7 +93,7 @@ def test_mtcnn_stays_off_a_gpu_that_many_workers_share():
     finder's MTCNN run on the CPU (on this GPU-less machine a CUDA MTCNN could not even be built)."""
     from types import SimpleNamespace
 
-    from bench.analysis import MTCNN_GPU_MAX_WORKERS, Backends, detector_device
+    from bench.measure.analysis import MTCNN_GPU_MAX_WORKERS, Backends, detector_device
 
     cfg = SimpleNamespace(recognizers=[], detectors=["mtcnn"], device="cuda", metrics=["detection"],
                           workers=16, executor="processes")  # the measured case

@@ -43,7 +43,7 @@ def test_an_edited_basis_file_is_refused(tmp_path):
 def test_the_shipped_basis_identifies_less_than_the_full_residual(sample_landmarks):
     """On the embedded sample (people the basis was not fitted on): rank-1 identification from
     what KPDP keeps of the residual is far below that from the full residual."""
-    from bench.landmark_privacy import chance_level
+    from bench.measure.landmark_privacy import chance_level
     from bench.metrics.reid_scores import reid_rank1
 
     space, basis = IdentitySpace.load(), ResidualBasis.load()

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from bench.attackers import available, default_attackers, get_attacker
-from bench.attackers import finetune_run
+from bench.run import finetune as finetune_run
 from bench.attackers import semi_finetune as sf
 
 
@@ -100,7 +100,7 @@ def tiny_run(tmp_path_factory):
     """`bench run --attackers ignorant,semi-finetune` on 24 embedded sample images (10 people): blur (the
     second release is the first) and dppix (a seeded method: the run holds no second release,
     so the attacker has it made as `bench run` would)."""
-    from bench.cli import main
+    from bench.cli.main import main
 
     out = tmp_path_factory.mktemp("sf") / "run"
     small = functools.partial(sf.FinetuneConfig, steps=4, batch=16, blocks=1)
@@ -169,7 +169,7 @@ def test_a_run_without_the_attacker_names_the_rows_it_replaces(tiny_run, tmp_pat
     """A later `bench run` that recomputes a cell (here forced by --reaggregate; also more images,
     other attackers, other code) does so with its own attackers; the fine-tuned rows it drops are
     named, with the command that restores them, not lost in silence."""
-    from bench.cli import main
+    from bench.cli.main import main
 
     run = tmp_path / "run"
     shutil.copytree(tiny_run, run)

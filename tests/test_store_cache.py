@@ -1,7 +1,7 @@
 import numpy as np
 
-from bench.cache import FeatureCache, file_digest
-from bench.store import ResultStore, eps_key, pack_features, unpack_features
+from bench.store.cache import FeatureCache, file_digest
+from bench.store.results import ResultStore, eps_key, pack_features, unpack_features
 
 
 def test_store_round_trip_and_idempotent_inserts(tmp_path):
@@ -53,7 +53,7 @@ def test_cache_entry_failing_its_checksum_is_dropped_not_returned(tmp_path, caps
 
 
 def test_cache_key_kind_and_version():
-    from bench.cache import split_key
+    from bench.store.cache import split_key
 
     d = "0123456789abcdef" * 3
     assert split_key(f"original:faces|finder=a|b=c|{d}|emb:dlib") == ("original:faces", "finder=a|b=c")
@@ -63,7 +63,7 @@ def test_cache_key_kind_and_version():
 def test_salvage_keeps_rows_that_read_back_whole(tmp_path):
     import sqlite3
 
-    from bench.store import salvage
+    from bench.store.results import salvage
 
     s = ResultStore(tmp_path / "run")
     for i in range(3):

@@ -1,6 +1,6 @@
 import numpy as np
 
-from bench.verify import embed_paths, lfw_verify, ten_fold_accuracy
+from bench.measure.verify import embed_paths, lfw_verify, ten_fold_accuracy
 
 from .conftest import LFW_ROOT, needs_lfw
 
@@ -18,7 +18,7 @@ def test_ten_fold_threshold_is_chosen_on_other_folds():
 
 def test_embedding_on_a_pool_equals_embedding_in_one_process(sample, tmp_path, monkeypatch):
     """The pool's workers open the default cache: point it at an empty one, so both paths compute."""
-    from bench.cache import FeatureCache
+    from bench.store.cache import FeatureCache
 
     paths = [s.path for s in list(sample)[:6]]
     serial, fb_serial = embed_paths(paths, "dlib", cache=FeatureCache(tmp_path / "serial.sqlite"), progress=False)

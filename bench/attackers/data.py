@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import numpy as np
 
+from bench import methods as method_registry
+from kpdp.datasets import LFW, CelebA, LFWSample
+
 FOLDS_SOURCE = "identity folds of the evaluation set (no training split)"
 
 
 def is_deterministic(method: str) -> bool:
-    from .. import registry
-
-    return bool(getattr(registry.method_class(method), "deterministic", False))
+    return bool(getattr(method_registry.method_class(method), "deterministic", False))
 
 
 def gallery_release(method: str, seed: int, seeds: list[int]) -> tuple[str, int]:
@@ -43,7 +44,6 @@ def gallery_release(method: str, seed: int, seeds: list[int]) -> tuple[str, int]
 
 def training_split(ds):
     """(identity-disjoint training data set, description) for attackers of ``ds``, or (None, why)."""
-    from kpdp.datasets import LFW, CelebA, LFWSample
 
     sample = isinstance(ds, LFWSample)  # its "all" is its devtest images (the sample's own devtrain apart)
     if (isinstance(ds, LFW) and ds.split in (("devtest", "all") if sample else ("devtest",))

@@ -1,10 +1,10 @@
 """``ignorant``: knows nothing of the method; an off-the-shelf recognizer against clean originals."""
 from __future__ import annotations
 
-from .registry import Attacker, register_attacker
+from bench.attackers.registry import IGNORANT, Attacker, register_attacker
 
 
 @register_attacker
 class Ignorant(Attacker):
-    name = "ignorant"
+    name = IGNORANT
     gallery = "original"

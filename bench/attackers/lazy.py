@@ -4,7 +4,7 @@ not vary between releases (the same blur, the same average face) this is the att
 two releases of one person through whatever the method keeps."""
 from __future__ import annotations
 
-from .registry import Attacker, register_attacker
+from bench.attackers.registry import Attacker, register_attacker
 
 
 @register_attacker

@@ -13,13 +13,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..metrics.reid_scores import (fit_threshold, genuine_pairs, impostor_scores, intrusion_hits, intrusion_threshold,
+from bench.metrics.reid_scores import (INTRUSION_RATE, REID_METRICS, REID_RANK1, REID_RANK1_SAME,
+                                       REID_TAR_FAR, fit_threshold, genuine_pairs, impostor_scores, intrusion_hits, intrusion_threshold,
                             probe_mask, rank1_hits)
-from .data import FOLDS_SOURCE
-from .registry import TrainingSet, get_attacker
-from .semi_linear import identity_folds
+from bench.attackers.data import FOLDS_SOURCE
+from bench.attackers.registry import TrainingSet, get_attacker
+from bench.attackers.semi_linear import identity_folds
 
-METRICS = ("reid_rank1", "reid_rank1_same", "reid_tar_far1e-3", "intrusion_rate")
+METRICS = REID_METRICS
 
 
 @dataclass
@@ -39,9 +40,9 @@ def _hits(P, ids, index, G, G_ids, present, threshold, tau) -> dict:
     genuine_present = _pair_targets(P, ids, index, G_ids, present)
     if np.isnan(threshold):  # no impostor pair to fit it on: no TAR rather than a TAR of 0
         scores, owner, genuine_present = scores[:0], owner[:0], genuine_present[:0]
-    return {"reid_rank1": rank1_hits(*args), "reid_rank1_same": rank1_hits(*args, same_image=True),
-            "reid_tar_far1e-3": (scores >= threshold) & genuine_present, "_owner": owner,
-            "intrusion_rate": intrusion_hits(*args, tau)}
+    return {REID_RANK1: rank1_hits(*args), REID_RANK1_SAME: rank1_hits(*args, same_image=True),
+            REID_TAR_FAR: (scores >= threshold) & genuine_present, "_owner": owner,
+            INTRUSION_RATE: intrusion_hits(*args, tau)}
 
 
 def _pair_targets(P, ids, index, G_ids, present) -> np.ndarray:
@@ -55,7 +56,7 @@ def _pair_targets(P, ids, index, G_ids, present) -> np.ndarray:
 
 
 def attack(cell, attackers: list[str], seed: int = 0) -> Outcomes:
-    """Run ``attackers`` against ``cell`` (a :class:`bench.aggregate.CellData`) with every recognizer."""
+    """Run ``attackers`` against ``cell`` (a :class:`bench.aggregate.cells.CellData`) with every recognizer."""
     G_ids = cell.gallery_identities
     ids, index = cell.probe_identities, cell.probe_index
     keep = probe_mask(G_ids, ids)
@@ -92,7 +93,7 @@ def attack(cell, attackers: list[str], seed: int = 0) -> Outcomes:
                     fixed = (cell.verification_threshold(rec),
                              cell.memo("intrusion_tau", rec, lambda: intrusion_threshold(G0, G_ids)))
                 hits = _attack_once(a, P, ids, index, G, G_ids, present, fixed)
-                hits["reid_tar_far1e-3"] = hits["reid_tar_far1e-3"][np.argsort(hits.pop("_owner"), kind="stable")]
+                hits[REID_TAR_FAR] = hits[REID_TAR_FAR][np.argsort(hits.pop("_owner"), kind="stable")]
                 out.info[(name, rec)] = {"source": train.source if train is not None else "", **a.info}
             out.hits[(name, rec)] = hits
             if out.pair_groups is None:
@@ -115,14 +116,14 @@ def _attack_once(a, P, ids, index, G, G_ids, present, fixed) -> dict:
 def _merge(parts, keep, position) -> dict:
     """Per-fold outcomes back in the order of the kept probes (pairs ordered by their probe)."""
     n = int(keep.sum())
-    merged = {m: np.zeros(n, bool) for m in ("reid_rank1", "reid_rank1_same", "intrusion_rate")}
+    merged = {m: np.zeros(n, bool) for m in (REID_RANK1, REID_RANK1_SAME, INTRUSION_RATE)}
     tar, owners = [], []
     for sel, h in parts:
         where = position[sel & keep]
         for m in merged:
             merged[m][where] = h[m]
-        tar.append(h["reid_tar_far1e-3"])
+        tar.append(h[REID_TAR_FAR])
         owners.append(where[h["_owner"]])
     tar, owners = np.concatenate(tar), np.concatenate(owners)
-    merged["reid_tar_far1e-3"] = tar[np.argsort(owners, kind="stable")]
+    merged[REID_TAR_FAR] = tar[np.argsort(owners, kind="stable")]
     return merged

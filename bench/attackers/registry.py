@@ -15,12 +15,15 @@ from typing import ClassVar
 
 import numpy as np
 
-from ..plugins import Plugins
+from kpdp.registry import Registry
 
 ENTRY_POINT_GROUP = "kpdp_bench.attackers"
 BUILTIN_MODULES = ("bench.attackers.ignorant", "bench.attackers.lazy", "bench.attackers.semi_linear",
                    "bench.attackers.semi_finetune")
 GALLERIES = ("original", "anonymised")
+#: the attacker every run has (knows nothing of the method), and the one a single recognizer's privacy
+#: number always meant
+IGNORANT = "ignorant"
 
 
 @dataclass
@@ -61,37 +64,24 @@ class Attacker:
         return np.asarray(embeddings, np.float64)
 
 
-_ATTACKERS: dict[str, type[Attacker]] = {}
-_PLUGINS = Plugins(BUILTIN_MODULES, ENTRY_POINT_GROUP, "attacker")
-
-
-def register_attacker(cls: type[Attacker]) -> type[Attacker]:
-    """Class decorator: make an attacker known by its ``name``."""
-    if not cls.name:
-        raise ValueError(f"{cls.__name__} has no name")
+def _check(name: str, cls: type[Attacker]) -> None:
     if cls.gallery not in GALLERIES:
-        raise ValueError(f"attacker '{cls.name}': gallery must be one of {GALLERIES}, not {cls.gallery!r}")
-    _ATTACKERS[cls.name] = cls
-    return cls
+        raise ValueError(f"attacker '{name}': gallery must be one of {GALLERIES}, not {cls.gallery!r}")
 
 
-def _load() -> None:
-    _PLUGINS.load()
+ATTACKERS = Registry("attacker", BUILTIN_MODULES, ENTRY_POINT_GROUP, check=_check)
+#: class decorator: make an attacker known by its ``name``
+register_attacker = ATTACKERS.register
 
 
 def available() -> list[str]:
     """Every attacker, built-ins first in ladder order (:data:`BUILTIN_MODULES`)."""
-    _load()
-    rank = {m: i for i, m in enumerate(BUILTIN_MODULES)}
-    return sorted(_ATTACKERS, key=lambda n: rank.get(_ATTACKERS[n].__module__, len(rank)))
+    return ATTACKERS.names()
 
 
 def default_attackers() -> list[str]:
-    return [n for n in available() if _ATTACKERS[n].default]
+    return [n for n in available() if ATTACKERS.get(n).default]
 
 
 def get_attacker(name: str) -> type[Attacker]:
-    _load()
-    if name not in _ATTACKERS:
-        raise KeyError(f"unknown attacker '{name}'; available: {', '.join(available())}")
-    return _ATTACKERS[name]
+    return ATTACKERS.get(name)

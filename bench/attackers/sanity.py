@@ -12,6 +12,10 @@ and says so.
 """
 from __future__ import annotations
 
+from bench.attackers.registry import IGNORANT
+from bench.metrics.registry import STRONGEST
+from bench.metrics.reid_scores import REID_RANK1
+
 MIN_ORIGINAL_RANK1 = 0.9
 REFERENCE_METHODS = ("original", "blur")
 
@@ -19,7 +23,7 @@ REFERENCE_METHODS = ("original", "blur")
 def strongest(rows, attacker: str):
     """The attacker's ``reid_rank1`` row over its recognizers (``backend = max``), or None."""
     for r in rows:
-        if r.metric == "reid_rank1" and r.backend == "max" and r.attacker == attacker:
+        if r.metric == REID_RANK1 and r.backend == STRONGEST and r.attacker == attacker:
             return r
     return None
 
@@ -40,7 +44,7 @@ def check(rows_by_method: dict[str, list], attackers: list[str],
     invalid = {}
     orig = rows_by_method.get("original", [])
     blur = rows_by_method.get("blur", [])
-    ref = strongest(blur, "ignorant")
+    ref = strongest(blur, IGNORANT)
     for a in attackers:
         r = strongest(orig, a)
         if r is not None and not r.value >= min_original_rank1:
@@ -48,7 +52,7 @@ def check(rows_by_method: dict[str, list], attackers: list[str],
                           "re-identify unprotected faces")
             continue
         b = strongest(blur, a)
-        if a != "ignorant" and b is not None and ref is not None and b.ci_high < ref.value:
+        if a != IGNORANT and b is not None and ref is not None and b.ci_high < ref.value:
             invalid[a] = (f"rank-1 {b.value:.3f} [{b.ci_low:.3f}, {b.ci_high:.3f}] on blur, below the ignorant "
                           f"attacker's {ref.value:.3f}: knowing the method made it weaker")
     return invalid

@@ -24,8 +24,8 @@ second releases, both embedded by the fine-tuned net, scored by the outcome code
 The store keeps embeddings, not pixels, so this attacker runs on a finished run's store
 (``python -m bench attack semi-finetune --run RUN_DIR``; ``bench run --attackers ...,semi-finetune``
 calls it after the grid): it makes the images it needs again from the run's seeds and checks them
-against the stored digests (:mod:`bench.attackers.finetune_data`; the orchestration is
-:mod:`bench.attackers.finetune_run`), trains (or loads the cached
+against the stored digests (:mod:`bench.run.finetune_data`; the orchestration is
+:mod:`bench.run.finetune`), trains (or loads the cached
 checkpoint), and appends its rows, the recomputed strongest attack and its sanity verdict to the
 run's results. Checkpoints (safetensors, no pickle) are cached per (method spec, ε, training
 images, attacker version, seed, hyper-parameters) under ``$KPDP_BENCH_CACHE/weights/semi-finetune``,
@@ -43,12 +43,16 @@ from pathlib import Path
 
 import numpy as np
 
-from .registry import Attacker, register_attacker
+from bench.attackers.registry import Attacker, register_attacker
+from bench.metrics.reid_scores import REID_METRICS
+from bench.store.cache import default_cache_dir
+from bench.store.results import eps_key
+from kpdp.faces.facenet_torch import WEIGHTS_SHA256, load_facenet_casia_torch, standardise
 
 NAME = "semi-finetune"
 RECOGNIZER = "facenet-casia-ft"  # the backend column of its rows: the torch FaceNet, fine-tuned
 VERSION = "1"
-METRICS = ("reid_rank1", "reid_rank1_same", "reid_tar_far1e-3", "intrusion_rate")
+METRICS = REID_METRICS
 MIN_PEOPLE = 2  # training people with 2+ images below which there is nothing to learn (then: lazy)
 
 
@@ -115,7 +119,6 @@ class Trunk:
 
     def __call__(self, crops: np.ndarray, batch: int = 32, flip: bool = False):
         """uint8 N x 160 x 160 x 3 crops -> float32 features on the device (no gradient)."""
-        from kpdp.faces.facenet_torch import standardise
 
         torch = self.torch
         out = []
@@ -234,17 +237,12 @@ def train_head(head, feats, labels, cfg: FinetuneConfig, seed: int, log=None) ->
 # --- checkpoints --------------------------------------------------------------------------------
 
 def checkpoint_dir() -> Path:
-    from ..cache import default_cache_dir
-
     return default_cache_dir() / "weights" / NAME
 
 
 def checkpoint_key(method: str, eps, seed: int, train_digests: list[tuple[str, str]], cfg: FinetuneConfig,
                    fold: int | None = None) -> dict:
     """What a checkpoint depends on; its sha256 names the file."""
-    from kpdp.faces.facenet_torch import WEIGHTS_SHA256
-
-    from ..store import eps_key
 
     images = hashlib.sha256("\n".join(f"{i} {d}" for i, d in sorted(train_digests)).encode()).hexdigest()
     return {"attacker": NAME, "version": VERSION, "method": method, "eps": eps_key(eps), "seed": int(seed),
@@ -276,9 +274,8 @@ def save_checkpoint(path: Path, head, key: dict, cost: dict) -> Path:
 def load_checkpoint(path: Path, head, key: dict) -> dict | None:
     """Load into ``head`` and return the recorded training cost, or None when there is no file or
     it was made for another key (a damaged file is ignored: it is trained again)."""
-    from safetensors import SafetensorError
+    from safetensors import SafetensorError, safe_open
     from safetensors.torch import load_file
-    from safetensors import safe_open
 
     if not Path(path).is_file():
         return None
@@ -299,8 +296,6 @@ class Model:
     """The torch FaceNet split at the fine-tuned blocks, on ``device``."""
 
     def __init__(self, cfg: FinetuneConfig, net=None):
-        from kpdp.faces.facenet_torch import load_facenet_casia_torch
-
         self.cfg = cfg
         self.net = net if net is not None else load_facenet_casia_torch(cfg.device)
         self.trunk = Trunk(self.net, cfg.blocks, cfg.device)

@@ -20,7 +20,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from .registry import Attacker, TrainingSet, register_attacker
+from bench.attackers.registry import Attacker, TrainingSet, register_attacker
 
 MIN_IDENTITIES = 10  # people with 2+ training images below which no map is learned
 SHRINKAGE = 1e-3  # ridge on the within-class covariance (relative to its trace / dim)

@@ -1,4 +1,4 @@
-"""Attributes kept: CelebA attribute probes (:mod:`bench.attribute_probes`) on the original and
+"""Attributes kept: CelebA attribute probes (:mod:`bench.metrics.attribute_probes`) on the original and
 on the anonymised face; ``attribute_agreement`` = the fraction of faces on which both get the same
 predicted label, per attribute the probes predict with balanced accuracy >= 0.80 on held-out
 CelebA people (backend column = the attribute's name) and their ``mean``.
@@ -15,9 +15,10 @@ import json
 
 import numpy as np
 
-from ..attribute_probes import DEFAULT_OUT, attribute_crop, crop_features, load_probes
-from .intervals import bootstrap_replicates, percentile_interval
-from .registry import MetricGroup, MetricSpec, Row, register_group
+from bench.metrics.attribute_probes import DEFAULT_OUT, attribute_crop, crop_features, load_probes
+from bench.metrics.intervals import bootstrap_replicates, percentile_interval
+from bench.metrics.registry import MetricGroup, MetricSpec, Row, register_group
+from bench.timing import model_call
 
 FEATURE = "attr"  # per-image feature key: the probes' logits of all 40 attributes
 
@@ -63,11 +64,13 @@ class AttributeGroup(MetricGroup):
     version = "1+" + _probes_tag()  # retrained probes must not reuse cached logits
     needs = ("inception",)
     # backend '': no fixed name, the column varies (each attribute's name and `mean`), as pose's does
-    metrics = (MetricSpec("attribute_agreement", "attributes", "", True, "attributes kept", 0.02, rate=True),)
+    metrics = (MetricSpec("attribute_agreement", "attributes", "", True, "attributes kept", 0.02, rate=True,
+                          definition="share of faces given the same label for a CelebA attribute on "
+                                     "the original and the anonymised face (`mean`: over the "
+                                     "attributes the classifier predicts reliably)",
+                          unit="fraction of faces, 0–1"),)
 
     def _measure(self, ctx):
-        from ..timing import model_call
-
         with model_call("attributes"):
             return {}, {FEATURE: attribute_logits(ctx.image, ctx.primary.landmarks, ctx.backends.device)}
 

@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 import torch
 
-from .base import Metric, MetricResult
+from bench.metrics.base import Metric, MetricResult
 
 PSNR_CAP = 100.0
 
@@ -79,13 +79,13 @@ class BackgroundPreservation(Metric):
 
 
 # -- the harness's group ---------------------------------------------------------------------------
-from .intervals import bootstrap_mean  # noqa: E402
-from .registry import MetricGroup, MetricSpec, Row, register_group  # noqa: E402
+from bench.metrics.intervals import bootstrap_mean  # noqa: E402
+from bench.metrics.registry import MetricGroup, MetricSpec, Row, register_group  # noqa: E402
+from kpdp.method import face_region  # noqa: E402
 
 
 def background_mask(faces, shape) -> np.ndarray:
     """The same mask for every method: the baselines' face box region of every face."""
-    from kpdp.method import face_region
 
     mask = np.zeros(shape[:2], np.uint8)
     for f in faces:
@@ -98,8 +98,14 @@ class BackgroundGroup(MetricGroup):
     name = "background"
     version = "2"
     cached = False  # no model: recomputing costs less than a cache round trip of the image pair
-    metrics = (MetricSpec("bg_psnr", "background", "", True, "bg PSNR", 0.5),
-               MetricSpec("bg_ssim", "background", "", True, "bg SSIM", 0.005))
+    metrics = (MetricSpec("bg_psnr", "background", "", True, "bg PSNR", 0.5,
+                          definition="peak signal-to-noise ratio between original and anonymised "
+                                     "image outside the (dilated) face",
+                          unit="dB"),
+               MetricSpec("bg_ssim", "background", "", True, "bg SSIM", 0.005,
+                          definition="structural similarity between original and anonymised image "
+                                     "outside the (dilated) face",
+                          unit="index, 0–1"))
 
     def anonymised(self, ctx):
         original = ctx.image if ctx.original is None else ctx.original

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .intervals import bootstrap_mean
-from .registry import MetricGroup, MetricSpec, Row, register_group
+from bench.metrics.intervals import bootstrap_mean
+from bench.metrics.registry import MetricGroup, MetricSpec, Row, register_group
 
 
 @register_group
@@ -14,8 +14,12 @@ class CostGroup(MetricGroup):
     version = "1"
     selectable = False
     cached = False
-    metrics = (MetricSpec("sec_per_image", "cost", "", None, "s/image", headline="cost", in_tables=False),
-               MetricSpec("skipped", "cost", "", None, "skipped", in_tables=False))
+    metrics = (MetricSpec("sec_per_image", "cost", "", None, "s/image", headline="cost", in_tables=False,
+                          definition="the method's own time per image in the run",
+                          unit="seconds"),
+               MetricSpec("skipped", "cost", "", None, "skipped", in_tables=False,
+                          definition="images not evaluated (the reasons are in the run's store)",
+                          unit="images"))
 
     def aggregate(self, cell) -> list[Row]:
         rows = []

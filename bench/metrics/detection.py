@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import Metric, MetricResult
+from bench.metrics.base import Metric, MetricResult
 
 IOU_THRESHOLD = 0.5
 MATCH_IOU = 0.3  # a detection on the original "is" the labelled face when it overlaps the finder's box this much
@@ -86,8 +86,8 @@ class DetectionRate(Metric):
 
 
 # -- the harness's group ---------------------------------------------------------------------------
-from .intervals import wilson  # noqa: E402
-from .registry import MetricGroup, MetricSpec, Row, register_group  # noqa: E402
+from bench.metrics.intervals import wilson  # noqa: E402
+from bench.metrics.registry import MetricGroup, MetricSpec, Row, register_group  # noqa: E402
 
 
 @register_group
@@ -96,7 +96,10 @@ class DetectionGroup(MetricGroup):
     version = "2"
     needs = ("detectors",)
     metrics = (MetricSpec("detection_rate", "detection", "detector", True, "detection rate", 0.02, rate=True,
-                         headline="detection"),)
+                         headline="detection",
+                          definition="share of anonymised images where the detector finds a face "
+                                     "overlapping the original face box (IoU ≥ 0.5)",
+                          unit="fraction of images, 0–1"),)
 
     def original(self, ctx):
         ref, hit = {}, {}

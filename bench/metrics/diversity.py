@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .intervals import N_BOOT, percentile_interval
-from .registry import MetricGroup, MetricSpec, Row, register_group
+from bench.metrics.intervals import N_BOOT, percentile_interval
+from bench.metrics.registry import MetricGroup, MetricSpec, Row, register_group
 
 BOOT_CHUNK = 100  # bootstrap draws per matrix product: memory O(chunk x identities x dims)
 
@@ -89,7 +89,11 @@ class DiversityGroup(MetricGroup):
     version = "1"
     needs = ("recognizers",)
     cached = False  # nothing to measure per image
-    metrics = (MetricSpec("identity_diversity", "diversity", "recognizer", True, "identity diversity", 0.02),)
+    metrics = (MetricSpec("identity_diversity", "diversity", "recognizer", True, "identity diversity", 0.02,
+                          definition="mean cosine distance between anonymised faces of different "
+                                     "people, over the same on their originals (1: as varied as real "
+                                     "people; near 0: every output is one face)",
+                          unit="ratio"),)
 
     def aggregate(self, cell) -> list[Row]:
         if not cell.probes:

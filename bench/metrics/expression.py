@@ -12,10 +12,10 @@ import json
 
 import numpy as np
 
-from kpdp.faces.expression import NAME, WEIGHTS
-
-from .intervals import bootstrap_mean
-from .registry import MetricGroup, MetricSpec, Row, register_group
+from bench.metrics.intervals import bootstrap_mean
+from bench.metrics.registry import MetricGroup, MetricSpec, Row, register_group
+from bench.timing import model_call
+from kpdp.faces.expression import NAME, WEIGHTS, expression_probs
 
 
 def compare(p_original, p_anonymised) -> tuple[bool, float]:
@@ -32,10 +32,6 @@ def compare(p_original, p_anonymised) -> tuple[bool, float]:
 
 
 def probs_at_original_face(ctx) -> list[float]:
-    from kpdp.faces.expression import expression_probs
-
-    from ..timing import model_call
-
     with model_call(f"expression:{NAME}"):
         return [float(v) for v in expression_probs(ctx.image, ctx.primary)]
 
@@ -50,8 +46,14 @@ class ExpressionGroup(MetricGroup):
     name = "expression"
     version = f"1-{_weights_digest()}"
     needs = ()  # its one model is loaded here, once per process (kpdp.faces.expression.default_model)
-    metrics = (MetricSpec("expression_agreement", "expression", NAME, True, "expression agreement", 0.02, rate=True),
-               MetricSpec("expression_tv", "expression", NAME, False, "expression TV", 0.02, rate=True))
+    metrics = (MetricSpec("expression_agreement", "expression", NAME, True, "expression agreement", 0.02, rate=True,
+                          definition="share of faces whose expression (7 classes, FER-2013 "
+                                     "classifier) is the same on the original and the anonymised face",
+                          unit="fraction of faces, 0–1"),
+               MetricSpec("expression_tv", "expression", NAME, False, "expression TV", 0.02, rate=True,
+                          definition="mean total-variation distance between the expression class "
+                                     "probabilities of the original and the anonymised face",
+                          unit="distance, 0–1"))
 
     def original(self, ctx):
         p = probs_at_original_face(ctx)

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .base import Metric, MetricResult
+from bench.metrics.base import Metric, MetricResult
 
 BACKEND = "inception-2015-12-05"
 
@@ -301,8 +301,9 @@ class InceptionDistance(Metric):
 
 
 # -- the harness's group ---------------------------------------------------------------------------
-from .intervals import percentile_interval  # noqa: E402
-from .registry import MetricGroup, MetricSpec, Row, register_group  # noqa: E402
+from bench.metrics.intervals import percentile_interval  # noqa: E402
+from bench.metrics.registry import MetricGroup, MetricSpec, Row, register_group  # noqa: E402
+from bench.timing import model_call  # noqa: E402
 
 FID_BOOT = 30  # bootstrap replicates of FID/KID over images (each replicate is one FID computation)
 # above this many images no interval (NaN): a replicate's SVD grows as n^3 (3.7 s of one core at
@@ -350,15 +351,21 @@ class InceptionGroup(MetricGroup):
     name = "fid"
     version = "2"
     needs = ("inception",)
-    metrics = (MetricSpec("fid", "fid", BACKEND, False, "FID to the originals", 2.0, headline="quality"),
-               MetricSpec("kid", "fid", BACKEND, False, "KID", 0.005))
+    metrics = (MetricSpec("fid", "fid", BACKEND, False, "FID to the originals", 2.0, headline="quality",
+                          definition="Fréchet distance between Inception-v3 features of the original "
+                                     "and the anonymised images (0: the same distribution)",
+                          unit="distance, no unit"),
+               MetricSpec("kid", "fid", BACKEND, False, "KID", 0.005,
+                          definition="kernel Inception distance between the original and the "
+                                     "anonymised images (unbiased at small n, so it can fall slightly"
+                                     " below 0 where the true distance is 0, as for the originals "
+                                     "against themselves)",
+                          unit="distance, no unit"))
 
     def original(self, ctx):
         return self.anonymised(ctx)
 
     def anonymised(self, ctx):
-        from ..timing import model_call
-
         with model_call("inception"):
             return {}, {"incep": inception_features([ctx.image], ctx.backends.device)[0]}
 

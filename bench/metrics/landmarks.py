@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import Metric, MetricResult
+from bench.metrics.base import Metric, MetricResult
 
 
 def nme(predicted: np.ndarray, reference: np.ndarray) -> float:
@@ -62,8 +62,10 @@ class LandmarkError(Metric):
 
 
 # -- the harness's group ---------------------------------------------------------------------------
-from .intervals import bootstrap_mean, wilson  # noqa: E402
-from .registry import MetricGroup, MetricSpec, Row, register_group  # noqa: E402
+from bench.metrics.detection import best_match  # noqa: E402
+from bench.metrics.intervals import bootstrap_mean, wilson  # noqa: E402
+from bench.metrics.registry import MetricGroup, MetricSpec, Row, register_group  # noqa: E402
+from bench.timing import model_call  # noqa: E402
 
 #: detectors that place the landmark model on an image, tried in order (the face must overlap the
 #: original's labelled face)
@@ -73,8 +75,6 @@ LANDMARK_DETECTORS = ("dlib-hog", "mtcnn")
 def landmarks_on(ctx) -> dict:
     """Landmarks found on ``ctx.image`` where a detector sees the original's labelled face, and
     their NME to the original's landmarks. One function for originals and anonymised images."""
-    from ..timing import model_call
-    from .detection import best_match
 
     found = None
     for det in LANDMARK_DETECTORS:
@@ -94,9 +94,17 @@ class LandmarkGroup(MetricGroup):
     version = "2"
     needs = ("landmarker",)
     metrics = (
-        MetricSpec("landmark_nme", "landmarks", "landmarker", False, "NME", 0.01),
-        MetricSpec("landmark_fail_rate", "landmarks", "landmarker", False, "landmark fails", 0.02, rate=True),
-        MetricSpec("landmark_nme_target", "landmarks", "landmarker", False, "NME to target", 0.01),
+        MetricSpec("landmark_nme", "landmarks", "landmarker", False, "NME", 0.01,
+                   definition="mean distance of the 68 facial landmarks found on the anonymised face "
+                              "to those of the original, over the distance between the outer eye "
+                              "corners",
+                   unit="fraction of eye distance"),
+        MetricSpec("landmark_fail_rate", "landmarks", "landmarker", False, "landmark fails", 0.02, rate=True,
+                   definition="share of anonymised faces on which no landmarks are found",
+                   unit="fraction of faces, 0–1"),
+        MetricSpec("landmark_nme_target", "landmarks", "landmarker", False, "NME to target", 0.01,
+                   definition="as landmark NME, but to the landmarks the method was asked to draw",
+                   unit="fraction of eye distance"),
     )
 
     def original(self, ctx):

@@ -13,15 +13,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from .intervals import bootstrap_mean
-from .registry import MetricGroup, MetricSpec, Row, register_group
+from bench.metrics.intervals import bootstrap_mean
+from bench.metrics.landmarks import landmarks_on
+from bench.metrics.registry import MetricGroup, MetricSpec, Row, register_group
+from kpdp.faces.pose import head_pose
 
 ANGLES = ("yaw", "pitch", "roll")
 
 
 def pose_or_none(landmarks, shape) -> list[float] | None:
     """[yaw, pitch, roll] of 68 landmarks, None when there are none or the fit fails."""
-    from kpdp.faces.pose import head_pose
 
     if landmarks is None:
         return None
@@ -51,12 +52,14 @@ class PoseGroup(MetricGroup):
     version = "1"
     needs = ("landmarker",)  # only used when the landmarks group is not selected
     cached = False  # a perspective-n-point fit costs less than a cache round trip
-    metrics = (MetricSpec("pose_error", "pose", "", False, "pose error (deg)", 0.5),)
+    metrics = (MetricSpec("pose_error", "pose", "", False, "pose error (deg)", 0.5,
+                          definition="mean absolute difference of head yaw, pitch and roll (from the "
+                                     "landmarks) between original and anonymised face",
+                          unit="degrees"),)
 
     def anonymised(self, ctx):
         if any(g.name == "landmarks" for g in ctx.backends.groups):
             return {}, {}
-        from .landmarks import landmarks_on
 
         return {"pose_lm_found": landmarks_on(ctx)["lm_found"]}, {}
 

@@ -1,5 +1,6 @@
 """The one declaration of every metric: its public name, the backend column it fills, the group
-that computes it, which way is better, its gate tolerance and its display label.
+that computes it, which way is better, its gate tolerance, its display label, and its definition
+and unit (the glossary prints them).
 
 ``aggregate``, ``export``, ``report`` and ``check`` read these declarations; nothing else lists
 metric names. A *group* (what ``--metrics`` selects) is the unit of computation: it says which
@@ -13,11 +14,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from ..plugins import Plugins
+from kpdp.registry import Registry
 
 ENTRY_POINT_GROUP = "kpdp_bench.metrics"
+#: the backend (and attacker) value of a privacy row that holds the strongest: the highest
+#: re-identification over the recognizers (backend) and over the valid attackers (attacker)
+STRONGEST = "max"
 #: built-in groups, imported lazily (their modules pull in torch models only when they measure)
-BUILTIN_MODULES = ("bench.metrics.reid", "bench.metrics.detection", "bench.metrics.fid", "bench.metrics.landmarks",
+BUILTIN_MODULES = ("bench.attackers.reid_group", "bench.metrics.detection", "bench.metrics.fid", "bench.metrics.landmarks",
                    "bench.metrics.background", "bench.metrics.expression", "bench.metrics.attributes",
                    "bench.metrics.pose", "bench.metrics.diversity", "bench.metrics.seam", "bench.metrics.cost")
 
@@ -37,6 +41,8 @@ class MetricSpec:
     headline: str | None = None  # the role it plays in one-line summaries and figures: privacy, detection,
     #                              quality or cost (one metric per role)
     in_tables: bool = True  # False: in metrics.csv and summary.md, not in paper tables by default
+    definition: str = ""  # one plain-language line for the glossary (after ../shared/docs/metrics.md)
+    unit: str = ""  # the unit a reader reads the value in
 
     @property
     def worse(self) -> str | None:
@@ -94,31 +100,21 @@ class MetricGroup:
         raise NotImplementedError
 
 
-_GROUPS: dict[str, type[MetricGroup]] = {}
-_PLUGINS = Plugins(BUILTIN_MODULES, ENTRY_POINT_GROUP, "metric")
-
-
-def register_group(cls: type[MetricGroup]) -> type[MetricGroup]:
-    """Class decorator: make a metric group known by its ``name``."""
-    if not cls.name:
-        raise ValueError(f"{cls.__name__} has no name")
-    names = {m.name for g in _GROUPS.values() if g.name != cls.name for m in g.metrics}
-    clash = names & {m.name for m in cls.metrics}
+def _check(name: str, cls: type[MetricGroup]) -> None:
+    others = [g for n, g in GROUPS.registered().items() if n != name and not isinstance(g, str)]
+    clash = {m.name for g in others for m in g.metrics} & {m.name for m in cls.metrics}
     if clash:
-        raise ValueError(f"metric group '{cls.name}' redefines {sorted(clash)}")
-    _GROUPS[cls.name] = cls
-    return cls
+        raise ValueError(f"metric group '{name}' redefines {sorted(clash)}")
 
 
-def _load() -> None:
-    _PLUGINS.load()
+GROUPS = Registry("metric group", BUILTIN_MODULES, ENTRY_POINT_GROUP, check=_check)
+#: class decorator: make a metric group known by its ``name``
+register_group = GROUPS.register
 
 
 def groups() -> dict[str, type[MetricGroup]]:
     """Every group, built-ins first in :data:`BUILTIN_MODULES` order (the order of tables)."""
-    _load()
-    rank = {m: i for i, m in enumerate(BUILTIN_MODULES)}
-    return dict(sorted(_GROUPS.items(), key=lambda kv: rank.get(kv[1].__module__, len(rank))))
+    return dict(GROUPS.items())
 
 
 def selectable_groups() -> list[str]:
@@ -156,7 +152,7 @@ def default_backend(spec: MetricSpec, present: list[str]) -> str | None:
     """The backend column a summary shows for ``spec``: ``max`` for privacy metrics, the fixed
     name or '' when there is one, else the first of ``present``."""
     if spec.privacy:
-        return "max"
+        return STRONGEST
     if spec.backend not in ("recognizer", "detector", "landmarker"):
         return spec.backend
     return present[0] if present else None

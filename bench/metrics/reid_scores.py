@@ -16,7 +16,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import Metric, MetricResult
+from bench.metrics.base import Metric, MetricResult
+
+# The re-identification metrics' names: declared here once; the reid group's specs, the attackers'
+# outcomes and the reports read them.
+REID_RANK1 = "reid_rank1"
+REID_RANK1_SAME = "reid_rank1_same"
+REID_TAR_FAR = "reid_tar_far1e-3"
+INTRUSION_RATE = "intrusion_rate"
+REID_METRICS = (REID_RANK1, REID_RANK1_SAME, REID_TAR_FAR, INTRUSION_RATE)
 
 
 def similarity_matrix(a: np.ndarray, b: np.ndarray, similarity: str = "cosine") -> np.ndarray:
@@ -244,10 +252,10 @@ class ReIdentification(Metric):
         e = np.concatenate(self._emb) if self._emb else np.zeros((0, dim))
         args = (e, np.array(self._ids), np.array(self._idx, int), self.gallery_emb, self.gallery_ids)
         out = {
-            "reid_rank1": reid_rank1(*args, similarity=self.similarity),
-            "reid_rank1_same": reid_rank1(*args, same_image=True, similarity=self.similarity),
-            "reid_tar_far1e-3": tar_at_far(*args, self.threshold, self.similarity),
-            "intrusion_rate": intrusion_rate(*args, self.tau, self.similarity),
+            REID_RANK1: reid_rank1(*args, similarity=self.similarity),
+            REID_RANK1_SAME: reid_rank1(*args, same_image=True, similarity=self.similarity),
+            REID_TAR_FAR: tar_at_far(*args, self.threshold, self.similarity),
+            INTRUSION_RATE: intrusion_rate(*args, self.tau, self.similarity),
         }
         for r in out.values():
             r.failures.update(self.failures)

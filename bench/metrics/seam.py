@@ -15,8 +15,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from .intervals import bootstrap_mean
-from .registry import MetricGroup, MetricSpec, Row, register_group
+from bench.metrics.intervals import bootstrap_mean
+from bench.metrics.registry import MetricGroup, MetricSpec, Row, register_group
 
 SECTORS = 16
 MIN_WIDTH = 3
@@ -69,7 +69,12 @@ class SeamGroup(MetricGroup):
     name = "seam"
     version = "1"
     cached = False  # a few morphology operations: cheaper than a cache round trip
-    metrics = (MetricSpec("seam_step", "seam", "", False, "seam step (grey levels)", 2.0),)
+    metrics = (MetricSpec("seam_step", "seam", "", False, "seam step (grey levels)", 2.0,
+                          definition="how much lighter, darker or differently coloured the changed "
+                                     "region is at its edge than what surrounds it, beyond the "
+                                     "original's own step there (a halo or a ring; mean over 16 "
+                                     "sectors of a ring inside against a ring outside the edge)",
+                          unit="grey levels, 0–255"),)
 
     def anonymised(self, ctx):
         original = ctx.image if ctx.original is None else ctx.original

@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .base import DatasetError, FaceDataset, Sample, image_files
+from kpdp.registry import Registry, UnknownName
 
 
 class LFW(FaceDataset):
@@ -241,16 +242,17 @@ class Folder(FaceDataset):
         return out
 
 
-DATASETS: dict[str, type[FaceDataset]] = {
-    c.name: c for c in (LFW, LFWSample, CelebA, CelebAHQ, VGGFace2, ORL, Folder)
-}
+DATASETS = Registry("data set")
+for _cls in (LFW, LFWSample, CelebA, CelebAHQ, VGGFace2, ORL, Folder):
+    DATASETS.register(_cls)
 
 
 def get_dataset(name: str, root: str | Path | None = None, split: str | None = None) -> FaceDataset:
     """Open a data set by registry name. ``split=None`` picks ``devtest`` for LFW, else ``all``."""
-    if name not in DATASETS:
-        raise DatasetError(f"unknown data set '{name}'; valid: {', '.join(sorted(DATASETS))}")
-    cls = DATASETS[name]
+    try:
+        cls = DATASETS.get(name)
+    except UnknownName as exc:
+        raise DatasetError(str(exc)) from None
     if split is None:
         split = "devtest" if "devtest" in cls.splits else "all"
     return cls(root, split)

@@ -5,22 +5,18 @@ from .registry import DETECTORS, LANDMARKERS, RECOGNIZERS, BackendUnavailable
 
 
 def get_detector(name: str, device: str = "cpu"):
-    from . import detectors  # noqa: F401  (registers)
     return DETECTORS.get(name, device)
 
 
 def get_landmarker(name: str, device: str = "cpu"):
-    from . import landmarks  # noqa: F401
     return LANDMARKERS.get(name, device)
 
 
 def get_recognizer(name: str, device: str = "cpu"):
-    from . import recognizers  # noqa: F401
     return RECOGNIZERS.get(name, device)
 
 
 def backend_names(kind: str, offline_only: bool = False) -> list[str]:
-    from . import detectors, landmarks, recognizers  # noqa: F401
     return {"detector": DETECTORS, "landmarks": LANDMARKERS, "recognizer": RECOGNIZERS}[kind].names(offline_only)
 
 

@@ -5,7 +5,8 @@ import functools
 import hashlib
 import os
 from pathlib import Path
-from typing import Callable
+
+from kpdp.registry import Registry
 
 
 class BackendUnavailable(RuntimeError):
@@ -45,8 +46,15 @@ def require_file(path: Path, backend: str, how: str) -> Path:
     return Path(path)
 
 
+def file_sha256(path) -> str:
+    """SHA-256 of a file's bytes, hex; computed once per (path, size, modification time), so a
+    weights file hashed on every backend start is read once, and a file rewritten is read again."""
+    st = os.stat(path)
+    return _sha256(str(path), st.st_size, st.st_mtime_ns)
+
+
 @functools.lru_cache(maxsize=None)
-def file_sha256(path: str) -> str:
+def _sha256(path: str, size: int, mtime_ns: int) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
@@ -65,39 +73,39 @@ def insightface_model_dir(pack: str = "buffalo_l") -> Path:
     return Path(root) / "models" / pack
 
 
-class Registry:
-    """Name -> factory; instances cached per (name, device) because model loading is slow."""
+class BackendRegistry(Registry):
+    """The project's registry of model factories, plus what a model backend needs: whether it is
+    online-only (downloads its weights at run time), and one instance per (name, device), because
+    loading a model is slow. Its module registers the built-in factories on first use."""
 
-    def __init__(self, kind: str):
-        self.kind = kind
-        self._factories: dict[str, Callable] = {}
+    def __init__(self, kind: str, builtin_module: str):
+        super().__init__(kind, (builtin_module,))
         self._online_only: set[str] = set()
         self._instances: dict[tuple[str, str], object] = {}
 
     def register(self, name: str, online_only: bool = False):
         def deco(factory):
-            self._factories[name] = factory
+            factory.name = name
+            self.add(name, factory)
             if online_only:
                 self._online_only.add(name)
-            factory.name = name
             return factory
         return deco
 
     def names(self, offline_only: bool = False) -> list[str]:
-        return sorted(n for n in self._factories if not (offline_only and n in self._online_only))
+        return sorted(n for n in super().names() if not (offline_only and n in self._online_only))
 
     def is_online_only(self, name: str) -> bool:
+        self.load()
         return name in self._online_only
 
     def get(self, name: str, device: str = "cpu"):
-        if name not in self._factories:
-            raise KeyError(f"unknown {self.kind} '{name}'; valid: {', '.join(self.names())}")
         key = (name, device)
         if key not in self._instances:
-            self._instances[key] = self._factories[name](device=device)
+            self._instances[key] = super().get(name)(device=device)
         return self._instances[key]
 
 
-DETECTORS = Registry("detector")
-LANDMARKERS = Registry("landmark model")
-RECOGNIZERS = Registry("recognizer")
+DETECTORS = BackendRegistry("detector", "kpdp.faces.detectors")
+LANDMARKERS = BackendRegistry("landmark model", "kpdp.faces.landmarks")
+RECOGNIZERS = BackendRegistry("recognizer", "kpdp.faces.recognizers")

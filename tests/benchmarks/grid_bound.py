@@ -76,12 +76,11 @@ def _inception(device: str):
 def _stage(name: str, device: str):
     """(per-image callable, batched callable or None) for one model stage on ``device``."""
     if name.startswith("method:"):
-        from bench import registry
-
-        m = registry.create(name.split(":", 1)[1], 1.0, device)
+        from bench import methods as method_registry
+        m = method_registry.create(name.split(":", 1)[1], 1.0, device)
         return (lambda k, it: m.anonymize(it[0], [it[1]], seed=k)), None
     if name in ("inception", "attributes"):  # attributes: Inception on the aligned face crop, then the probes
-        from bench.attribute_probes import attribute_crop
+        from bench.metrics.attribute_probes import attribute_crop
 
         features = _inception(device)
         pick = (lambda it: it[0]) if name == "inception" else (lambda it: attribute_crop(it[0], it[2]))

@@ -25,9 +25,8 @@ DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("name", ["blur", "pixelate-8", "dppix", "deepprivacy", "kpdp"])
 def test_method(benchmark, items, name, device):
-    from bench import registry
-
-    m = registry.create(name, 1.0, device)
+    from bench import methods as method_registry
+    m = method_registry.create(name, 1.0, device)
     m.anonymize(*items[0], seed=0)
 
     def run():

@@ -14,8 +14,7 @@ import time
 def main(argv=None):
     import torch
 
-    from bench import registry
-
+    from bench import methods as method_registry
     from . import sample_faces
 
     p = argparse.ArgumentParser()
@@ -30,7 +29,7 @@ def main(argv=None):
         if device == "cuda" and not torch.cuda.is_available():
             continue
         for name in a.methods.split(","):
-            m = registry.create(name, 1.0, device)
+            m = method_registry.create(name, 1.0, device)
             m.anonymize(*items[0], seed=0)  # warm-up (weights to device, kernels)
             if device == "cuda":
                 torch.cuda.synchronize()

@@ -1,0 +1,88 @@
+"""Process pools on this machine, started one way.
+
+Every pool of the harness (measuring images, aggregating cells, embedding LFW's pairs, verifying a
+recognizer) spawns its workers here, and each worker runs :func:`init_worker` before the pool's own
+initializer: it exits with the driver, leaves Ctrl-C to the driver, and computes on ``threads``
+threads (one by default: the pool, not each worker, fills the cores; dlib's models are
+single-threaded anyway).
+"""
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+
+_THREAD_LIMITS: list = []  # this worker's threadpoolctl limiter, kept alive for the worker's life
+
+
+def guard_worker() -> None:
+    """In a pool's worker: exit when the driver is gone, and leave Ctrl-C to the driver."""
+    parent = os.getppid()
+
+    def exit_with_parent():  # a SIGKILLed driver cannot shut its pool down: do not outlive it
+        while os.getppid() == parent:
+            time.sleep(1)
+        os._exit(1)
+
+    threading.Thread(target=exit_with_parent, daemon=True).start()
+    # Ctrl-C reaches the whole process group: the driver alone decides, and terminates the pool
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def init_worker(threads: int = 1) -> None:
+    """The set-up every pool worker runs first (see the module docstring)."""
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    guard_worker()
+    torch.set_num_threads(threads)
+    _THREAD_LIMITS[:] = [threadpool_limits(threads)]
+
+
+def _start_worker(threads: int, initializer, initargs) -> None:
+    init_worker(threads)
+    if initializer is not None:
+        initializer(*initargs)
+
+
+def spawn_pool(workers: int, initializer=None, initargs=(), threads: int = 1):
+    """A ProcessPoolExecutor of ``workers`` spawned processes, each set up by :func:`init_worker`
+    and then ``initializer(*initargs)``. Spawned, not forked: the driver has torch's and OpenMP's
+    threads running, which fork would copy half-alive."""
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    return ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=_start_worker,
+                               initargs=(threads, initializer, initargs))
+
+
+def map_on_processes(fn, items, workers: int, initializer=None, initargs=(), threads: int = 1):
+    """``fn(item)`` for each item, in order, on a :func:`spawn_pool` (a generator). An interrupt, or
+    a caller that stops reading, stops the workers at once instead of waiting for their running tasks."""
+    pool = spawn_pool(workers, initializer, initargs, threads)
+    try:
+        yield from pool.map(fn, items)
+    except BaseException:
+        terminate(pool)
+        raise
+    pool.shutdown(wait=True)
+
+
+def terminate(pool) -> None:
+    """Stop a ProcessPoolExecutor without waiting for its running tasks (shutdown() would)."""
+    procs = list((getattr(pool, "_processes", None) or {}).values())
+    manager = getattr(pool, "_executor_manager_thread", None)
+    for p in procs:
+        if p.is_alive():
+            p.terminate()
+    pool.shutdown(wait=False, cancel_futures=True)
+    for p in procs:
+        p.join(timeout=5)
+        if p.exitcode is None:  # outlived SIGTERM, or reaped by the manager thread (below)
+            p.kill()
+            p.join(timeout=30)
+    # The pool's manager thread joins the same workers; whichever thread's waitpid loses the race
+    # reads no exit code, so a worker reads as alive until that thread is done (a CI run saw one).
+    if manager is not None:
+        manager.join(timeout=30)

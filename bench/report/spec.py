@@ -1,0 +1,62 @@
+"""A report spec (``reports/<name>.toml``): which data set, methods, ε and metrics a report's
+tables and figures show, and the selection of results rows it makes. A leaf of the report
+modules: :mod:`bench.report.page` and :mod:`bench.report.figures` both read it."""
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from bench.methods import canonical
+from bench.store.results import eps_key
+
+
+@dataclass
+class ReportSpec:
+    title: str = "kpdp-bench report"
+    dataset: str | None = None
+    methods: list[str] | None = None
+    eps: list[float] | None = None
+    metrics: list[tuple] | None = None  # (metric, backend[, attacker]); None: the summary's columns
+    runs: list[str] = field(default_factory=list)
+
+    @classmethod
+    def load(cls, path: Path) -> "ReportSpec":
+        d = tomllib.loads(Path(path).read_text())
+        metrics = [_metric_column(m) for m in d.get("metrics", [])]
+        methods = [canonical(m) for m in d["methods"]] if d.get("methods") else None  # as runs store them
+        return cls(title=d.get("title", cls.title), dataset=d.get("dataset"), methods=methods,
+                   eps=d.get("eps"), metrics=metrics or None, runs=d.get("runs", []))
+
+    def eps_keys(self) -> set[str] | None:
+        """The spec's ε as a run stores them (``""``: a method without ε); None: every ε."""
+        return {"", *(eps_key(float(e)) for e in self.eps)} if self.eps else None
+
+    def holds(self, method: str, eps: str | None) -> bool:
+        """Whether a run's cell (method, stored ε) belongs to this spec's page."""
+        return (not self.methods or method in self.methods) and (not self.eps or (eps or "") in self.eps_keys())
+
+
+def _metric_column(text: str) -> tuple[str, str, str | None]:
+    """``metric[@backend[/attacker]]`` -> (metric, backend, attacker or None = the headline rows).
+
+    Example:
+        >>> _metric_column("reid_rank1@max/lazy"), _metric_column("fid@inception-2015-12-05")
+        (('reid_rank1', 'max', 'lazy'), ('fid', 'inception-2015-12-05', None))
+    """
+    metric, _, rest = text.partition("@")
+    backend, _, attacker = rest.partition("/")
+    return metric, backend, attacker or None
+
+
+def select(df: pd.DataFrame, spec: ReportSpec) -> pd.DataFrame:
+    d = df
+    if spec.dataset:
+        d = d[d.dataset == spec.dataset]
+    if spec.methods:
+        d = d[d.method.isin(spec.methods)]
+    if spec.eps:
+        d = d[d.eps.isin(spec.eps_keys())]
+    return d
