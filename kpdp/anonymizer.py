@@ -10,8 +10,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from .method import Anonymizer
+from kpdp.faces.analyze import NoFaceError
+from kpdp.failclosed import anonymize_faces, find_faces, obscure
+from kpdp.inpaint import FaceInpainter
+from kpdp.mechanism import POSTPROCESS, default_space, privatize
+from kpdp.residual import MODES
+from kpdp.space import IdentitySpace
 
+from .method import Anonymizer
 
 #: generator version -> its landmark condition (kpdp.inpaint.WEIGHTS names the weights of each)
 GENERATORS = {"v2": "dense68", "v3": "sparse7+dense68"}
@@ -27,10 +33,6 @@ class KPDPAnonymizer(Anonymizer):
                  mask_forehead: float = 0.45, generator: str = "v2", blend: str = "feather", **kw):
         super().__init__(eps=eps, split=split, postprocess=postprocess, residual=residual, mask=mask,
                          mask_dilate=mask_dilate, mask_forehead=mask_forehead, generator=generator, blend=blend, **kw)
-        from .inpaint import FaceInpainter
-        from .mechanism import POSTPROCESS, default_space
-        from .residual import MODES
-        from .space import IdentitySpace
 
         if postprocess not in POSTPROCESS:
             raise ValueError(f"unknown postprocess '{postprocess}'; valid: {', '.join(POSTPROCESS)}")
@@ -63,8 +65,6 @@ class KPDPAnonymizer(Anonymizer):
         return v
 
     def anonymize_face(self, image, face, mask, seed):
-        from .mechanism import privatize
-
         if face.landmarks is None:
             raise ValueError("kpdp needs the face's 68 landmarks")
         res = privatize(face.landmarks, self.eps, seed=seed, space=self.space, split=self.split,
@@ -87,8 +87,6 @@ def anonymize(image: np.ndarray, eps: float = 1.0, seed: int | None = None, devi
     default), ``blur-all`` (the whole image pixelated and blurred) or ``copy`` (unchanged: only
     when you know there is no face).
     """
-    from .failclosed import anonymize_faces, find_faces, obscure
-    from .faces.analyze import NoFaceError
 
     if no_face not in ("raise", "blur-all", "copy"):
         raise ValueError(f"no_face must be raise, blur-all or copy, got {no_face!r}")

@@ -8,6 +8,9 @@ the API (:func:`kpdp.anonymizer.anonymize`) share this module.
 """
 from __future__ import annotations
 
+from kpdp.faces import get_landmarker
+from kpdp.faces.detectors import RecallFirstDetector
+
 NO_FACE = ("skip", "blur-all", "copy")  # the CLI's --no-face; the API raises instead of skipping
 
 
@@ -66,12 +69,8 @@ def anonymize_faces(method, image, faces, seed):
     return out, notes
 
 
-
-
 def find_faces(image, device: str = "cpu", members: tuple[str, ...] | None = None):
     """Every face the union of detectors finds, each with its 68 landmarks."""
-    from .faces import get_landmarker
-    from .faces.detectors import RecallFirstDetector
 
     key = (device, members)
     if key not in _FINDERS:

@@ -24,6 +24,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from kpdp.residual import MODES
+
 from .faces.geometry import check_landmarks
 from .sampler import EPS_REL_TOL, IntegerLaplace, from_grid, to_grid
 from .space import IdentitySpace
@@ -225,7 +227,6 @@ def privatize(landmarks: np.ndarray, eps: float, seed: int | None = None, mode: 
 
 def kept_residual(residuals: np.ndarray, residual: str) -> np.ndarray:
     """(N, 136) residuals -> what the release keeps of them (see :mod:`kpdp.residual`)."""
-    from .residual import MODES
 
     if residual == "full":
         return residuals

@@ -15,6 +15,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from kpdp.faces.facenet_torch import load_facenet_casia_torch, standardise
+
 from . import train_data
 from .faces import geometry as geo
 from .generator import FLIP_68, Generator, PatchDiscriminator, box_masks, grow_condition, render_condition
@@ -108,7 +110,6 @@ class Batches:
         cond = render_condition(target, self.size, cfg.condition) if foreign.any() else cond_own
         return img, mask, cond, cond_own, torch.from_numpy(foreign).to(dev)
 
-
     def drawn_masks(self, lm: torch.Tensor) -> torch.Tensor:
         (d0, d1), (f0, f1) = self.cfg.mask_dilate, self.cfg.mask_forehead
         u = torch.rand(len(lm), 2, generator=self.gen).numpy()
@@ -148,8 +149,6 @@ class IdentityDistance:
     FaceNet's 160 px; FaceNet stays frozen, in eval mode."""
 
     def __init__(self, device, margin: float):
-        from .faces.facenet_torch import load_facenet_casia_torch, standardise
-
         self.net, self.standardise = load_facenet_casia_torch(str(device)), standardise
         for p in self.net.parameters():
             p.requires_grad_(False)
@@ -301,8 +300,9 @@ def save_grid(G, batch, path, n: int = 8):
 
 def export(ckpt: Path, out: Path, meta: dict) -> str:
     """Write the EMA generator as fp16 safetensors with its metadata; returns its sha256."""
-    from safetensors.torch import save_file
     import hashlib
+
+    from safetensors.torch import save_file
 
     state = torch.load(ckpt, map_location="cpu", weights_only=True)
     tensors = {k: v.half().contiguous() if v.is_floating_point() else v.contiguous() for k, v in state["G_ema"].items()}

@@ -15,6 +15,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from kpdp.mechanism import privatize
+
 from .faces import geometry as geo
 
 FOREIGN_EPS = (0.5, 1.0, 4.0, 16.0)
@@ -24,7 +26,6 @@ def foreign_targets(lm: np.ndarray, foreign: np.ndarray, rng: np.random.Generato
                     eps_choices=FOREIGN_EPS) -> np.ndarray:
     """(B, 68, 2) crop landmarks -> targets: the rows flagged ``foreign`` replaced by a KPDP release
     (posterior sample, kept residual) at an ε drawn from ``eps_choices``; the others unchanged."""
-    from .mechanism import privatize
 
     out = np.array(lm, np.float64)
     for i in np.flatnonzero(foreign):

@@ -71,6 +71,7 @@ def test_api_anonymises_every_face(face_image):
 def _two_faces(sample):
     """A face, and a second one of ~25 px in the background (which dlib-HOG alone misses)."""
     import cv2
+
     from kpdp.datasets import load_image
 
     canvas = np.full((300, 480, 3), 110, np.uint8)

@@ -73,8 +73,14 @@ def test_male_recovered_on_held_out_people():
     Inception), recover Male on people of probe-val: a seeded sample of 120 faces."""
     import torch
 
-    from bench.metrics.attribute_probes import _finder, attribute_crop, balanced_accuracy, crop_features, load_probes, \
-        read_celeba_attributes
+    from bench.metrics.attribute_probes import (
+        _finder,
+        attribute_crop,
+        balanced_accuracy,
+        crop_features,
+        load_probes,
+        read_celeba_attributes,
+    )
     from kpdp.datasets import load_image
     from kpdp.faces.analyze import NoFaceError
 

@@ -74,8 +74,7 @@ def test_a_changed_input_recomputes_the_cell(tmp_path, clean_commit, change):
 def test_the_fingerprint_follows_every_record_of_the_cell_and_of_the_originals(tmp_path, clean_commit):
     from bench.aggregate.fingerprint import cell_fingerprint, data_set_digest
     from bench.run.evaluate import Cell
-    from bench.store.results import ROLES, store_datasets
-    from bench.store.results import ResultStore
+    from bench.store.results import ROLES, ResultStore, store_datasets
 
     out = tmp_path / "run"
     cfg = RunConfig(methods=["blur"], limit=6, out=str(out), **COMMON)

@@ -63,8 +63,8 @@ def test_check_fails_when_n_differs(tmp_path):
 
 
 def test_gate_rules_come_from_the_registry():
-    from bench.report.check import rules
     from bench.metrics import registry
+    from bench.report.check import rules
 
     r = rules()
     assert r["reid_rank1"] == ("up", registry.metric("reid_rank1").tolerance)

@@ -2,8 +2,13 @@
 import numpy as np
 import pytest
 
-from bench.metrics.diversity import (DiversityGroup, _distance_sums, _identity_sums, diversity_interval,
-                                      identity_diversity)
+from bench.metrics.diversity import (
+    DiversityGroup,
+    _distance_sums,
+    _identity_sums,
+    diversity_interval,
+    identity_diversity,
+)
 
 
 def _pairwise(anon, orig, ids):

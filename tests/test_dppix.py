@@ -3,8 +3,15 @@ output image. Run with ``-s`` to see the tables."""
 import numpy as np
 import pytest
 
-from baselines.dppix import (DPPix, dppix_cell_sums, dppix_counts, dppix_image, dppix_release, dppix_scale,
-                             dppix_sensitivity)
+from baselines.dppix import (
+    DPPix,
+    dppix_cell_sums,
+    dppix_counts,
+    dppix_image,
+    dppix_release,
+    dppix_scale,
+    dppix_sensitivity,
+)
 from kpdp.audit import eps_lower_bound
 from kpdp.sampler import IntegerLaplace
 

@@ -1,7 +1,7 @@
 import pytest
 
-from bench.run.evaluate import ArgumentError, DatasetSpec, RunConfig, cell_line, derive_seed
 from bench import timing
+from bench.run.evaluate import ArgumentError, DatasetSpec, RunConfig, cell_line, derive_seed
 
 
 def test_per_image_seeds_are_stable_and_distinct():

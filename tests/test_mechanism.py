@@ -2,8 +2,15 @@ import numpy as np
 import pytest
 
 from kpdp.audit import audit
-from kpdp.mechanism import (GRID_STEPS, budget_split, noise_to_spread, posterior_mean, posterior_sample, privatize,
-                            release)
+from kpdp.mechanism import (
+    GRID_STEPS,
+    budget_split,
+    noise_to_spread,
+    posterior_mean,
+    posterior_sample,
+    privatize,
+    release,
+)
 from kpdp.sampler import IntegerLaplace, to_grid
 from kpdp.space import IdentitySpace
 from tests.test_sampler import ScaledNoise

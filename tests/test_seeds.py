@@ -3,7 +3,7 @@ reports all use it, so a regenerated image is the measured one)."""
 import numpy as np
 
 from baselines.dppix import DPPix
-from bench.run.seeds import anonymise, derive_seed
+from bench.measure.seeds import anonymise, derive_seed
 from kpdp.faces.geometry import Face
 
 

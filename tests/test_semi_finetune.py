@@ -12,8 +12,8 @@ import pytest
 import torch
 
 from bench.attackers import available, default_attackers, get_attacker
-from bench.run import finetune as finetune_run
 from bench.attackers import semi_finetune as sf
+from bench.run import finetune as finetune_run
 
 
 @pytest.fixture(scope="module")

@@ -13,8 +13,8 @@ def test_shipped_space_loads_with_hash_and_metadata():
 
 
 def test_tampered_file_is_refused(tmp_path):
-    from safetensors.numpy import load_file, save_file
     from safetensors import safe_open
+    from safetensors.numpy import load_file, save_file
 
     with safe_open(str(DEFAULT_PATH), framework="numpy") as f:
         meta = f.metadata()

@@ -22,8 +22,8 @@ from dataclasses import dataclass
 
 from bench.aggregate.cells import aggregate_cell, cell_rows, write_cell_rows
 from bench.metrics.registry import Row
-from bench.store.results import ResultStore
 from bench.processes import map_on_processes
+from bench.store.results import ResultStore
 
 
 @dataclass

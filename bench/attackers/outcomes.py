@@ -13,12 +13,23 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from bench.metrics.reid_scores import (INTRUSION_RATE, REID_METRICS, REID_RANK1, REID_RANK1_SAME,
-                                       REID_TAR_FAR, fit_threshold, genuine_pairs, impostor_scores, intrusion_hits, intrusion_threshold,
-                            probe_mask, rank1_hits)
 from bench.attackers.data import FOLDS_SOURCE
 from bench.attackers.registry import TrainingSet, get_attacker
 from bench.attackers.semi_linear import identity_folds
+from bench.metrics.reid_scores import (
+    INTRUSION_RATE,
+    REID_METRICS,
+    REID_RANK1,
+    REID_RANK1_SAME,
+    REID_TAR_FAR,
+    fit_threshold,
+    genuine_pairs,
+    impostor_scores,
+    intrusion_hits,
+    intrusion_threshold,
+    probe_mask,
+    rank1_hits,
+)
 
 METRICS = REID_METRICS
 

@@ -19,7 +19,7 @@ from kpdp.registry import Registry
 
 ENTRY_POINT_GROUP = "kpdp_bench.attackers"
 BUILTIN_MODULES = ("bench.attackers.ignorant", "bench.attackers.lazy", "bench.attackers.semi_linear",
-                   "bench.attackers.semi_finetune")
+                   "bench.attackers.semi_finetune", "bench.attackers.recon_wiener", "bench.attackers.recon_learned")
 GALLERIES = ("original", "anonymised")
 #: the attacker every run has (knows nothing of the method), and the one a single recognizer's privacy
 #: number always meant

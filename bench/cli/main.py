@@ -23,12 +23,12 @@ def cmd_lfw_verify(a) -> int:
 
 def cmd_landmark_privacy(a) -> int:
     import numpy as np
+
+    from bench.measure.landmark_privacy import ATTACKER, chance_level, landmark_identification, majority_level
     from kpdp import landmark_cache as lc
     from kpdp.datasets import get_dataset
     from kpdp.mechanism import noise_to_spread
     from kpdp.space import IdentitySpace
-
-    from bench.measure.landmark_privacy import ATTACKER, chance_level, landmark_identification, majority_level
 
     if a.landmarks:
         lms = lc.merge([lc.load(p) for p in a.landmarks])
@@ -86,10 +86,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    from kpdp.faces import BackendUnavailable
-
-    from bench.store.cache import StorageError
     from bench.run.executor import Interrupted, RunFailed
+    from bench.store.cache import StorageError
+    from kpdp.faces import BackendUnavailable
 
     p = build_parser()
     a = p.parse_args(argv)

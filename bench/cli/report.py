@@ -49,10 +49,9 @@ def cmd_check(a) -> int:
 
 
 def cmd_sheet(a) -> int:
-    from kpdp.datasets import get_dataset
-
     from bench import methods as method_registry
     from bench.report.page import contact_sheet
+    from kpdp.datasets import get_dataset
 
     eps = [float(e) for e in a.eps.split(",")]
     cells = []

@@ -81,8 +81,8 @@ def _committed(out) -> str:
 
 def cmd_run(a) -> int:
     """Run the grid; faults become an exit code and one message (see the module's docstring)."""
-    from bench.store.cache import DiskFullError, StorageError, is_disk_full
     from bench.run.executor import Interrupted, RunFailed, raise_on_signals, restore_signals
+    from bench.store.cache import DiskFullError, StorageError, is_disk_full
     from bench.store.results import SQLiteError, StoreDamagedError
 
     previous = raise_on_signals()
@@ -139,8 +139,8 @@ def _salvage(out, exc) -> None:
 def _cmd_run(a, salvage_first: bool) -> int:
     from pathlib import Path
 
-    from bench.run.evaluate import DEFAULT_METRICS, ArgumentError, DatasetSpec, RunConfig, evaluate
     from bench.report.export import headline_table, text_table
+    from bench.run.evaluate import DEFAULT_METRICS, ArgumentError, DatasetSpec, RunConfig, evaluate
     from bench.store.results import STORE_FILE, SQLiteError, check_store, damage_behind
 
     if salvage_first and (Path(a.out) / STORE_FILE).exists():
@@ -172,11 +172,14 @@ def _cmd_run(a, salvage_first: bool) -> int:
         try:
             df = evaluate(cfg, argv=sys.argv)
             if pixels:
-                from bench.run.finetune import attack_run
                 from bench.attackers.semi_finetune import FinetuneConfig
+                from bench.cli.recon import RECON_ATTACKERS, after_grid
+                from bench.run.finetune import attack_run
 
-                attack_run(cfg.out, cfg=FinetuneConfig(device=cfg.device), log=print if not cfg.quiet else
-                           (lambda m: None))
+                if set(pixels) - set(RECON_ATTACKERS):
+                    attack_run(cfg.out, cfg=FinetuneConfig(device=cfg.device), log=print if not cfg.quiet else
+                               (lambda m: None))
+                after_grid(cfg.out, pixels, cfg.quiet)  # the reconstruction attackers, where named
                 from bench.store.results import ResultStore
 
                 store = ResultStore(cfg.out)

@@ -13,12 +13,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from bench.metrics import registry
+from bench.store.cache import FeatureCache
+from bench.timing import model_call
 from kpdp.faces import Face, get_detector, get_landmarker, get_recognizer
 from kpdp.faces.analyze import FaceFinder, primary_index
-
-from bench.store.cache import FeatureCache
-from bench.metrics import registry
-from bench.timing import model_call
 
 
 def face_to_json(f: Face) -> dict:
@@ -97,9 +96,8 @@ class Backends:
             v["landmarks"] = self.lm.version
         v["finder"] = self.finder.version
         if self.inception:
-            from kpdp.faces.registry import file_sha256
-
             from bench.metrics.fid import _model_path
+            from kpdp.faces.registry import file_sha256
 
             v["inception"] = "fid-helper-default_1-" + file_sha256(_model_path())[:12]
         v.update({f"metrics:{g.name}": g.version for g in self.groups})

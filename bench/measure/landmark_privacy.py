@@ -20,12 +20,11 @@ import math
 
 import numpy as np
 
+from bench.metrics.intervals import wilson
+from bench.metrics.reid_scores import reid_rank1
 from kpdp.mechanism import kept_residual, privatize_coords
 from kpdp.sampler import IntegerLaplace
 from kpdp.space import IdentitySpace
-
-from bench.metrics.intervals import wilson
-from bench.metrics.reid_scores import reid_rank1
 
 PARTS = ("released", "coords", "residual", "pose")
 ATTACKER = ("nearest original by standardised Euclidean distance on the same parts of the originals "

@@ -12,12 +12,11 @@ from __future__ import annotations
 import numpy as np
 from tqdm import tqdm
 
+from bench.processes import map_on_processes
+from bench.store.cache import FeatureCache, file_digest
 from kpdp.datasets import LFW, load_image
 from kpdp.faces import Face, get_detector, get_landmarker, get_recognizer
 from kpdp.faces.analyze import FaceFinder, NoFaceError, primary_index
-
-from bench.store.cache import FeatureCache, file_digest
-from bench.processes import map_on_processes
 
 
 def locate(image: np.ndarray, recognizer, finder: FaceFinder) -> tuple[Face, bool]:

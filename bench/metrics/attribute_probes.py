@@ -321,7 +321,6 @@ def train(celeba: Path, out: Path, work: Path, seed: int = SEED, command: str = 
     import sklearn
     import torch
 
-
     names, attrs = read_celeba_attributes(Path(celeba) / "list_attr_celeba.txt")
     files, feats, failed = celeba_features(celeba, work, limit, log=log)
     split_of = {s.path.name: CelebA.split_of(s.identity) for s in CelebA(celeba, "all")}

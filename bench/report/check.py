@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.report.export import with_attacker_columns
-from bench.metrics import registry
 from bench.attackers.registry import IGNORANT
+from bench.metrics import registry
+from bench.report.export import with_attacker_columns
 
 
 def rules() -> dict[str, tuple[str, float]]:

@@ -13,8 +13,11 @@ import numpy as np
 import pandas as pd
 
 from bench import methods as method_registry
+from bench.attackers import registry as attacker_registry
 from bench.attackers.registry import IGNORANT
 from bench.measure.analysis import face_from_json, image_digest
+from bench.measure.seeds import anonymise
+from bench.metrics import registry as metric_registry
 from bench.metrics.registry import STRONGEST
 from bench.report import glossary
 from bench.report.export import (
@@ -37,7 +40,6 @@ from bench.report.figures import (
 )
 from bench.report.glossary import direction
 from bench.report.spec import ReportSpec, select  # noqa: F401  (ReportSpec: the API callers import from here)
-from bench.run.seeds import anonymise
 from bench.store import provenance
 from bench.store.results import ROW_KEY, StoreReader
 from kpdp.datasets import load_image
@@ -72,9 +74,8 @@ def table_columns(d: pd.DataFrame, spec: ReportSpec) -> list[tuple[str, str, str
     """(metric, backend, attacker) of each metric column: the spec's, else the summary's. A privacy
     metric of one recognizer (not ``max``) means the ignorant attacker's value; attacker None: the
     headline row (for privacy, the strongest valid attacker)."""
-    from bench.metrics import registry
 
-    specs = registry.all_metrics()
+    specs = metric_registry.all_metrics()
     cols = [(m[0], m[1], m[2] if len(m) > 2 else None) for m in spec.metrics] if spec.metrics else \
         [(m, b, None) for m, b in summary_columns(d) if specs[m].in_tables]
     out = []
@@ -111,12 +112,11 @@ def table(df: pd.DataFrame, spec: ReportSpec, intervals: bool | str = False) -> 
     computed on: probes for re-identification; the smallest over seeds). Seeds are averaged. With
     ``intervals`` each value is a string ``value [ci_low, ci_high]``; with ``intervals="columns"``
     (the CSV) each metric has numeric ``<column> ci_low`` and ``<column> ci_high`` columns beside it."""
-    from bench.metrics import registry
 
     every = select(df, spec)
     winners = strongest_attacker(every)
     d = headline_rows(every)
-    privacy = registry.headline("privacy").name
+    privacy = metric_registry.headline("privacy").name
     metrics = table_columns(d, spec)
     rows = []
     for m in spec.methods or list(dict.fromkeys(d.method)):
@@ -209,17 +209,13 @@ class ReportFigure:
 
 
 def _panel_words(panels) -> str:
-    from bench.metrics import registry
-
-    specs = registry.all_metrics()
+    specs = metric_registry.all_metrics()
     return _and(f"{specs[n].label}{f' [{b}]' if b and b != specs[n].backend else ''} ({direction(specs[n])})"
                 if n in specs else n for n, b in panels)
 
 
 def _frontier_entries(df: pd.DataFrame, spec: ReportSpec, out: Path) -> list[ReportFigure]:
-    from bench.metrics import registry
-
-    privacy = registry.headline("privacy")
+    privacy = metric_registry.headline("privacy")
     d = headline_rows(select(df, spec))
     several_eps = bool(len(d)) and d.groupby("method").eps.nunique().max() > 1
     labels = ("lines join one method's ε values; labels name ε (colour: method)" if several_eps
@@ -231,13 +227,11 @@ def _frontier_entries(df: pd.DataFrame, spec: ReportSpec, out: Path) -> list[Rep
 
 
 def _eps_entries(df: pd.DataFrame, spec: ReportSpec, out: Path) -> list[ReportFigure]:
-    from bench.metrics import registry
-
-    privacy, detection = registry.headline("privacy"), registry.headline("detection")
+    privacy, detection = metric_registry.headline("privacy"), metric_registry.headline("detection")
     d = headline_rows(select(df, spec))
     if d[~d.eps.isin(["", "nan"])].eps.nunique() < 2:  # one ε: a curve against ε would be one point per method
         return []
-    det_backend = registry.default_backend(detection, list(dict.fromkeys(d[d.metric == detection.name].backend)))
+    det_backend = metric_registry.default_backend(detection, list(dict.fromkeys(d[d.metric == detection.name].backend)))
     reid = eps_figure(d, privacy, STRONGEST, f"{privacy.label} (strongest attack)", out / "reid_vs_eps.png")
     det = eps_figure(d, detection, det_backend, f"{detection.label} [{det_backend}]", out / "detection_vs_eps.png")
     return [ReportFigure(reid, f"{privacy.label} of the strongest attack against the privacy budget ε (log axis); "
@@ -248,11 +242,10 @@ def _eps_entries(df: pd.DataFrame, spec: ReportSpec, out: Path) -> list[ReportFi
 
 def figures(df: pd.DataFrame, spec: ReportSpec, out: Path) -> list[ReportFigure]:
     """Every figure of the report with its caption, in the page's order."""
-    from bench.metrics import registry
 
     made = _frontier_entries(df, spec, out)
     if "attacker" in df and (df.attacker.astype(str) != "").any():
-        made.append(ReportFigure(attacker_figure(df, spec, out), f"{registry.headline('privacy').label} by attacker "
+        made.append(ReportFigure(attacker_figure(df, spec, out), f"{metric_registry.headline('privacy').label} by attacker "
                                  "(each attacker's strongest recognizer) for every method and ε, with 95 % intervals; "
                                  "a hatched bar is an attacker that failed its sanity check, never counted as privacy.",
                                  "attacker", 1100))
@@ -326,7 +319,6 @@ def sample_grid(run_dirs: list[Path], spec: ReportSpec, out: Path, n_faces: int 
     tile). ``cells``: only these (method, stored ε): a ``source`` may hold cells that the report's
     runs do not (a long run not finished yet), and a tile must show an image the table measured."""
     from PIL import Image
-
 
     store = Path(source or run_dirs[0]) / "results.sqlite"
     if not store.is_file():  # a committed run keeps only metrics.csv and summary.md
@@ -405,14 +397,13 @@ def _and(items) -> str:
 
 def _dataset_words(sel: pd.DataFrame, ds: str, provs: list[dict]) -> str:
     """``lfw (devtest split; 300 images; re-identification over 203 probes ...)``."""
-    from bench.metrics import registry
 
-    specs = registry.all_metrics()
+    specs = metric_registry.all_metrics()
     d = sel[sel.dataset == ds]
     privacy = d.metric.map(lambda m: specs[m].privacy if m in specs else False).astype(bool)
     images = pd.to_numeric(d[~privacy & d.metric.map(lambda m: m in specs and specs[m].in_tables)].n).max()
     h = headline_rows(d)
-    probes = pd.to_numeric(h[(h.metric == registry.headline("privacy").name) & (h.backend == STRONGEST)].n).max()
+    probes = pd.to_numeric(h[(h.metric == metric_registry.headline("privacy").name) & (h.backend == STRONGEST)].n).max()
     split = next((x.get("split") for p in provs for x in (p.get("datasets") or [])
                   if isinstance(x, dict) and x.get("name") == ds and x.get("split")), None)
     parts = [f"{split} split"] if split else []
@@ -423,10 +414,8 @@ def _dataset_words(sel: pd.DataFrame, ds: str, provs: list[dict]) -> str:
 
 
 def _attackers_present(sel: pd.DataFrame) -> list[str]:
-    from bench.attackers import registry
-
     present = [a for a in dict.fromkeys(sel.attacker.astype(str)) if a not in ("", STRONGEST)]
-    rank = {a: i for i, a in enumerate(registry.available())}
+    rank = {a: i for i, a in enumerate(attacker_registry.available())}
     return sorted(present, key=lambda a: (rank.get(a, len(rank)), a))
 
 
@@ -442,10 +431,9 @@ def _rows_without_some_attacker(sel: pd.DataFrame, attackers: list[str]) -> bool
 
 def overview(df: pd.DataFrame, spec: ReportSpec, t: pd.DataFrame, provs: list[dict], run_dirs) -> str:
     """The "what this page shows" paragraph (HTML), from the selected results and the runs."""
-    from bench.metrics import registry
 
     sel = select(df, spec)
-    specs = registry.all_metrics()
+    specs = metric_registry.all_metrics()
     methods = list(dict.fromkeys(t.method)) if len(t) else []
     eps = sorted({float(e) for e in sel.eps if e not in ("", "nan")})
     attackers = _attackers_present(sel)
@@ -455,7 +443,7 @@ def overview(df: pd.DataFrame, spec: ReportSpec, t: pd.DataFrame, provs: list[di
             f"{_and(_dataset_words(sel, ds, provs) for ds in dict.fromkeys(sel.dataset))}")
     text += (f" at privacy budgets ε = {_and(eps_text(e) for e in eps)} for the methods that have one. "
              if eps else ". ")
-    privacy = registry.headline("privacy")
+    privacy = metric_registry.headline("privacy")
     text += (f"Privacy is {privacy.label} ({direction(privacy)})" +
              (f" by the attackers {_and(attackers)}; each row's headline is the strongest valid attack. " if attackers
               else ". "))
@@ -558,8 +546,6 @@ def contact_sheet(dataset, indices: list[int], cells: list[tuple[str, float | No
     """Faces (rows) under each (method, ε) (columns), for a person to look at. Faces are found on
     the originals as in `bench run`; every method gets the same faces and per-image seed."""
     from PIL import Image
-
-
 
     finder = FaceFinder(device=device)
     methods = {c: method_registry.create(c[0], c[1], device) for c in cells}

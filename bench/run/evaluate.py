@@ -24,6 +24,7 @@ from bench.attackers import default_attackers, get_attacker, sanity
 from bench.attackers.data import gallery_release, training_samples
 from bench.attackers.sanity import MIN_ORIGINAL_RANK1, REFERENCE_METHODS
 from bench.measure.analysis import Backends, warm_up
+from bench.measure.seeds import derive_seed  # noqa: F401  (re-exported: bench.run.evaluate.derive_seed)
 from bench.metrics import registry as metric_registry
 from bench.metrics.registry import STRONGEST
 from bench.report.export import write_exports
@@ -37,7 +38,6 @@ from bench.run.executor import (
     run_processes,
     run_ray,
 )
-from bench.run.seeds import derive_seed  # noqa: F401  (re-exported: bench.run.evaluate.derive_seed)
 from bench.store.provenance import append_command
 from bench.store.results import ResultStore, eps_key, store_dataset, store_datasets  # noqa: F401
 from kpdp.datasets import DATASETS, DatasetError, get_dataset
@@ -108,7 +108,7 @@ class RunConfig:
         recognizers: the face recognizers the attackers embed with (``kpdp.faces``).
         detectors: the face detectors whose detection rate is measured.
         seeds: run seeds; each image's seed derives from (seed, data set, method's base name, ε,
-            image) (:func:`bench.run.seeds.derive_seed`), so a resumed run draws the same noise.
+            image) (:func:`bench.measure.seeds.derive_seed`), so a resumed run draws the same noise.
         limit: the first ``limit`` images of each data set (None: all).
         device: ``cpu`` or a torch device for the models.
         out: the run's folder (``results.sqlite``, ``metrics.csv``, ``summary.md``,

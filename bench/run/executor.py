@@ -37,8 +37,8 @@ import numpy as np
 from bench import methods as method_registry
 from bench import timing
 from bench.measure.analysis import Backends, analyse_original, face_from_json, measure_anonymised, warm_up
+from bench.measure.seeds import anonymise
 from bench.processes import spawn_pool, terminate
-from bench.run.seeds import anonymise
 from bench.store.cache import FeatureCache, StorageError, default_cache_dir, file_digest
 from bench.store.results import RETRYABLE_STAGE, eps_key
 from kpdp.datasets import ImageLoadError, load_image

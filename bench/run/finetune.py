@@ -16,7 +16,7 @@ from bench.aggregate.cells import load_cell
 from bench.attackers import sanity
 from bench.attackers.data import FOLDS_SOURCE, gallery_release, training_samples, training_split, whole_people
 from bench.attackers.outcomes import Outcomes, _attack_once, _merge, attack
-from bench.attackers.registry import Attacker, available
+from bench.attackers.registry import Attacker, available, get_attacker
 from bench.attackers.reid_group import attack_rows
 from bench.attackers.semi_finetune import (
     METRICS,
@@ -35,11 +35,13 @@ from bench.metrics.reid_scores import REID_RANK1, REID_TAR_FAR, genuine_pairs, p
 from bench.report.export import write_exports
 from bench.run.evaluate import Cell
 from bench.run.finetune_data import Regenerator, Release, ensure_releases, stored_digests
+from bench.run.passes import cells_to_attack, run_calibration
 from bench.store.cache import FeatureCache
 from bench.store.results import ResultStore, eps_key, store_dataset
 from kpdp.datasets import get_dataset
 
 # --- attacking one cell of a run ----------------------------------------------------------------
+
 
 class CellAttack:
     """semi-finetune's per-probe outcomes for one cell (a :class:`bench.aggregate.cells.CellData` read
@@ -212,6 +214,7 @@ def reid_rows(outcomes, recognizers: dict[str, list[str]], invalid: dict, boot_s
 def _run_attackers(store, dataset: str) -> list[str]:
     """The attackers whose rows a run holds (ladder order), less this one."""
     have = store.attackers_with(dataset, REID_RANK1) - {"", STRONGEST, NAME}
+    have -= {a for a in have if a in available() and get_attacker(a).pixels}  # their outcomes need their own run
     order = {a: i for i, a in enumerate(available())}
     return sorted(have, key=lambda a: (order.get(a, len(order)), a))
 
@@ -227,8 +230,6 @@ def attack_run(run_dir, methods: list[str] | None = None, eps: list[float] | Non
     ``argv``: the command, added to the run's history of commands (a ``bench run`` that runs the
     attacker after its grid records its own command instead)."""
     from types import SimpleNamespace
-
-
 
     cfg = cfg or FinetuneConfig()
     run_dir = Path(run_dir)
@@ -267,16 +268,10 @@ def attack_run(run_dir, methods: list[str] | None = None, eps: list[float] | Non
         others = _run_attackers(store, ds.name)
         run_cfg = SimpleNamespace(recognizers=recognizers, detectors=[], device="cpu", workers=1, seeds=run_seeds,
                                   attackers=others)
-        shared: dict = {}
-        for rec in recognizers:  # the run's calibration (else LFW's 6,000 pair images are embedded again)
-            thr = meta.get(f"threshold:{ds.name}:{rec}")
-            if thr is not None:
-                shared[("threshold", rec)] = thr["value"]
+        shared = run_calibration(meta, ds.name, recognizers)
         train_ds, _ = training_split(ds)
         train_name = store_dataset(ds.name, "train")
-        refs = [(m, e) for m, e in run_methods if m in sanity.REFERENCE_METHODS]
-        todo = [(m, e, s) for m, e in refs for s in run_seeds[:1]]
-        todo += [(m, e, s) for m, e in run_methods for s in seeds if selected(m, e) and (m, e, s) not in todo]
+        todo = cells_to_attack(run_methods, run_seeds, seeds, selected)
         unknown = sorted(set(wanted or []) - {m for m, _ in run_methods})
         if unknown:
             log(f"note: not in this run: {', '.join(unknown)} (its methods: "

@@ -19,9 +19,9 @@ import numpy as np
 
 from bench import methods as method_registry
 from bench.measure.analysis import Backends, face_from_json, image_digest
+from bench.measure.seeds import anonymise
 from bench.run.evaluate import Cell
 from bench.run.executor import ImageWorker, run_local
-from bench.run.seeds import anonymise
 from bench.store.results import ROLES, eps_key, store_dataset
 from kpdp.datasets import load_image
 from kpdp.faces.crops import facenet_crop
@@ -143,8 +143,6 @@ class Regenerator:
         image the method failed on, or whose box falls outside the image, is left out."""
         import time
 
-
-
         digests = stored_digests(self.store, release)
         ids = [i for i in image_ids if i in digests]
         origs = originals(self.store, release.origin, ids)
@@ -179,7 +177,6 @@ def ensure_releases(store, ds, releases: list[Release], samples: dict[str, list]
     hold: a second release (``#gallery``) or training images (``#attacker-train``) of a run made
     without an attacker that needed them. ``samples``: {origin data set: the samples it covers}."""
     from types import SimpleNamespace
-
 
     by_origin: dict[str, list] = {}
     for r in releases:

@@ -58,6 +58,7 @@ def store_datasets(dataset: str) -> list[str]:
     """The names a data set's images are stored under, one per role."""
     return [store_dataset(dataset, role) for role in ROLES]
 
+
 STORE_FILE = "results.sqlite"
 RETRYABLE_STAGE = "original-error"  # a backend raised on this image: the next run tries it again
 

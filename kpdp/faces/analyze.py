@@ -9,6 +9,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from kpdp.faces import get_detector, get_landmarker
+
 from .geometry import Face, landmark_box
 
 
@@ -37,8 +39,6 @@ class FaceFinder:
     detector_device: str | None = None  # None: `device`; a caller may keep detectors off a shared GPU
 
     def __post_init__(self):
-        from . import get_detector, get_landmarker
-
         self._detectors = [get_detector(d, self.detector_device or self.device) for d in self.detectors]
         self._landmarker = get_landmarker(self.landmarker, self.device)
 

