@@ -378,15 +378,48 @@ def _label_font():
         return None
 
 
+def wrap_label(label: str, fits) -> list[str]:
+    """``label`` in lines that each ``fits(line)`` (a column head under its tile), broken after a
+    bracket, comma or ``=`` where it can (a long method spec), else between characters.
+
+    >>> wrap_label("kpdp[blend=poisson,generator=v3]", lambda t: len(t) <= 12)
+    ['kpdp[blend=', 'poisson,', 'generator=', 'v3]']
+    >>> wrap_label("weights=/a/very/long/path.safetensors]", lambda t: len(t) <= 12)
+    ['weights=', '/a/very/long', '/path.safete', 'nsors]']
+    """
+    tokens, token = [], ""
+    for ch in label:
+        token += ch
+        if ch in "[,=":
+            tokens.append(token)
+            token = ""
+    tokens += [token] if token else []
+    lines, line = [], ""
+    for tok in tokens:
+        if line and not fits(line + tok):
+            lines.append(line)
+            line = ""
+        line += tok
+        while len(line) > 1 and not fits(line):  # wider than the tile on its own: break it anywhere
+            cut = max([i for i in range(1, len(line)) if fits(line[:i])] or [1])
+            lines.append(line[:cut])
+            line = line[cut:]
+    return lines + ([line] if line else [])
+
+
 def _with_header(grid, labels, tile=128):
     from PIL import Image, ImageDraw
 
-    canvas = Image.new("RGB", (grid.shape[1], grid.shape[0] + 18), "white")
-    canvas.paste(Image.fromarray(grid), (0, 18))
-    draw = ImageDraw.Draw(canvas)
     font = _label_font()
-    for k, label in enumerate(labels):
-        draw.text((k * tile + 3, 2), label, fill="black", font=font)
+    measure = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    heads = [wrap_label(label, lambda t: measure.textlength(t, font=font) <= tile - 6) for label in labels]
+    height = 14 * max(len(h) for h in heads) + 6
+    canvas = Image.new("RGB", (grid.shape[1], grid.shape[0] + height), "white")
+    canvas.paste(Image.fromarray(grid), (0, height))
+    draw = ImageDraw.Draw(canvas)
+    for k, lines in enumerate(heads):
+        for j, line in enumerate(lines):
+            draw.text((k * tile + 3, 2 + 14 * j), line, fill="black", font=font)
     return np.asarray(canvas)
 
 
