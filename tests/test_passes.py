@@ -12,3 +12,21 @@ def test_reference_cells_come_first_once_then_the_selected_ones():
     todo = cells_to_attack(methods, run_seeds=[0, 1], seeds=[0, 1], selected=lambda m, e: m == "kpdp" and e == 1.0)
     assert todo == [("original", None, 0), ("blur", None, 0), ("kpdp", 1.0, 0), ("kpdp", 1.0, 1)]
     assert cells_to_attack(methods, [0], [0], lambda m, e: True).count(("blur", None, 0)) == 1
+
+
+def test_sanity_verdicts_are_logged_and_merged_with_the_runs_earlier_ones():
+    from bench.metrics.registry import Row
+    from bench.run.passes import check_sanity
+
+    class Store:
+        def set_meta(self, **kw):
+            self.meta = kw
+
+    rows = {"original": [Row("reid_rank1", "max", 0.98, 50, 0.95, 1.0, "ignorant"),
+                         Row("reid_rank1", "max", 0.10, 50, 0.03, 0.2, "broken")]}
+    meta = {"attacker_sanity:lfw": {"verdicts": {"lazy": "ok"}, "min_original_rank1": 0.9}}
+    store, said = Store(), []
+    invalid = check_sanity(store, meta, "lfw", rows, ["broken"], said.append)
+    assert list(invalid) == ["broken"] and "attacker 'broken' failed its sanity check on lfw" in said[0]
+    recorded = store.meta["attacker_sanity:lfw"]
+    assert recorded["verdicts"] == {"lazy": "ok", "broken": invalid["broken"]} and recorded["min_original_rank1"] == 0.9

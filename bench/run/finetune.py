@@ -35,7 +35,7 @@ from bench.metrics.reid_scores import REID_RANK1, REID_TAR_FAR, genuine_pairs, p
 from bench.report.export import write_exports
 from bench.run.evaluate import Cell
 from bench.run.finetune_data import Regenerator, Release, ensure_releases, stored_digests
-from bench.run.passes import cells_to_attack, run_calibration
+from bench.run.passes import cells_to_attack, check_sanity, run_calibration
 from bench.store.cache import FeatureCache
 from bench.store.results import ResultStore, eps_key, store_dataset
 from kpdp.datasets import get_dataset
@@ -329,18 +329,8 @@ def attack_run(run_dir, methods: list[str] | None = None, eps: list[float] | Non
                 by_method[m] = reid_rows(out, {a: _recs(a, recognizers) for a in [*others, NAME]
                                                if (a, _recs(a, recognizers)[0]) in out.hits}, {}, cell.boot_seed)
         old = meta.get(f"attacker_sanity:{ds.name}") or {}
-        min_rank1 = old.get("min_original_rank1", sanity.MIN_ORIGINAL_RANK1)
-        invalid = sanity.check(by_method, [NAME], min_rank1)
         stored_invalid = {a for a, v in (old.get("verdicts") or {}).items() if v != "ok" and a != NAME}
-        for a, why in invalid.items():
-            log(f"warning: attacker '{a}' failed its sanity check on {ds.name}: {why}; its rows are marked invalid "
-                "and left out of the strongest attack")
-        notes = sanity.unchecked(by_method)
-        for n in notes:
-            log(f"note: {n}")
-        store.set_meta(**{f"attacker_sanity:{ds.name}": {
-            **old, "min_original_rank1": min_rank1, "notes": old.get("notes", notes),
-            "verdicts": {**(old.get("verdicts") or {}), NAME: invalid.get(NAME, "ok")}}})
+        invalid = check_sanity(store, meta, ds.name, by_method, [NAME], log)
 
         for (m, e, s), (cell, out) in outcomes.items():
             recs = {a: _recs(a, recognizers) for a in [*others, NAME]}

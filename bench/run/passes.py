@@ -22,3 +22,22 @@ def cells_to_attack(run_methods, run_seeds, seeds, selected) -> list[tuple]:
     todo = [(m, e, s) for m, e in run_methods if m in sanity.REFERENCE_METHODS for s in run_seeds[:1]]
     todo += [(m, e, s) for m, e in run_methods for s in seeds if selected(m, e) and (m, e, s) not in todo]
     return todo
+
+
+def check_sanity(store, meta: dict, dataset: str, by_method: dict, attackers: list[str], log=print) -> dict:
+    """Sanity-check ``attackers`` on the reference cells' rows (``by_method``), as ``bench run``
+    does for the others; say what failed or could not be checked, and record the verdicts in the
+    run's metadata beside the earlier ones. Returns {attacker: why it is invalid}."""
+    old = meta.get(f"attacker_sanity:{dataset}") or {}
+    min_rank1 = old.get("min_original_rank1", sanity.MIN_ORIGINAL_RANK1)
+    invalid = sanity.check(by_method, attackers, min_rank1)
+    for a, why in invalid.items():
+        log(f"warning: attacker '{a}' failed its sanity check on {dataset}: {why}; its rows are marked invalid "
+            "and left out of the strongest attack")
+    notes = sanity.unchecked(by_method)
+    for n in notes:
+        log(f"note: {n}")
+    store.set_meta(**{f"attacker_sanity:{dataset}": {
+        **old, "min_original_rank1": min_rank1, "notes": old.get("notes", notes),
+        "verdicts": {**(old.get("verdicts") or {}), **{a: invalid.get(a, "ok") for a in attackers}}}})
+    return invalid

@@ -42,7 +42,7 @@ from bench.metrics.registry import STRONGEST
 from bench.metrics.reid_scores import REID_METRICS, REID_RANK1, REID_TAR_FAR, intrusion_threshold
 from bench.run.evaluate import Cell
 from bench.run.finetune_data import Regenerator, Release, ensure_releases, originals, stored_digests
-from bench.run.passes import cells_to_attack, run_calibration
+from bench.run.passes import cells_to_attack, check_sanity, run_calibration
 from bench.store.cache import FeatureCache
 from bench.store.results import ResultStore, eps_key, store_dataset
 from kpdp.datasets import get_dataset, load_image
@@ -365,18 +365,8 @@ def _attack_store(store, attackers, methods, eps, seeds, log) -> list:
                      for (m, e, s), (cell, out) in outcomes.items()
                      if m in sanity.REFERENCE_METHODS and s == run_seeds[0]}
         old = meta.get(f"attacker_sanity:{ds.name}") or {}
-        min_rank1 = old.get("min_original_rank1", sanity.MIN_ORIGINAL_RANK1)
-        invalid = sanity.check(by_method, attackers, min_rank1)
         stored_invalid = {a: "" for a, v in (old.get("verdicts") or {}).items() if v != "ok" and a not in attackers}
-        for a, why in invalid.items():
-            log(f"warning: attacker '{a}' failed its sanity check on {ds.name}: {why}; its rows are marked invalid "
-                "and left out of the strongest attack")
-        notes = sanity.unchecked(by_method)
-        for n in notes:
-            log(f"note: {n}")
-        store.set_meta(**{f"attacker_sanity:{ds.name}": {
-            **old, "min_original_rank1": min_rank1, "notes": old.get("notes", notes),
-            "verdicts": {**(old.get("verdicts") or {}), **{a: invalid.get(a, "ok") for a in attackers}}}})
+        invalid = check_sanity(store, meta, ds.name, by_method, attackers, log)
 
         for (m, e, s), (cell, out) in outcomes.items():
             rows = attack_rows(out, list(REID_METRICS), present(out), {**stored_invalid, **invalid}, cell.boot_seed)
