@@ -13,7 +13,7 @@ import numpy as np
 from kpdp.faces.analyze import NoFaceError
 from kpdp.failclosed import anonymize_faces, find_faces, obscure
 from kpdp.inpaint import FaceInpainter
-from kpdp.mechanism import POSTPROCESS, default_space, privatize
+from kpdp.mechanism import POSTPROCESS, default_residual_basis, default_space, privatize
 from kpdp.residual import MODES
 from kpdp.space import IdentitySpace
 
@@ -57,7 +57,6 @@ class KPDPAnonymizer(Anonymizer):
     def version(self) -> str:
         v = f"g:{self.inpainter.meta.get('sha256', '?')[:12]}|s:{self.space.meta.get('sha256_arrays', '?')[:12]}"
         if self.residual == "expression":
-            from .mechanism import default_residual_basis
 
             v += f"|r:{default_residual_basis().meta.get('sha256_arrays', '?')[:12]}"
         if self.blend != "feather":

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from kpdp.residual import MODES
+from kpdp.residual import MODES, ResidualBasis
 
 from .faces.geometry import check_landmarks
 from .sampler import EPS_REL_TOL, IntegerLaplace, from_grid, to_grid
@@ -244,7 +244,6 @@ _DEFAULT_RESIDUAL = None
 def default_residual_basis():
     global _DEFAULT_RESIDUAL
     if _DEFAULT_RESIDUAL is None:
-        from .residual import ResidualBasis
 
         _DEFAULT_RESIDUAL = ResidualBasis.load()
     return _DEFAULT_RESIDUAL

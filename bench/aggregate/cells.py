@@ -15,14 +15,12 @@ import numpy as np
 from bench.attackers import TrainingSet
 from bench.attackers.data import aligned, gallery_release, released_features
 from bench.attackers.registry import IGNORANT
-from bench.measure.analysis import Backends, analyse_original
+from bench.measure.verify import lfw_pair_embeddings
 from bench.metrics.intervals import cell_seed
 from bench.metrics.registry import STRONGEST, Row
 from bench.metrics.reid_scores import fit_threshold, impostor_scores
-from bench.processes import map_on_processes
-from bench.store.cache import FeatureCache
 from bench.store.results import eps_key, store_dataset
-from kpdp.datasets import LFW, LFWSample, load_image
+from kpdp.datasets import LFW, LFWSample
 
 
 def gallery(store, dataset: str, image_ids=None) -> tuple[list[str], np.ndarray, dict[str, np.ndarray]]:
@@ -39,45 +37,6 @@ def gallery(store, dataset: str, image_ids=None) -> tuple[list[str], np.ndarray,
         for k, v in record["features"].items():
             feats.setdefault(k, []).append(np.asarray(v, np.float64))
     return ids, np.array(idents), {k: np.stack(v) for k, v in feats.items()}
-
-
-_PAIR_WORKER: dict = {}  # this process's backends and cache for pair images
-
-
-def _pair_init(recognizers, device):
-
-    _PAIR_WORKER.update(backends=Backends(tuple(recognizers), (), device=device, metrics=("reid",)),
-                        cache=FeatureCache())
-
-
-def _pair_embed(paths) -> dict:
-    """Embeddings of LFW pair images by every recognizer, exactly as the run's originals are
-    analysed (face finder, then the reid group's face location); images without a face are left out."""
-
-    out = {}
-    for p in paths:
-        try:
-            _, feats = analyse_original(load_image(p), _PAIR_WORKER["backends"], _PAIR_WORKER["cache"])
-        except (ValueError, OSError):
-            continue
-        out[p] = {k[4:]: np.asarray(v, np.float64) for k, v in feats.items() if k.startswith("emb:")}
-    return out
-
-
-def lfw_pair_embeddings(ds, recognizers, device: str = "cpu", workers: int = 1, chunk: int = 64) -> tuple[list, dict]:
-    """LFW View 2's impostor pairs and the embeddings of their images by every recognizer, on
-    ``workers`` processes (a cold cache holds ~4,500 images to analyse: minutes on one core)."""
-
-    impostors = [(a, c) for _, a, c, same in LFW(ds.root, "all").pairs() if not same]
-    paths = sorted({p for pair in impostors for p in pair})
-    if workers <= 1 or len(paths) < 2 * chunk:
-        _pair_init(recognizers, device)
-        return impostors, _pair_embed(paths)
-    chunks = [paths[i:i + chunk] for i in range(0, len(paths), chunk)]
-    emb: dict = {}
-    for part in map_on_processes(_pair_embed, chunks, workers, _pair_init, (tuple(recognizers), device)):
-        emb.update(part)
-    return impostors, emb
 
 
 def lfw_pair_scores(ds, recognizer: str, device: str = "cpu", embeddings=None) -> tuple[np.ndarray, int]:

@@ -14,10 +14,12 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from bench.metrics import registry
+from bench.metrics.fid import _model_path, get_extractor
 from bench.store.cache import FeatureCache
 from bench.timing import model_call
 from kpdp.faces import Face, get_detector, get_landmarker, get_recognizer
 from kpdp.faces.analyze import FaceFinder, primary_index
+from kpdp.faces.registry import file_sha256
 
 
 def face_to_json(f: Face) -> dict:
@@ -96,9 +98,6 @@ class Backends:
             v["landmarks"] = self.lm.version
         v["finder"] = self.finder.version
         if self.inception:
-            from bench.metrics.fid import _model_path
-            from kpdp.faces.registry import file_sha256
-
             v["inception"] = "fid-helper-default_1-" + file_sha256(_model_path())[:12]
         v.update({f"metrics:{g.name}": g.version for g in self.groups})
         return v
@@ -215,6 +214,5 @@ def measure_anonymised(original: np.ndarray, out: np.ndarray, orig_record: dict,
 
 def warm_up(b: Backends):
     if b.inception:
-        from bench.metrics.fid import get_extractor
 
         get_extractor(b.device)

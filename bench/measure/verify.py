@@ -6,12 +6,20 @@ and standard deviation of the 10 fold accuracies. Faces are found as everywhere 
 project (:class:`kpdp.faces.analyze.FaceFinder`; the face nearest the centre), then each
 recognizer applies its own published preprocessing. Images where no detector finds a face fall
 back to a centred box of 0.4 x the image (LFW faces are centred at a fixed scale) and are counted.
+
+The same pair images are embedded a second way, on purpose, by :func:`lfw_pair_embeddings`: the
+run's verification threshold (FAR 1e-3 on the impostor pairs) must score images exactly as the
+run's gallery and probes are scored, so those embeddings come from the run's own analysis of an
+original (:func:`bench.measure.analysis.analyse_original`, cached with the run's features), and an
+image without a face is left out rather than given the protocol's fallback box. Both walk the
+images in chunks on the same pool (:func:`_embed_on_pool`).
 """
 from __future__ import annotations
 
 import numpy as np
 from tqdm import tqdm
 
+from bench.measure.analysis import Backends, analyse_original
 from bench.processes import map_on_processes
 from bench.store.cache import FeatureCache, file_digest
 from kpdp.datasets import LFW, load_image
@@ -71,21 +79,64 @@ def embed_paths(paths, recognizer_name: str, device: str = "cpu", cache: Feature
     chunks on that many processes (each with its own models and one thread); they share the cache
     file (``cache`` is then only the default one, as each process opens its own)."""
     bar = tqdm(total=len(paths), desc=f"embed {recognizer_name}", disable=not progress, mininterval=10)
-    if workers <= 1 or len(paths) < 2 * chunk:
-        embed = _embedder(recognizer_name, device, cache)
-        results = []
-        for p in paths:
-            results.append(embed(p))
-            bar.update()
-    else:
+    if workers > 1 and len(paths) >= 2 * chunk:
         get_recognizer(recognizer_name, device)  # missing weights fail here, not in every worker
-        chunks = [paths[i:i + chunk] for i in range(0, len(paths), chunk)]
-        results = []
-        for part in map_on_processes(_worker_embed, chunks, workers, _worker_init, (recognizer_name, device)):
-            results.extend(part)
-            bar.update(len(part))
+        init, init_args = _worker_init, (recognizer_name, device)
+    else:  # here, with the caller's cache
+        def init():
+            _WORKER["embed"] = _embedder(recognizer_name, device, cache)
+        init_args = ()
+    results = []
+    for part in _embed_on_pool(_worker_embed, paths, init, init_args, workers, chunk):
+        results.extend(part)
+        bar.update(len(part))
     bar.close()
     return np.stack([e for e, _ in results]), sum(int(fb) for _, fb in results)
+
+
+def _embed_on_pool(work, paths: list, init, init_args: tuple, workers: int, chunk: int):
+    """``work(chunk_of_paths)`` for each chunk, in order: here after ``init(*init_args)`` when
+    one process is asked for or the images are few, else on ``workers`` processes that each run
+    ``init`` once."""
+    chunks = [paths[i:i + chunk] for i in range(0, len(paths), chunk)]
+    if workers <= 1 or len(paths) < 2 * chunk:
+        init(*init_args)
+        yield from map(work, chunks)
+    else:
+        yield from map_on_processes(work, chunks, workers, init, init_args)
+
+
+_PAIR_WORKER: dict = {}  # this process's backends and cache for the run's pair images
+
+
+def _pair_init(recognizers, device):
+    _PAIR_WORKER.update(backends=Backends(tuple(recognizers), (), device=device, metrics=("reid",)),
+                        cache=FeatureCache())
+
+
+def _pair_embed(paths) -> dict:
+    """Embeddings of LFW pair images by every recognizer, exactly as the run's originals are
+    analysed (face finder, then the reid group's face location); images without a face are left out."""
+    out = {}
+    for p in paths:
+        try:
+            _, feats = analyse_original(load_image(p), _PAIR_WORKER["backends"], _PAIR_WORKER["cache"])
+        except (ValueError, OSError):
+            continue
+        out[p] = {k[4:]: np.asarray(v, np.float64) for k, v in feats.items() if k.startswith("emb:")}
+    return out
+
+
+def lfw_pair_embeddings(ds, recognizers, device: str = "cpu", workers: int = 1, chunk: int = 64) -> tuple[list, dict]:
+    """LFW View 2's impostor pairs and the embeddings of their images by every recognizer, as the
+    run embeds its originals, on ``workers`` processes (a cold cache holds ~4,500 images to
+    analyse: minutes on one core)."""
+    impostors = [(a, c) for _, a, c, same in LFW(ds.root, "all").pairs() if not same]
+    paths = sorted({p for pair in impostors for p in pair})
+    emb: dict = {}
+    for part in _embed_on_pool(_pair_embed, paths, _pair_init, (tuple(recognizers), device), workers, chunk):
+        emb.update(part)
+    return impostors, emb
 
 
 def ten_fold_accuracy(scores: np.ndarray, same: np.ndarray, folds: np.ndarray) -> np.ndarray:

@@ -12,7 +12,9 @@ import cv2
 import numpy as np
 import torch
 
-from bench.metrics.base import Metric, MetricResult
+from bench.metrics.intervals import bootstrap_mean
+from bench.metrics.registry import MetricGroup, MetricSpec, Row, register_group
+from kpdp.method import face_region
 
 PSNR_CAP = 100.0
 
@@ -57,31 +59,7 @@ def background_psnr_ssim(original: np.ndarray, anonymised: np.ndarray, face_mask
     return float(psnr), float(smap[region].mean())
 
 
-class BackgroundPreservation(Metric):
-    def _reset(self):
-        self._psnr, self._ssim = [], []
-
-    def update(self, originals, anonymised, face_masks):
-        for o, a, m in zip(originals, anonymised, face_masks):
-            try:
-                p, s = background_psnr_ssim(o, a, m)
-            except ValueError as exc:
-                self.fail(str(exc))
-                continue
-            self._psnr.append(p)
-            self._ssim.append(s)
-
-    def compute(self) -> dict[str, MetricResult]:
-        n = len(self._psnr)
-        nan = float("nan")
-        return {"bg_psnr": MetricResult(float(np.mean(self._psnr)) if n else nan, n, self.failures.copy()),
-                "bg_ssim": MetricResult(float(np.mean(self._ssim)) if n else nan, n, self.failures.copy())}
-
-
 # -- the harness's group ---------------------------------------------------------------------------
-from bench.metrics.intervals import bootstrap_mean  # noqa: E402
-from bench.metrics.registry import MetricGroup, MetricSpec, Row, register_group  # noqa: E402
-from kpdp.method import face_region  # noqa: E402
 
 
 def background_mask(faces, shape) -> np.ndarray:

@@ -1,5 +1,12 @@
-"""What every metric returns, and the small base class they share (torchmetrics-style
-``update`` / ``compute`` / ``reset``; each metric also has a functional twin)."""
+"""What every metric function returns.
+
+Why there are no torchmetrics-style metric classes here: the harness measures each image once
+(cached per image) and aggregates a cell's records later, so a metric is a
+:class:`~bench.metrics.registry.MetricGroup` (``original`` / ``anonymised`` per image,
+``aggregate`` per cell) built on the plain functions of its module (``detected``, ``nme``,
+``background_psnr_ssim``, ``frechet_distance``, ``reid_rank1``, ...), which the tests test and the
+harness runs. Whole-batch classes with ``update``/``compute`` were a second path that only the
+tests ran (issue 37); a notebook calls the functions, or :func:`bench.evaluate`."""
 from __future__ import annotations
 
 from collections import Counter
@@ -22,19 +29,3 @@ class MetricResult:
         fail = f", failed={dict(self.failures)}" if self.failures else ""
         return f"MetricResult(value={self.value:.4f}, n={self.n}{fail})"
 
-
-class Metric:
-    """Accumulates per-item state in ``update``; ``compute`` never mutates it."""
-
-    def __init__(self):
-        self.reset()
-
-    def reset(self) -> None:
-        self.failures: Counter = Counter()
-        self._reset()
-
-    def _reset(self) -> None:
-        raise NotImplementedError
-
-    def fail(self, reason: str) -> None:
-        self.failures[reason] += 1

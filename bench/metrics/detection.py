@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from bench.metrics.base import Metric, MetricResult
+from bench.metrics.base import MetricResult
+from bench.metrics.intervals import wilson
+from bench.metrics.registry import MetricGroup, MetricSpec, Row, register_group
 
 IOU_THRESHOLD = 0.5
 MATCH_IOU = 0.3  # a detection on the original "is" the labelled face when it overlaps the finder's box this much
@@ -58,36 +60,7 @@ def detection_rate(detections: list[list[np.ndarray]], reference_boxes: list[np.
     return MetricResult(float(np.mean(hits)) if hits else float("nan"), len(hits))
 
 
-class DetectionRate(Metric):
-    """Runs a detector (a :mod:`kpdp.faces` backend) on anonymised images.
-
-    Example:
-        >>> class Fixed:  # any object with detect_batch(images) -> list of list of Face-like
-        ...     def detect_batch(self, images): return [[type("F", (), {"box": np.array([0, 0, 8, 8])})()]] * len(images)
-        >>> m = DetectionRate(Fixed()); m.update([np.zeros((8, 8, 3), np.uint8)], [np.array([0, 0, 8, 8])])
-        >>> m.compute().value
-        1.0
-    """
-
-    def __init__(self, detector):
-        self.detector = detector
-        super().__init__()
-
-    def _reset(self):
-        self._hits: list[bool] = []
-
-    def update(self, images, reference_boxes):
-        for faces, ref in zip(self.detector.detect_batch(list(images)), reference_boxes):
-            self._hits.append(detected([f.box for f in faces], ref))
-
-    def compute(self) -> MetricResult:
-        n = len(self._hits)
-        return MetricResult(float(np.mean(self._hits)) if n else float("nan"), n, self.failures.copy())
-
-
 # -- the harness's group ---------------------------------------------------------------------------
-from bench.metrics.intervals import wilson  # noqa: E402
-from bench.metrics.registry import MetricGroup, MetricSpec, Row, register_group  # noqa: E402
 
 
 @register_group

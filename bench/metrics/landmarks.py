@@ -5,7 +5,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from bench.metrics.base import Metric, MetricResult
+from bench.metrics.base import MetricResult
+from bench.metrics.detection import best_match
+from bench.metrics.intervals import bootstrap_mean, wilson
+from bench.metrics.registry import MetricGroup, MetricSpec, Row, register_group
+from bench.timing import model_call
 
 
 def nme(predicted: np.ndarray, reference: np.ndarray) -> float:
@@ -32,40 +36,7 @@ def landmark_nme(predicted: list, reference: list) -> tuple[MetricResult, Metric
             MetricResult((n - len(ok)) / n if n else float("nan"), n))
 
 
-class LandmarkError(Metric):
-    """Accumulates NME to the original's landmarks and, when given, to the method's targets.
-
-    Example:
-        >>> ref = np.zeros((68, 2)); ref[45] = [10, 0]
-        >>> m = LandmarkError(); m.update([ref + [0, 2], None], [ref, ref])
-        >>> r = m.compute(); round(r["landmark_nme"].value, 3), r["landmark_fail_rate"].value
-        (0.2, 0.5)
-    """
-
-    def _reset(self):
-        self._pred, self._ref, self._tgt_pred, self._tgt = [], [], [], []
-
-    def update(self, predicted, reference, targets=None):
-        self._pred += list(predicted)
-        self._ref += list(reference)
-        if targets is not None:
-            for p, t in zip(predicted, targets):
-                if t is not None:
-                    self._tgt_pred.append(p)
-                    self._tgt.append(t)
-
-    def compute(self) -> dict[str, MetricResult]:
-        out = dict(zip(("landmark_nme", "landmark_fail_rate"), landmark_nme(self._pred, self._ref)))
-        if self._tgt:
-            out["landmark_nme_target"] = landmark_nme(self._tgt_pred, self._tgt)[0]
-        return out
-
-
 # -- the harness's group ---------------------------------------------------------------------------
-from bench.metrics.detection import best_match  # noqa: E402
-from bench.metrics.intervals import bootstrap_mean, wilson  # noqa: E402
-from bench.metrics.registry import MetricGroup, MetricSpec, Row, register_group  # noqa: E402
-from bench.timing import model_call  # noqa: E402
 
 #: detectors that place the landmark model on an image, tried in order (the face must overlap the
 #: original's labelled face)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from bench.metrics.base import Metric, MetricResult
+from bench.metrics.base import MetricResult
 
 # The re-identification metrics' names: declared here once; the reid group's specs, the attackers'
 # outcomes and the reports read them.
@@ -216,47 +216,3 @@ def intrusion_rate(probe_emb, probe_ids, probe_gallery_index, gallery_emb, galle
     hit = intrusion_hits(probe_emb, probe_ids, probe_gallery_index, gallery_emb, gallery_ids, tau, similarity)
     return MetricResult(float(hit.mean()) if hit.size else float("nan"), int(hit.size))
 
-
-class ReIdentification(Metric):
-    """All four privacy numbers for one recognizer against a precomputed gallery of originals.
-
-    ``update`` takes embeddings of anonymised images, already computed at the originals' face
-    locations (the harness batches and caches them); ``compute`` returns a dict of results.
-
-    Example:
-        >>> import numpy as np
-        >>> ids = np.array(["a", "a", "b", "b"]); g = np.eye(4) + 0.1
-        >>> m = ReIdentification(g, ids, threshold=0.5)
-        >>> m.update(g, ids, np.arange(4))
-        >>> round(m.compute()["reid_rank1_same"].value, 2)
-        1.0
-    """
-
-    def __init__(self, gallery_emb, gallery_ids, threshold: float, similarity: str = "cosine",
-                 tau: float | None = None):
-        self.gallery_emb, self.gallery_ids = np.asarray(gallery_emb), np.asarray(gallery_ids)
-        self.threshold, self.similarity = threshold, similarity
-        self.tau = intrusion_threshold(self.gallery_emb, self.gallery_ids, similarity=similarity) if tau is None else tau
-        super().__init__()
-
-    def _reset(self):
-        self._emb, self._ids, self._idx = [], [], []
-
-    def update(self, probe_emb, probe_ids, probe_gallery_index):
-        self._emb.append(np.asarray(probe_emb, np.float64).reshape(len(probe_ids), -1))
-        self._ids += list(probe_ids)
-        self._idx += list(probe_gallery_index)
-
-    def compute(self) -> dict[str, MetricResult]:
-        dim = self.gallery_emb.shape[1]
-        e = np.concatenate(self._emb) if self._emb else np.zeros((0, dim))
-        args = (e, np.array(self._ids), np.array(self._idx, int), self.gallery_emb, self.gallery_ids)
-        out = {
-            REID_RANK1: reid_rank1(*args, similarity=self.similarity),
-            REID_RANK1_SAME: reid_rank1(*args, same_image=True, similarity=self.similarity),
-            REID_TAR_FAR: tar_at_far(*args, self.threshold, self.similarity),
-            INTRUSION_RATE: intrusion_rate(*args, self.tau, self.similarity),
-        }
-        for r in out.values():
-            r.failures.update(self.failures)
-        return out

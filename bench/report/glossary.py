@@ -4,7 +4,7 @@ way is better, unit) and one per attacker.
 Every metric's name, label, direction, definition and unit come from its declaration in the metric
 registry (:class:`bench.metrics.registry.MetricSpec`), every attacker's description from its class
 (``bench.attackers.registry``); this module only words and lays them out. A metric declared without
-a definition or unit fails ``tests/test_report.py``.
+a definition or unit fails ``tests/bench/report/test_page.py``.
 """
 from __future__ import annotations
 
@@ -14,6 +14,8 @@ import re
 import sys
 from dataclasses import dataclass
 
+from bench.attackers import registry as attacker_registry
+from bench.metrics import registry as metric_registry
 from bench.metrics.registry import STRONGEST
 
 #: columns of a report table that are not metrics
@@ -65,9 +67,8 @@ def _qualifier(spec, backend: str, attacker: str | None) -> str:
 
 def metric_entry(column: str, metric: str, backend: str, attacker: str | None) -> Entry:
     """The glossary line of one table column."""
-    from bench.metrics import registry
 
-    spec = registry.all_metrics().get(metric)
+    spec = metric_registry.all_metrics().get(metric)
     if spec is None:
         return Entry(column, metric, "no definition recorded", "–", "–")
     text, unit = spec.definition or "no definition recorded", spec.unit or "–"
@@ -97,12 +98,11 @@ def _first_paragraph(text: str | None) -> str:
 def attacker_entries() -> list[tuple[str, str, str, str]]:
     """(name, description, gallery, training) of every registered attacker (the class's own
     docstring, else its module's), then ``max``."""
-    from bench.attackers import registry
 
     galleries = {"original": "the clean originals", "anonymised": "every evaluation image anonymised again"}
     out = []
-    for name in registry.available():
-        cls = registry.get_attacker(name)
+    for name in attacker_registry.available():
+        cls = attacker_registry.get_attacker(name)
         doc = cls.__dict__.get("__doc__") or inspect.getdoc(sys.modules.get(cls.__module__))
         out.append((name, _first_paragraph(doc) or "no description recorded",
                     galleries.get(cls.gallery, cls.gallery), "adapts to the method" if cls.trains else "off the shelf"))

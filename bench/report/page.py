@@ -30,6 +30,7 @@ from bench.report.export import (
     with_attacker_columns,
 )
 from bench.report.figures import (
+    _order,
     attacker_figure,
     cell_label,
     eps_figure,
@@ -283,7 +284,6 @@ def measured_samples(run_dir: Path, spec: ReportSpec | None = None, n_faces: int
         shown = [c for c in store.measured_cells(seed) if c[1] != "original"
                  and (spec is None or spec.holds(c[1], c[2])) and (cells is None or (c[1], c[2]) in cells)]
         if spec is not None:  # the page's order: the spec's methods, ε ascending
-            from bench.report.figures import _order
 
             shown.sort(key=lambda c: _order((c[1], c[2]), spec))
         rows = store.originals()

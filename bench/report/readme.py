@@ -16,7 +16,7 @@ column titles (``"reid_rank1[max]" = "strongest rank-1"``).
 
 ``python -m bench.report.readme`` rewrites every block of the project's files that hold one (``README.md``
 and every Markdown file under ``reports/`` and ``docs/``); ``python -m bench.report.readme FILE...`` only
-those files. ``--check`` writes nothing and exits 1 when a block is stale (``tests/test_readme.py``
+those files. ``--check`` writes nothing and exits 1 when a block is stale (``tests/bench/report/test_readme.py``
 runs it on every file of the project that holds a block).
 """
 from __future__ import annotations

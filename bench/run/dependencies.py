@@ -3,7 +3,7 @@
 The range is the one ``pyproject.toml`` declares (each direct dependency bounded above by the next
 release that could break it); ``constraints.txt`` pins the versions the committed results and CI
 used. ``python -m bench.run.dependencies`` prints each direct dependency's installed version and range
-and exits 1 when one is outside it (``tests/test_dependencies.py`` and ``.ci/run`` run it).
+and exits 1 when one is outside it (``tests/bench/run/test_dependencies.py`` and ``.ci/run`` run it).
 """
 from __future__ import annotations
 

@@ -34,9 +34,10 @@ from bench.metrics.registry import STRONGEST
 from bench.metrics.reid_scores import REID_RANK1, REID_TAR_FAR, genuine_pairs, probe_mask
 from bench.report.export import write_exports
 from bench.run.evaluate import Cell
-from bench.run.finetune_data import Regenerator, Release, ensure_releases, stored_digests
+from bench.run.finetune_data import Regenerator, Release, ensure_releases, originals, stored_digests
 from bench.run.passes import cells_to_attack, check_sanity, run_calibration
 from bench.store.cache import FeatureCache
+from bench.store.provenance import append_command
 from bench.store.results import ResultStore, eps_key, store_dataset
 from kpdp.datasets import get_dataset
 
@@ -129,7 +130,6 @@ class CellAttack:
 
         if self.train_release is not None:
             rel = self.train_release
-            from bench.run.finetune_data import originals, stored_digests
 
             have = stored_digests(c.store, rel)
             ids_train = sorted(have)
@@ -244,7 +244,6 @@ def attack_run(run_dir, methods: list[str] | None = None, eps: list[float] | Non
             cfg.device = "cpu"
     store = ResultStore(run_dir)
     if argv:
-        from bench.store.provenance import append_command
 
         append_command(store, argv)
     meta = store.meta()
@@ -280,7 +279,6 @@ def attack_run(run_dir, methods: list[str] | None = None, eps: list[float] | Non
             log(f"note: {ds.name}: no cell of the run matches --methods/--eps/--seeds")
             continue
         # the releases the attacker needs and the run may not hold (made as bench run would)
-        from bench.attackers.data import gallery_release, training_samples
 
         need, train_samples = [], []
         for m, e, s in todo:

@@ -12,6 +12,7 @@ recognizer embedded it: the MTCNN box the reid group stored for ``facenet-casia`
 from __future__ import annotations
 
 import json
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -138,11 +139,10 @@ class Regenerator:
             self._methods[(spec, eps)] = method_registry.create(spec, eps, self.method_device)
         return self._methods[(spec, eps)]
 
-    def crops(self, release: Release, image_ids) -> dict[str, np.ndarray]:
-        """{image id: 160x160x3 uint8 crop} of the release's ok images among ``image_ids``; an
-        image the method failed on, or whose box falls outside the image, is left out."""
-        import time
-
+    def images(self, release: Release, image_ids) -> dict[str, tuple[np.ndarray, dict, bool]]:
+        """{image id: (anonymised image, original's record, whether it is the very image the run
+        measured)} of the release's ok images among ``image_ids``, made again as the run made them
+        (its method, seed and threads); a mismatch with the stored digest is counted in ``stats``."""
         digests = stored_digests(self.store, release)
         ids = [i for i in image_ids if i in digests]
         origs = originals(self.store, release.origin, ids)
@@ -155,20 +155,29 @@ class Regenerator:
                     self.stats.failed.append((release.label(), image_id, "original not in the store"))
                     continue
                 _, path, record = origs[image_id]
-                image = load_image(path)
                 faces = [face_from_json(f) for f in record["faces"]]
-                anonymised = anonymise(method, image, faces, release.seed, release.store_dataset, release.method,
-                                       release.eps, image_id).image
+                image = anonymise(method, load_image(path), faces, release.seed, release.store_dataset,
+                                  release.method, release.eps, image_id).image
                 self.stats.images += 1
+                same = True
                 if digests[image_id] is not None:
                     self.stats.checked += 1
-                    if image_digest(anonymised) != digests[image_id]:
+                    same = image_digest(image) == digests[image_id]
+                    if not same:
                         self.stats.mismatched.append((release.label(), image_id))
-                try:
-                    out[image_id] = facenet_crop(anonymised, crop_face(record), size=INPUT_SIZE)
-                except ValueError as exc:
-                    self.stats.failed.append((release.label(), image_id, str(exc)))
+                out[image_id] = (image, record, same)
         self.stats.seconds += time.perf_counter() - t0
+        return out
+
+    def crops(self, release: Release, image_ids) -> dict[str, np.ndarray]:
+        """{image id: 160x160x3 uint8 crop} of the release's ok images among ``image_ids``; an
+        image the method failed on, or whose box falls outside the image, is left out."""
+        out = {}
+        for image_id, (image, record, _) in self.images(release, image_ids).items():
+            try:
+                out[image_id] = facenet_crop(image, crop_face(record), size=INPUT_SIZE)
+            except ValueError as exc:
+                self.stats.failed.append((release.label(), image_id, str(exc)))
         return out
 
 

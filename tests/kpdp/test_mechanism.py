@@ -13,7 +13,7 @@ from kpdp.mechanism import (
 )
 from kpdp.sampler import IntegerLaplace, to_grid
 from kpdp.space import IdentitySpace
-from tests.test_sampler import ScaledNoise
+from tests.kpdp.test_sampler import ScaledNoise
 
 
 @pytest.fixture(scope="module")
@@ -123,7 +123,7 @@ def test_audit_seeded_mechanism_within_claim(space, eps):
 @pytest.mark.parametrize("eps", [0.5, 1, 4])
 def test_audit_secure_mechanism_within_claim(space, eps):
     """The secure path end to end. At this n the whole-mechanism audit has no power against half the
-    noise (that is shown for the secure sampler in tests/test_sampler.py: goodness of fit and a
+    noise (that is shown for the secure sampler in tests/kpdp/test_sampler.py: goodness of fit and a
     one-component audit); it checks that the secure release is not grossly wrong."""
     r = audit(space, eps, 15_000, mode="secure")
     print(r)

@@ -3,8 +3,7 @@ import pytest
 
 from bench.metrics import background_psnr_ssim, frechet_distance, inception_features
 from bench.metrics.fid import kernel_inception_distance
-
-from .conftest import LFW_ROOT, needs_lfw
+from tests.conftest import LFW_ROOT, needs_lfw
 
 
 def test_identical_sets_give_fid_zero(sample):

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from bench.metrics import LandmarkError, detection_rate, iou, landmark_nme, nme
+from bench.metrics import detection_rate, iou, landmark_nme, nme
 
 
 @pytest.mark.parametrize("other,expected_hit", [
@@ -29,10 +29,3 @@ def test_nme_known_answers():
     mean, fail = landmark_nme([ref + [3.0, 4.0], None, ref], [ref, ref, ref])
     assert mean.value == pytest.approx(2.5 / d) and mean.n == 2 and fail.value == pytest.approx(1 / 3)
 
-
-def test_landmark_error_targets():
-    ref = np.zeros((68, 2)); ref[45] = [10, 0]
-    m = LandmarkError()
-    m.update([ref + [1, 0]], [ref], targets=[ref + [1, 0]])
-    r = m.compute()
-    assert r["landmark_nme"].value == pytest.approx(0.1) and r["landmark_nme_target"].value == 0.0

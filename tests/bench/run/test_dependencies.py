@@ -1,14 +1,12 @@
 """The installed dependencies lie inside the ranges pyproject.toml declares, and constraints.txt
 (the versions CI installs with) pins every direct dependency inside them (bench/run/dependencies.py)."""
-import tomllib
-from pathlib import Path
 
+import tomllib
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 from bench.run import dependencies
-
-ROOT = Path(__file__).resolve().parents[1]
+from tests.conftest import ROOT
 
 
 def _declared() -> list[Requirement]:

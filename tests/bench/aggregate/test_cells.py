@@ -43,7 +43,7 @@ def test_threshold_source_lfw_pairs_or_impostor_pairs(tmp_path, sample):
 
 def test_lfw_pair_embeddings_are_the_same_on_a_pool(tmp_path, sample):
     """The pairs.txt images embedded on two processes equal those embedded here."""
-    from bench.aggregate.cells import lfw_pair_embeddings
+    from bench.measure.verify import lfw_pair_embeddings
 
     people = _people(sample)
     names = sorted(n for n in people if len(people[n]) >= 2)[:3]

@@ -10,8 +10,7 @@ from threadpoolctl import threadpool_limits
 
 from bench import RunConfig, evaluate
 from bench.aggregate.pool import pool_workers
-
-from .test_harness import _aggregates
+from tests.bench.run.test_harness import _aggregates
 
 GRID = dict(methods=["blur", "dppix"], eps=[1.0], limit=10, quiet=True, recognizers=["dlib"], detectors=["mtcnn"],
             metrics=["reid", "detection", "landmarks", "background"], attackers=["ignorant", "lazy", "semi-linear"],

@@ -6,8 +6,7 @@ from pathlib import Path
 import pytest
 
 from bench.report import readme
-
-ROOT = Path(__file__).resolve().parents[1]
+from tests.conftest import ROOT
 
 
 def _spec(tmp_path, labels=""):

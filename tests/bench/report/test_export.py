@@ -1,12 +1,12 @@
 """The end-of-run table (bench/report/export.py): the headline of each row, in 120 columns, read off the
 long results exactly."""
-from pathlib import Path
 
 import pandas as pd
 
 from bench.report.export import headline_table, text_table
+from tests.conftest import ROOT
 
-RUN = Path(__file__).resolve().parents[1] / "reports" / "lfw-devtest-full" / "run" / "metrics.csv"
+RUN = ROOT / "reports" / "lfw-devtest-full" / "run" / "metrics.csv"
 
 
 def _df():

@@ -3,9 +3,8 @@ import pytest
 from PIL import Image
 
 from kpdp.datasets import DATASETS, DatasetError, ImageLoadError, get_dataset, load_image
-
-from .conftest import LFW_ROOT, SHARED, needs_lfw
-from .odd_images import make_odd_images
+from tests.conftest import LFW_ROOT, SHARED, needs_lfw
+from tests.odd_images import make_odd_images
 
 
 def _img(path, size=(40, 40), mode="RGB"):

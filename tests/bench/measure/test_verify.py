@@ -1,8 +1,7 @@
 import numpy as np
 
 from bench.measure.verify import embed_paths, lfw_verify, ten_fold_accuracy
-
-from .conftest import LFW_ROOT, needs_lfw
+from tests.conftest import LFW_ROOT, needs_lfw
 
 
 def test_ten_fold_threshold_is_chosen_on_other_folds():

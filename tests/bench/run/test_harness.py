@@ -11,9 +11,8 @@ import pandas as pd
 import pytest
 
 from bench import RunConfig, evaluate
-
-from .conftest import ROOT
-from .odd_images import make_odd_images
+from tests.conftest import ROOT
+from tests.odd_images import make_odd_images
 
 FAST = ["--recognizers", "dlib", "--detectors", "dlib-hog", "--metrics", "reid,detection,landmarks,background"]
 

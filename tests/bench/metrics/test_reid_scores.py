@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from bench.metrics import ReIdentification, fit_threshold, impostor_scores, intrusion_rate, reid_rank1, tar_at_far
+from bench.metrics import fit_threshold, impostor_scores, intrusion_rate, reid_rank1, tar_at_far
 
 
 @pytest.fixture
@@ -50,17 +50,6 @@ def test_threshold_and_tar(gallery):
     # probes still nearest to their own person (own original excluded) intrude on nobody
     assert intrusion_rate(emb, ids, idx, emb, ids, thr).value == 0.0
     assert intrusion_rate(emb[np.r_[3:90, 0:3]], ids, idx, emb, ids, thr).value == 1.0
-
-
-def test_class_matches_functional(gallery):
-    emb, ids = gallery
-    m = ReIdentification(emb, ids, threshold=0.5)
-    m.update(emb[:45], ids[:45], np.arange(45))
-    m.update(emb[45:], ids[45:], np.arange(45, 90))
-    assert m.compute()["reid_rank1"].value == reid_rank1(emb, ids, np.arange(90), emb, ids).value
-    m.reset()
-    m.update(emb, ids, np.arange(90))
-    assert m.compute()["reid_rank1_same"].n == 90
 
 
 def test_cross_image_excludes_the_probes_own_original():

@@ -16,8 +16,7 @@ import numpy as np
 import pytest
 
 from bench.cli.main import main as bench_main
-
-from .conftest import ROOT
+from tests.conftest import ROOT
 
 N = 6
 ARGS = ["run", "--methods", "blur", "--limit", str(N), "--metrics", "detection", "--detectors", "dlib-hog",

