@@ -181,7 +181,8 @@ def replaced_attackers(store, c, rows) -> list[str]:
     """The attackers whose stored rows of cell ``c`` the new ``rows`` will not hold (e.g.
     ``semi-finetune`` of a `bench attack` run, when a later `bench run` re-aggregates the cell
     without it). Their rows cannot be kept: the strongest attack is recomputed from per-probe
-    hits, which only that attacker's own run has."""
+    hits, and the grid's aggregation does not read the outcomes the passes keep for one another
+    (:func:`bench.run.passes.add_kept_outcomes`): run the pass again."""
     old = store.stored_attackers(c.dataset, c.method, c.eps, c.seed)
     return sorted(old - {getattr(r, "attacker", "") for r in rows} - {"", STRONGEST})
 

@@ -35,7 +35,7 @@ from bench.metrics.reid_scores import REID_RANK1, REID_TAR_FAR, genuine_pairs, p
 from bench.report.export import write_exports
 from bench.run.evaluate import Cell
 from bench.run.finetune_data import Regenerator, Release, ensure_releases, originals, stored_digests
-from bench.run.passes import cells_to_attack, check_sanity, run_calibration
+from bench.run.passes import add_kept_outcomes, cells_to_attack, check_sanity, keep_outcomes, run_calibration
 from bench.store.cache import FeatureCache
 from bench.store.provenance import append_command
 from bench.store.results import ResultStore, eps_key, store_dataset
@@ -214,7 +214,7 @@ def reid_rows(outcomes, recognizers: dict[str, list[str]], invalid: dict, boot_s
 def _run_attackers(store, dataset: str) -> list[str]:
     """The attackers whose rows a run holds (ladder order), less this one."""
     have = store.attackers_with(dataset, REID_RANK1) - {"", STRONGEST, NAME}
-    have -= {a for a in have if a in available() and get_attacker(a).pixels}  # their outcomes need their own run
+    have -= {a for a in have if a in available() and get_attacker(a).pixels}  # kept outcomes: passes.add_kept_outcomes
     order = {a: i for i, a in enumerate(available())}
     return sorted(have, key=lambda a: (order.get(a, len(order)), a))
 
@@ -295,7 +295,7 @@ def attack_run(run_dir, methods: list[str] | None = None, eps: list[float] | Non
         ensure_releases(store, ds, need, {ds.name: samples, train_name: train_samples}, recognizers,
                         log)
 
-        outcomes, infos = {}, {}
+        outcomes, infos, kept_by = {}, {}, {}
         for m, e, s in todo:
             t0 = time.perf_counter()
             before = regen.stats.images, regen.stats.seconds
@@ -312,6 +312,8 @@ def attack_run(run_dir, methods: list[str] | None = None, eps: list[float] | Non
             out = out or _empty_outcomes(cell)
             out.hits[(NAME, RECOGNIZER)] = hits
             out.info[(NAME, RECOGNIZER)] = ca.info
+            keep_outcomes(store, ds.name, m, e, s, out, [NAME])
+            kept_by[(m, e, s)] = add_kept_outcomes(store, ds.name, m, e, s, out, skip={NAME})
             outcomes[(m, e, s)] = (cell, out)
             infos[f"{m}@{eps_key(e)}/{s}"] = {
                 **{k: v for k, v in ca.info.items() if k != "folds"},
@@ -331,7 +333,7 @@ def attack_run(run_dir, methods: list[str] | None = None, eps: list[float] | Non
         invalid = check_sanity(store, meta, ds.name, by_method, [NAME], log)
 
         for (m, e, s), (cell, out) in outcomes.items():
-            recs = {a: _recs(a, recognizers) for a in [*others, NAME]}
+            recs = {a: _recs(a, recognizers) for a in [*others, NAME]} | kept_by.get((m, e, s), {})
             rows = reid_rows(out, recs, {**{a: "" for a in stored_invalid}, **invalid}, cell.boot_seed)
             new = [r for r in rows if r.attacker in (NAME, STRONGEST)]
             kept = [r for r in store.cell_aggregates(ds.name, m, e, s)

@@ -1,8 +1,11 @@
 """What the attack passes after the grid share (``semi-finetune``: :mod:`bench.run.finetune`;
-``recon-*``: :mod:`bench.run.recon`): the run's own calibration, and the cells a pass attacks."""
+``recon-*``: :mod:`bench.run.recon`): the run's own calibration, the cells a pass attacks, the
+sanity check, and the per-probe outcomes each pass keeps so that the next pass's strongest attack
+counts them."""
 from __future__ import annotations
 
 from bench.attackers import sanity
+from bench.metrics.reid_scores import REID_RANK1
 
 
 def run_calibration(meta: dict, dataset: str, recognizers) -> dict:
@@ -41,3 +44,30 @@ def check_sanity(store, meta: dict, dataset: str, by_method: dict, attackers: li
         **old, "min_original_rank1": min_rank1, "notes": old.get("notes", notes),
         "verdicts": {**(old.get("verdicts") or {}), **{a: invalid.get(a, "ok") for a in attackers}}}})
     return invalid
+
+
+def keep_outcomes(store, dataset: str, method: str, eps, seed: int, outcomes, attackers) -> None:
+    """Store the per-probe outcomes of this pass's ``attackers`` on one cell
+    (:meth:`bench.store.results.ResultStore.put_attack_outcomes`)."""
+    for a in attackers:
+        by_rec = {rec: hits for (att, rec), hits in outcomes.hits.items() if att == a}
+        if by_rec:
+            store.put_attack_outcomes(dataset, method, eps, seed, a, by_rec)
+
+
+def add_kept_outcomes(store, dataset: str, method: str, eps, seed: int, outcomes, skip) -> dict[str, list[str]]:
+    """Add to ``outcomes`` the per-probe outcomes that other passes kept for this cell (attackers
+    not in ``skip``) when they are of the same probes (the same count: the cell's probes are its
+    images in id order, so a run extended since has other probes and its outcomes are left out);
+    returns {attacker: its recognizers} of those added."""
+    n_probes = 0 if outcomes.groups is None else len(outcomes.groups)
+    added = {}
+    for a, by_rec in store.attack_outcomes(dataset, method, eps, seed).items():
+        if a in skip:
+            continue
+        # a metric whose count differs (e.g. TAR without a threshold) is left out by attack_rows
+        if all(len(h[REID_RANK1]) == n_probes for h in by_rec.values()):
+            for rec, hits in by_rec.items():
+                outcomes.hits[(a, rec)] = hits
+            added[a] = sorted(by_rec)
+    return added

@@ -41,7 +41,7 @@ from bench.metrics.registry import STRONGEST
 from bench.metrics.reid_scores import REID_METRICS, REID_RANK1, REID_TAR_FAR, intrusion_threshold
 from bench.run.evaluate import Cell
 from bench.run.finetune_data import Regenerator, Release, ensure_releases, originals, stored_digests
-from bench.run.passes import cells_to_attack, check_sanity, run_calibration
+from bench.run.passes import add_kept_outcomes, cells_to_attack, check_sanity, keep_outcomes, run_calibration
 from bench.store.cache import FeatureCache
 from bench.store.results import ResultStore, eps_key, store_dataset
 from kpdp.datasets import get_dataset, load_image
@@ -284,9 +284,6 @@ def _attack_store(store, attackers, methods, eps, seeds, log) -> list:
         samples = list(ds.samples)[: meta["limit"]] if meta.get("limit") else list(ds.samples)
         image_ids = [s.image_id for s in samples]
         others, pixel_others = other_attackers(store, ds.name)
-        for a in pixel_others:
-            log(f"warning: {ds.name}: the rows of '{a}' stay, but the strongest attack recomputed here leaves them "
-                "out (their per-probe outcomes are not in the store)")
         run_cfg = SimpleNamespace(recognizers=recognizers, detectors=[], device="cpu", workers=1, seeds=run_seeds,
                                   attackers=others)
         shared = run_calibration(meta, ds.name, recognizers)
@@ -307,7 +304,7 @@ def _attack_store(store, attackers, methods, eps, seeds, log) -> list:
                 store.set_meta(**{f"attacker_training:{ds.name}": {"source": source, "n_images": len(train_samples)}})
             ensure_releases(store, ds, need, {train_name: train_samples}, recognizers, log)
 
-        outcomes, infos = {}, {}
+        outcomes, infos, kept_by = {}, {}, {}
         for m, e, s in todo:
             t0 = time.perf_counter()
             cell = load_cell(store, Cell(ds.name, m, e, s), run_cfg, None, ds, image_ids, shared)
@@ -323,12 +320,21 @@ def _attack_store(store, attackers, methods, eps, seeds, log) -> list:
                 for rec, hits in cell_hits(cell, emb).items():
                     out.hits[(a, rec)] = hits
                     out.info[(a, rec)] = info[a]
+            keep_outcomes(store, ds.name, m, e, s, out, attackers)
+            kept_by[(m, e, s)] = add_kept_outcomes(store, ds.name, m, e, s, out, skip=set(attackers))
             outcomes[(m, e, s)] = (cell, out)
             infos[f"{m}@{eps_key(e)}/{s}"] = {**info, "seconds": {k: round(v, 2) for k, v in rc.timing.items()},
                                               "total_seconds": round(time.perf_counter() - t0, 2)}
 
+        for a in pixel_others:
+            missing = [k for k, added in kept_by.items() if a not in added]
+            if missing:
+                log(f"warning: {ds.name}: the rows of '{a}' stay, but the strongest attack recomputed here leaves it "
+                    f"out on {len(missing)} cell(s) (no per-probe outcomes of it kept for their probes: run it again)")
+
         def present(out):  # an attacker that does not apply to a cell has no outcomes, and no rows
-            return {a: recognizers for a in [*others, *attackers] if (a, recognizers[0]) in out.hits}
+            names = [*others, *attackers, *sorted({a for a, _ in out.hits} - {*others, *attackers})]
+            return {a: recs for a in names if (recs := [r for r in recognizers if (a, r) in out.hits])}
 
         # the sanity check on the reference cells (first seed), as bench run does for the others
         by_method = {m: attack_rows(out, list(REID_METRICS), present(out), {}, cell.boot_seed)

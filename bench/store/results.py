@@ -89,6 +89,8 @@ CREATE TABLE IF NOT EXISTS aggregates (dataset TEXT, method TEXT, eps TEXT, seed
     valid INTEGER NOT NULL DEFAULT 1, PRIMARY KEY (dataset, method, eps, seed, metric, backend, attacker));
 CREATE TABLE IF NOT EXISTS cells (dataset TEXT, method TEXT, eps TEXT, seed INTEGER, finished INTEGER,
     PRIMARY KEY (dataset, method, eps, seed));
+CREATE TABLE IF NOT EXISTS attack_outcomes (dataset TEXT, method TEXT, eps TEXT, seed INTEGER, attacker TEXT,
+    outcomes BLOB, PRIMARY KEY (dataset, method, eps, seed, attacker));
 """
 
 # a public interface: columns are only ever appended (readers select by name)
@@ -115,6 +117,28 @@ def unpack_features(blob: bytes | None) -> dict[str, np.ndarray]:
         return {}
     with np.load(io.BytesIO(blob), allow_pickle=False) as z:
         return {k: z[k] for k in z.files}
+
+
+def pack_outcomes(by_recognizer: dict[str, dict[str, np.ndarray]]) -> bytes:
+    """{recognizer: {metric: per-probe outcomes}} as one npz blob (keys ``recognizer|metric``)."""
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **{f"{rec}|{m}": np.asarray(v) for rec, hits in by_recognizer.items()
+                                for m, v in hits.items()})
+    return buf.getvalue()
+
+
+def unpack_outcomes(blob: bytes) -> dict[str, dict[str, np.ndarray]]:
+    """The inverse of :func:`pack_outcomes`.
+
+    >>> unpack_outcomes(pack_outcomes({"dlib": {"reid_rank1": np.array([True, False])}}))["dlib"]["reid_rank1"]
+    array([ True, False])
+    """
+    out: dict = {}
+    with np.load(io.BytesIO(blob), allow_pickle=False) as z:
+        for k in z.files:
+            rec, m = k.split("|", 1)
+            out.setdefault(rec, {})[m] = z[k]
+    return out
 
 
 def damaged_message(path: Path, detail) -> str:
@@ -323,6 +347,22 @@ class ResultStore:
                                               "method=? AND eps=? AND seed=?",
                                               (dataset, method, eps_key(eps), seed))}
 
+    # -- per-probe outcomes of the attacks that need pixels (passes after the grid) --------------
+    def put_attack_outcomes(self, dataset, method, eps, seed, attacker: str, by_recognizer: dict) -> None:
+        """One pixel attacker's per-probe outcomes on one cell ({recognizer: {metric: array}}), kept
+        so that a later pass's strongest attack counts them (the grid's attackers are recomputed
+        from the stored embeddings instead)."""
+        with self._guard():
+            self.db.execute("INSERT OR REPLACE INTO attack_outcomes VALUES (?,?,?,?,?,?)",
+                            (dataset, method, eps_key(eps), seed, attacker, pack_outcomes(by_recognizer)))
+            self.db.commit()
+
+    def attack_outcomes(self, dataset, method, eps, seed) -> dict[str, dict[str, dict[str, np.ndarray]]]:
+        """{attacker: {recognizer: {metric: per-probe outcomes}}} stored for one cell."""
+        rows = self.db.execute("SELECT attacker, outcomes FROM attack_outcomes WHERE dataset=? AND method=? AND "
+                               "eps=? AND seed=?", (dataset, method, eps_key(eps), seed)).fetchall()
+        return {a: self._decode("attack outcomes", unpack_outcomes, blob) for a, blob in rows}
+
     def _aggregate_columns(self) -> None:
         """Stores written before attackers existed key aggregates without ``attacker``: rebuild the
         table in the current schema (aggregates are recomputed from the per-image records at the
@@ -510,6 +550,8 @@ def _valid_row(table: str, cols: list[str], row: tuple) -> bool:
                 json.loads(v)
             elif (table, c) == ("images", "features"):
                 unpack_features(v)
+            elif (table, c) == ("attack_outcomes", "outcomes"):
+                unpack_outcomes(v)
         return True
     except Exception:  # noqa: BLE001  (any failure to decode = not whole)
         return False
@@ -541,7 +583,7 @@ def _read_rows(db: sqlite3.Connection, table: str, cols: list[str], lost: list, 
         lo += chunk
 
 
-SALVAGED_TABLES = ("run", "originals", "skipped", "images", "aggregates", "cells")
+SALVAGED_TABLES = ("run", "originals", "skipped", "images", "aggregates", "cells", "attack_outcomes")
 
 
 def salvage(run_dir: Path | str, log=print) -> dict[str, tuple[int, int]]:

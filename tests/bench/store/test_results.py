@@ -239,3 +239,15 @@ def test_original_samples_are_one_data_sets_originals_in_image_order(tmp_path):
     assert rows[1][1:3] == ("id1", "/x/img1.png") and json.loads(rows[1][3]) == _face(1)
     assert list(s.original_samples("other")) == []
     s.close()
+
+
+def test_attack_outcomes_read_back_per_attacker_and_recognizer(tmp_path):
+    store = ResultStore(tmp_path)
+    hits = {"dlib": {"reid_rank1": np.array([True, False, True])}, "facenet-casia": {"reid_rank1": np.ones(3, bool)}}
+    store.put_attack_outcomes("lfw", "kpdp", 1.0, 0, "recon-learned", hits)
+    store.put_attack_outcomes("lfw", "kpdp", 1.0, 0, "recon-learned", hits)  # a rerun replaces, never duplicates
+    got = store.attack_outcomes("lfw", "kpdp", 1.0, 0)
+    assert list(got) == ["recon-learned"] and sorted(got["recon-learned"]) == ["dlib", "facenet-casia"]
+    assert got["recon-learned"]["dlib"]["reid_rank1"].tolist() == [True, False, True]
+    assert store.attack_outcomes("lfw", "kpdp", 4.0, 0) == {}
+    store.close()
