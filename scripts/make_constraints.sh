@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 venv=${1:-$(mktemp -d)/venv}
 python3 -m venv "$venv" && . "$venv/bin/activate"
 pip install -q -e ".[test]"
-python -m bench.run.dependencies --quiet
+python -m bench.cli.dependencies --quiet
 python -m pytest -q -x
 {
   echo "# The versions the committed results and CI used, resolved from pyproject.toml's ranges on"

@@ -5,6 +5,7 @@ import tomllib
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
+from bench.cli import dependencies as dependencies_cli
 from bench.run import dependencies
 from tests.conftest import ROOT
 
@@ -49,7 +50,7 @@ def test_an_out_of_range_version_is_named_with_its_range():
     installed["opencv-python"] = "5.2.0"  # a release past the tested range
     bad = dependencies.problems(version_of=lambda name: installed[canonicalize_name(name)])
     assert bad == ['opencv-python 5.2.0 is outside the tested range <5.2,>=5.0 (pip install "opencv-python<5.2,>=5.0")']
-    assert dependencies.main(["--quiet"]) == 0  # the real installation passes the command CI runs
+    assert dependencies_cli.main(["--quiet"]) == 0  # the real installation passes the command CI runs
 
 
 def test_the_recorded_versions_name_every_direct_dependency():
