@@ -1,8 +1,10 @@
 """The table of reports/recon/README.md: cross-image rank-1 (the maximum over the recognizers) of
 every attacker on each cell of a run's ``metrics.csv``, the strongest embedding attacker (before
-the reconstruction attackers) and the strongest overall, each with its 95 % interval.
+the reconstruction attackers) and the reconstruction attackers, each with its 95 % interval.
+Several ``metrics.csv`` (copies of one run, each attacked on other cells) are read in order, each
+cell from the first that holds reconstruction rows for it.
 
-    python scripts/recon_table.py runs/recon-1000/metrics.csv
+    python scripts/recon_table.py runs/recon-1000/metrics.csv [more metrics.csv ...]
 """
 import sys
 
@@ -16,9 +18,16 @@ def cell(r) -> str:
     return f"{r.value:.3f} [{r.ci_low:.3f}, {r.ci_high:.3f}]"
 
 
-def main(path: str) -> None:
-    df = pd.read_csv(path)
-    df = df[(df.metric == "reid_rank1") & (df.backend == "max")]
+def main(*paths: str) -> None:
+    parts, seen = [], set()
+    for path in paths:
+        df = pd.read_csv(path)
+        df = df[(df.metric == "reid_rank1") & (df.backend == "max")]
+        key = df.method + "@" + df.eps.fillna(-1.0).astype(str)  # pandas 3 keeps NaN through astype(str)
+        attacked = set(key[df.attacker.isin(RECON)]) - seen
+        parts.append(df[key.isin(attacked)])
+        seen |= attacked
+    df = pd.concat(parts)
     rows = []
     for (method, eps), g in df.groupby(["method", "eps"], dropna=False, sort=False):
         by = {a: r for a, r in zip(g.attacker, g.itertuples())}
@@ -48,4 +57,4 @@ def main(path: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    main(*sys.argv[1:])
