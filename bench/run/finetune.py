@@ -130,7 +130,6 @@ class CellAttack:
 
         if self.train_release is not None:
             rel = self.train_release
-
             have = stored_digests(c.store, rel)
             ids_train = sorted(have)
             if self.model.cfg.train_images is not None:  # the budget: whole people, the run's seeded order
@@ -244,7 +243,6 @@ def attack_run(run_dir, methods: list[str] | None = None, eps: list[float] | Non
             cfg.device = "cpu"
     store = ResultStore(run_dir)
     if argv:
-
         append_command(store, argv)
     meta = store.meta()
     run_seeds = list(meta.get("seeds") or [0])
@@ -279,7 +277,6 @@ def attack_run(run_dir, methods: list[str] | None = None, eps: list[float] | Non
             log(f"note: {ds.name}: no cell of the run matches --methods/--eps/--seeds")
             continue
         # the releases the attacker needs and the run may not hold (made as bench run would)
-
         need, train_samples = [], []
         for m, e, s in todo:
             role, gseed = gallery_release(m, s, run_seeds)
