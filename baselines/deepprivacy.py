@@ -15,7 +15,7 @@ class DeepPrivacyStyle(Anonymizer):
 
     @property
     def version(self) -> str:
-        return f"g:{self.inpainter.meta.get('sha256', '?')[:12]}"
+        return f"g:{self.inpainter.meta.get('sha256', '?')[:12]}{self.inpainter.engine_tag}"
 
     def anonymize_face(self, image, face, mask, seed):
         if face.landmarks is None:

@@ -61,7 +61,7 @@ class KPDPAnonymizer(Anonymizer):
             v += f"|r:{default_residual_basis().meta.get('sha256_arrays', '?')[:12]}"
         if self.blend != "feather":
             v += f"|b:{self.blend}"
-        return v
+        return v + self.inpainter.engine_tag
 
     def anonymize_face(self, image, face, mask, seed):
         if face.landmarks is None:

@@ -2,8 +2,8 @@
 
 LFW devtrain is about three quarters men; a generator trained on it draws men (the spec's
 *regression to the mean*). The CelebA ``Male`` probe of ``bench/assets/attribute_probes`` (a linear
-probe on the FID Inception's features, fitted on CelebA probe-train, balanced accuracy on
-held-out people in its json) labels a seeded subset of the packed crops; each predicted gender
+probe on the face square's features in the FID Inception's maps, fitted on CelebA probe-train,
+balanced accuracy on held-out people in its json) labels a seeded subset of the packed crops; each predicted gender
 then gets half of the sampling mass, and crops outside the subset get none. Writes
 ``image_id``, ``weight`` and ``male_logit`` for ``python -m kpdp train --balance``.
 
@@ -30,20 +30,20 @@ def balanced(is_male: np.ndarray) -> np.ndarray:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", required=True), p.add_argument("--out", required=True)
-    p.add_argument("--n", type=int, default=2400, help="crops labelled (Inception: ~0.35 s each on a core)")
+    p.add_argument("--n", type=int, default=2400, help="crops labelled (Inception: ~0.1 s each on a core)")
     p.add_argument("--seed", type=int, default=0)
     a = p.parse_args(argv)
-    import cv2
     from tqdm import tqdm
 
-    from bench.metrics.attribute_probes import CROP_SIZE, crop_features, load_probes
+    from bench.metrics.attribute_probes import image_features, load_probes
     from kpdp import train_data
 
     d = train_data.load(a.data)
     pick = np.sort(np.random.default_rng(a.seed).permutation(len(d["images"]))[:a.n])
     probes = load_probes()
-    crops = [cv2.resize(d["images"][i], (CROP_SIZE, CROP_SIZE), interpolation=cv2.INTER_AREA) for i in pick]
-    feats = np.concatenate([crop_features(crops[i:i + 64]) for i in tqdm(range(0, len(crops), 64), desc="inception")])
+    # the packed crops are whole images to the probes, their landmarks in crop pixels
+    feats = np.concatenate([image_features(list(d["images"][pick[i:i + 64]]), list(d["landmarks"][pick[i:i + 64]]))
+                            for i in tqdm(range(0, len(pick), 64), desc="inception")])
     logit = probes.logits(feats)[:, probes.index("Male")]
     weight = np.zeros(len(d["images"]))
     weight[pick] = balanced(logit > 0)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from bench.metrics import registry
-from bench.metrics.fid import _model_path, get_extractor
+from bench.metrics.fid import _model_path, get_extractor, inception_pass
 from bench.store.cache import FeatureCache
 from bench.timing import model_call
 from kpdp.faces import Face, get_detector, get_landmarker, get_recognizer
@@ -98,7 +98,7 @@ class Backends:
             v["landmarks"] = self.lm.version
         v["finder"] = self.finder.version
         if self.inception:
-            v["inception"] = "fid-helper-default_1-" + file_sha256(_model_path())[:12]
+            v["inception"] = "fid-helper-default_1-" + file_sha256(_model_path())[:12] + get_extractor(self.device).tag
         v.update({f"metrics:{g.name}": g.version for g in self.groups})
         return v
 
@@ -119,8 +119,9 @@ class Backends:
 
 class ImageContext:
     """What a metric group sees of one image: the image, the original's faces and, for an
-    anonymised image, the original and its record. Detections are memoised per image, so groups
-    that need the same detector (detection, landmarks, FaceNet's crop) run it once."""
+    anonymised image, the original and its record. Detections and the Inception pass are memoised
+    per image, so groups that need the same detector (detection, landmarks, FaceNet's crop) run it
+    once, and FID and the attribute probes read one forward of the network."""
 
     def __init__(self, image, backends: Backends, faces, primary_index_: int, original=None, orig_record=None,
                  target=None):
@@ -128,6 +129,7 @@ class ImageContext:
         self.faces, self.primary = faces, faces[primary_index_]
         self.original, self.orig_record, self.target = original, orig_record, target
         self._detections: dict[str, list[Face]] = {}
+        self._inception: dict | None = None
 
     def detect(self, name: str) -> list[Face]:
         if name not in self._detections:
@@ -135,6 +137,13 @@ class ImageContext:
             with model_call(f"detector:{name}"):
                 self._detections[name] = det.detect(self.image)
         return self._detections[name]
+
+    def inception(self) -> dict:
+        """:func:`bench.metrics.fid.inception_pass` of this image, computed on first use."""
+        if self._inception is None:
+            with model_call("inception"):
+                self._inception = inception_pass([self.image], self.backends.device)[0]
+        return self._inception
 
 
 def _cached(cache: FeatureCache, key: str, compute) -> tuple[dict, dict]:

@@ -1,13 +1,21 @@
 """Attribute probes: one logistic regression per CelebA attribute on frozen Inception features of
-an aligned face crop (``../shared/docs/metrics.md``, *Attributes kept*).
+the face region (``../shared/docs/metrics.md``, *Attributes kept*).
 
-The extractor is the FID Inception-v3 (TensorFlow 2015-12-05 weights, 2048-d pool features), not
-one of the re-identification recognizers. Its input is the project's aligned crop
-(:func:`kpdp.faces.geometry.alignment_matrix`: the five-point similarity from the 68 landmarks of
+The extractor is the FID Inception-v3 (TensorFlow 2015-12-05 weights), not one of the
+re-identification recognizers, and it is the *same forward pass* FID makes: the whole image
+resized to 299 (:func:`bench.metrics.fid.inception_pass`). The probes read the face out of that
+pass's spatial maps: the square of the project's aligned crop
+(:func:`kpdp.faces.geometry.alignment_matrix` from the 68 landmarks of
 :class:`kpdp.faces.analyze.FaceFinder`, a template that keeps the jaw, the brows and some
-forehead), drawn at :data:`CROP_SIZE` pixels: about the native resolution of CelebA-10k's
-89 x 109 faces, so that a 250 x 250 LFW face is brought down to the resolution the probes were
-trained on instead of the probes meeting sharper faces than they ever saw.
+forehead) is sampled on a :data:`GRID` x :data:`GRID` lattice of bilinear samples in each map of
+:data:`FEATURE_MAPS` and averaged (a rotated region-of-interest pooling, as a detector's head
+reads a box). Until version 2 the probes read a second forward of the network on the aligned crop,
+which cost as much as FID itself (issue #36).
+
+Caveat: the 8 x 8 Mixed_7c map of a 250 px LFW image gives a face about 3 cells wide; Mixed_6e's
+17 x 17 map is read beside it for finer detail. Each feature's receptive field is larger than the
+face square, so hair and background near the face reach the probes too, for the original and the
+anonymised image alike.
 
 Training (``python -m bench.metrics.attribute_probes --celeba DIR --out bench/assets/attribute_probes``):
 CelebA's identity-disjoint splits (:class:`kpdp.datasets.CelebA`): fit on ``probe-train``,
@@ -15,11 +23,11 @@ balanced accuracy on ``probe-val`` (people never seen in training); only attribu
 accuracy >= :data:`USE_THRESHOLD` are *used* (reported by the metric group). Features are
 standardised, classes balanced, the inverse regularisation strength chosen per attribute by
 identity-grouped cross-validation inside ``probe-train``. The features of the ~8,000 images of
-the two probe splits are cached under ``work-data/`` (~6 minutes per thousand images on one CPU
+the two probe splits are cached under ``work-data/`` (~4 minutes per thousand images on one CPU
 thread), keyed by the extractor's and the face finder's versions; ``eval`` images are never read.
 
-Writes ``<out>.safetensors`` (``weight`` (40, 2048), ``bias`` (40,), feature ``mean`` and ``std``
-(2048,), float32) and ``<out>.json`` (provenance, per-attribute accuracy, the used attributes,
+Writes ``<out>.safetensors`` (``weight`` (40, D), ``bias`` (40,), feature ``mean`` and ``std``
+(D,), float32; D = 2,816) and ``<out>.json`` (provenance, per-attribute accuracy, the used attributes,
 the safetensors file's sha256, which :func:`load_probes` checks).
 """
 from __future__ import annotations
@@ -35,45 +43,77 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.metrics.fid import _model_path, inception_features
+from bench.metrics.fid import _model_path, inception_pass
 from kpdp.datasets import CelebA, get_dataset, load_image
 from kpdp.faces.analyze import FaceFinder, NoFaceError
-from kpdp.faces.geometry import align_crop, alignment_matrix
+from kpdp.faces.geometry import alignment_matrix, apply_affine, invert_affine
 from kpdp.faces.registry import file_sha256
 
 ROOT = Path(__file__).resolve().parents[2]
 ASSETS = Path(__file__).resolve().parents[1] / "assets"  # bench/assets
 DEFAULT_OUT = ASSETS / "attribute_probes"
 WORK = ROOT / "work-data" / "attribute_features"
-CROP_SIZE = 96
+CROP_SIZE = 96  # the face square's template size: only its shape matters here, not its pixels
+GRID = 6  # bilinear samples per side of the face square
+FEATURE_MAPS = ("mixed_7", "mixed_10")  # Mixed_6e (768) then Mixed_7c (2048): D = 2,816
 USE_THRESHOLD = 0.80
-EXTRACTOR = "inception-2015-12-05"
-FORMAT_VERSION = "1"
+EXTRACTOR = "inception-2015-12-05-face-region"
+FORMAT_VERSION = "2"
 C_GRID = (0.0001, 0.0003, 0.001, 0.003, 0.01)  # inverse L2 strength (scikit-learn's C)
 # The probes are fitted on the leading principal components of the standardised features and
-# folded back into 2048-d weights: 8x cheaper fits, so that a cross-validated C per attribute is
+# folded back into D-d weights: 8x cheaper fits, so that a cross-validated C per attribute is
 # affordable on a shared CPU; L2 shrinks the low-variance directions left out anyway.
 N_COMPONENTS = 256
 SEED = 0
 PROBE_SPLITS = ("probe-train", "probe-val")  # the eval split's images are never read here
 
 
-def attribute_crop(image: np.ndarray, landmarks: np.ndarray, size: int = CROP_SIZE) -> np.ndarray:
-    """The probes' input: the project's aligned face crop, ``size x size`` RGB ``uint8``.
+def face_grid(landmarks: np.ndarray, shape: tuple, grid: int = GRID) -> np.ndarray:
+    """(grid, grid, 2) sample points of the aligned face square of ``landmarks`` in an image of
+    ``shape``, in ``torch.nn.functional.grid_sample``'s coordinates (-1 and 1: the image's edges,
+    ``align_corners=False``), so they read the same place in any map of the whole image.
+
+    Example (a face square centred in the image samples around the centre):
+        >>> lm = np.random.default_rng(0).uniform(40, 60, (68, 2))
+        >>> g = face_grid(lm, (100, 100, 3))
+        >>> g.shape, bool(np.abs(g.mean((0, 1))).max() < 0.2)
+        ((6, 6, 2), True)
+    """
+    inv = invert_affine(alignment_matrix(landmarks, CROP_SIZE))
+    t = (np.arange(grid) + 0.5) * CROP_SIZE / grid
+    gx, gy = np.meshgrid(t, t)
+    pts = apply_affine(inv, np.stack([gx.ravel(), gy.ravel()], 1))
+    h, w = shape[:2]
+    return np.stack([2 * pts[:, 0] / w - 1, 2 * pts[:, 1] / h - 1], 1).reshape(grid, grid, 2)
+
+
+def face_features(maps: dict, landmarks: np.ndarray, shape: tuple) -> np.ndarray:
+    """(D,) float32 probe features: the mean over :func:`face_grid`'s samples of each map of
+    :data:`FEATURE_MAPS` in ``maps`` (one image's :func:`bench.metrics.fid.inception_pass`).
 
     Example:
-        >>> lm = np.random.default_rng(0).uniform(20, 80, (68, 2))
-        >>> attribute_crop(np.zeros((100, 100, 3), np.uint8), lm).shape
-        (96, 96, 3)
+        >>> import torch
+        >>> maps = {"mixed_7": torch.ones(768, 17, 17), "mixed_10": torch.full((2048, 8, 8), 2.0)}
+        >>> f = face_features(maps, np.random.default_rng(0).uniform(40, 60, (68, 2)), (100, 100))
+        >>> f.shape, float(f[0]), float(f[-1])
+        ((2816,), 1.0, 2.0)
     """
+    import torch
+    import torch.nn.functional as F
 
-    return align_crop(image, alignment_matrix(landmarks, size), size)
+    grid = torch.from_numpy(face_grid(landmarks, shape)).float()[None]
+    parts = [F.grid_sample(maps[name][None].float(), grid, mode="bilinear", padding_mode="border",
+                           align_corners=False).mean((2, 3))[0] for name in FEATURE_MAPS]
+    return torch.cat(parts).numpy().astype(np.float32)
 
 
-def crop_features(crops: list[np.ndarray], device: str = "cpu", batch: int = 16) -> np.ndarray:
-    """(N, 2048) float32 Inception pool features of aligned crops (resized to 299 as FID does)."""
-
-    return inception_features(list(crops), device, batch).astype(np.float32)
+def image_features(images: list[np.ndarray], landmarks: list[np.ndarray], device: str = "cpu",
+                   batch: int = 16) -> np.ndarray:
+    """(N, D) probe features of whole images with their faces' landmarks (the metric reads the
+    pass FID made instead: :meth:`bench.measure.analysis.ImageContext.inception`)."""
+    passes = inception_pass(list(images), device, batch)
+    out = [face_features(p, lm, im.shape) for p, lm, im in zip(passes, landmarks, images)]
+    return np.stack(out) if out else np.zeros((0, 768 + 2048), np.float32)
 
 
 @functools.lru_cache(maxsize=None)
@@ -107,7 +147,7 @@ def read_celeba_attributes(path: Path | str) -> tuple[list[str], dict[str, np.nd
 # -- features of CelebA, cached ------------------------------------------------------------------
 def _cache_dir(work: Path) -> Path:
     finder_v = hashlib.sha1(_finder_version().encode()).hexdigest()[:10]
-    return Path(work) / f"{EXTRACTOR}-{extractor_sha256()[:12]}-crop{CROP_SIZE}-finder-{finder_v}"
+    return Path(work) / f"{EXTRACTOR}-{extractor_sha256()[:12]}-grid{GRID}-finder-{finder_v}"
 
 
 @functools.lru_cache(maxsize=None)
@@ -121,7 +161,7 @@ def _finder():
 
 
 def _extract_chunk(samples) -> dict:
-    crops, ids, failed = [], [], []
+    images, marks, ids, failed = [], [], [], []
     for s in samples:
         if CelebA.split_of(s.identity) not in PROBE_SPLITS:
             continue
@@ -131,15 +171,16 @@ def _extract_chunk(samples) -> dict:
         except (NoFaceError, ValueError) as exc:
             failed.append(f"{s.path.name}: {exc}")
             continue
-        crops.append(attribute_crop(image, face.landmarks))
+        images.append(image)
+        marks.append(face.landmarks)
         ids.append(s.path.name)
-    feats = crop_features(crops) if crops else np.zeros((0, 2048), np.float32)
+    feats = image_features(images, marks) if images else np.zeros((0, 768 + 2048), np.float32)
     return {"files": np.array(ids), "features": feats, "failed": np.array(failed)}
 
 
 def celeba_features(root: Path | str, work: Path | str = WORK, limit: int | None = None, chunk: int = 200,
                     log=print) -> tuple[list, np.ndarray, list]:
-    """(file names, (N, 2048) features, failures) of the ``probe-train`` and ``probe-val`` images
+    """(file names, (N, D) features, failures) of the ``probe-train`` and ``probe-val`` images
     among the first ``limit`` CelebA files (all when None) in which a face is found, computed in
     chunks of files that are cached as they finish (an interrupted extraction resumes)."""
 
@@ -336,7 +377,7 @@ def train(celeba: Path, out: Path, work: Path, seed: int = SEED, command: str = 
     z = x @ axes.T
     c_best, cv = select_c(z[tr], y[tr], groups)
     w_z, bias = fit_logistic(z[tr], y[tr], c_best)
-    weight = w_z @ axes  # folded back: the saved probes read the standardised 2048-d features
+    weight = w_z @ axes  # folded back: the saved probes read the standardised D-d features
     log(f"fitted {len(names)} probes x {len(C_GRID)} C x 3 folds in {time.time() - t0:.0f} s")
     pred = x[va] @ weight.T + bias > 0
     table = {}
@@ -353,13 +394,14 @@ def train(celeba: Path, out: Path, work: Path, seed: int = SEED, command: str = 
         "images_with_face": n_split, "images_without_face": len(failed),
         "people": {s: len({ident[f] for f, sp in zip(files, split) if sp == s}) for s in n_split},
         "extractor": EXTRACTOR, "extractor_sha256": extractor_sha256(),
-        "features": "Inception-v3 2048-d pool of the aligned crop (kpdp.faces.geometry.alignment_matrix, "
-                    f"{CROP_SIZE} px, resized to 299 with PIL bicubic)",
-        "face_finder": _finder_version(), "crop_size": CROP_SIZE,
+        "features": "Inception-v3 on the whole image resized to 299 with PIL bicubic (FID's pass); the mean "
+                    f"of {GRID}x{GRID} bilinear samples of the aligned face square (kpdp.faces.geometry."
+                    f"alignment_matrix) in each of the maps {', '.join(FEATURE_MAPS)} (768 + 2048)",
+        "face_finder": _finder_version(), "grid": GRID, "feature_maps": list(FEATURE_MAPS),
         "model": "per attribute: standardised features (probe-train mean/std), L2 logistic regression with "
                  "class_weight=balanced (scikit-learn's objective, solved by fit_logistic: torch L-BFGS, float64) on "
                  f"the {N_COMPONENTS} leading principal components of standardised probe-train features, folded "
-                 "back into 2048-d weights; "
+                 "back into D-d weights; "
                  "C chosen per attribute by 3-fold identity-grouped CV (GroupKFold) on probe-train",
         "c_grid": list(C_GRID), "torch": torch.__version__, "sklearn": sklearn.__version__,
         "numpy": np.__version__,

@@ -3,11 +3,11 @@ on the anonymised face; ``attribute_agreement`` = the fraction of faces on which
 predicted label, per attribute the probes predict with balanced accuracy >= 0.80 on held-out
 CelebA people (backend column = the attribute's name) and their ``mean``.
 
-Both images are read at the *original's* face location: the aligned crop from the original's 68
-landmarks, cut from the original and from the anonymised image alike, so a method cannot keep or
-lose attributes by moving the face. The features are Inception-v3 pool features of that crop; the
-FID group's features are of the whole image, so they cannot be reused and this group runs
-Inception once more per image (on a 96 px crop resized to 299).
+Both images are read at the *original's* face location: the aligned face square from the
+original's 68 landmarks, read from the original and from the anonymised image alike, so a method
+cannot keep or lose attributes by moving the face. The features come from the Inception pass that
+FID makes of the whole image (:meth:`bench.measure.analysis.ImageContext.inception`): the network
+runs once per image for both groups (:mod:`bench.metrics.attribute_probes`).
 """
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import json
 
 import numpy as np
 
-from bench.metrics.attribute_probes import DEFAULT_OUT, attribute_crop, crop_features, load_probes
+from bench.metrics.attribute_probes import DEFAULT_OUT, face_features, image_features, load_probes
 from bench.metrics.intervals import bootstrap_replicates, percentile_interval
 from bench.metrics.registry import MetricGroup, MetricSpec, Row, register_group
 from bench.timing import model_call
@@ -31,8 +31,9 @@ def _probes_tag() -> str:
 
 
 def attribute_logits(image: np.ndarray, landmarks: np.ndarray, device: str = "cpu") -> np.ndarray:
-    """(A,) probe logits of the face at ``landmarks`` in ``image`` (positive = present)."""
-    return load_probes().logits(crop_features([attribute_crop(image, landmarks)], device))[0]
+    """(A,) probe logits of the face at ``landmarks`` in ``image`` (positive = present); the
+    metric computes the same from the pass FID shares (:meth:`AttributeGroup.anonymised`)."""
+    return load_probes().logits(image_features([image], [landmarks], device))[0]
 
 
 def agreement_rows(orig_logits: np.ndarray, anon_logits: np.ndarray, identities, attributes: list[str],
@@ -71,8 +72,10 @@ class AttributeGroup(MetricGroup):
                           unit="fraction of faces, 0–1"),)
 
     def _measure(self, ctx):
+        maps = ctx.inception()  # timed as "inception": the one forward FID reads too
         with model_call("attributes"):
-            return {}, {FEATURE: attribute_logits(ctx.image, ctx.primary.landmarks, ctx.backends.device)}
+            feats = face_features(maps, ctx.primary.landmarks, ctx.image.shape)
+            return {}, {FEATURE: load_probes().logits(feats[None])[0]}
 
     def original(self, ctx):
         return self._measure(ctx)

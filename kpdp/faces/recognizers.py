@@ -8,8 +8,9 @@ import cv2
 import numpy as np
 
 from .crops import facenet_crop
-from .facenet_torch import WEIGHTS_SHA256, load_facenet_casia_torch, preprocess
+from .facenet_torch import INPUT_SIZE, WEIGHTS_SHA256, load_facenet_casia_torch, preprocess
 from .geometry import Face, umeyama, five_points
+from .onnx_cpu import OrtModule, wanted
 from .registry import (RECOGNIZERS, BackendUnavailable, dlib_model_files, file_sha256, insightface_model_dir,
                        package_file, require_file, torch_hub_checkpoints)
 
@@ -82,9 +83,16 @@ class FaceNetCasia(Recognizer):
     batch_size = 32
 
     def __init__(self, device: str = "cpu"):
+        import torch
+
         self.device = device
-        self.model = load_facenet_casia_torch(device)
+        self.model = load_facenet_casia_torch(device)  # the differentiable network (attackers fine-tune it)
         self.version = f"facenet-20180408-casia-torch-{WEIGHTS_SHA256[:12]}"
+        self._run = self.model
+        if wanted(device):  # embeddings ~1.5x faster on a CPU, equal to ~1e-6 (kpdp.faces.onnx_cpu)
+            self._run = OrtModule(self.model, (torch.zeros(1, 3, INPUT_SIZE, INPUT_SIZE),),
+                                  key=f"facenet-casia-{WEIGHTS_SHA256[:16]}")
+            self.version += "-ort"
 
     def embed_batch(self, images, faces):
         import torch
@@ -96,7 +104,7 @@ class FaceNetCasia(Recognizer):
             for i in range(0, len(images), self.batch_size):
                 x = preprocess(images[i:i + self.batch_size], faces[i:i + self.batch_size])
                 x = x.to(self.device).contiguous(memory_format=torch.channels_last)
-                out.append(self.model(x).cpu().numpy())
+                out.append(self._run(x).cpu().numpy())
         return _l2(np.concatenate(out).astype(np.float64))
 
 

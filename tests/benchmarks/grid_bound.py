@@ -35,7 +35,8 @@ import numpy as np
 from . import sample_faces
 
 # the stages with a torch model, timed on CUDA too (named as the run's timing names its model calls)
-TORCH_STAGES = ("method:kpdp", "method:deepprivacy", "inception", "attributes", "detector:mtcnn")
+# no "attributes" stage since issue 36: the probes read the pass timed as "inception" (~2 ms per image on top)
+TORCH_STAGES = ("method:kpdp", "method:deepprivacy", "inception", "detector:mtcnn")
 
 
 STANDINS: list[str] = []  # what this machine timed with a stand-in, printed and saved with the results
@@ -79,12 +80,9 @@ def _stage(name: str, device: str):
         from bench import methods as method_registry
         m = method_registry.create(name.split(":", 1)[1], 1.0, device)
         return (lambda k, it: m.anonymize(it[0], [it[1]], seed=k)), None
-    if name in ("inception", "attributes"):  # attributes: Inception on the aligned face crop, then the probes
-        from bench.metrics.attribute_probes import attribute_crop
-
+    if name == "inception":
         features = _inception(device)
-        pick = (lambda it: it[0]) if name == "inception" else (lambda it: attribute_crop(it[0], it[2]))
-        return (lambda k, it: features([pick(it)])), (lambda items: features([pick(it) for it in items]))
+        return (lambda k, it: features([it[0]])), (lambda items: features([it[0] for it in items]))
     if name.startswith("detector:") or name.startswith("recognizer:"):
         from kpdp.faces import get_detector, get_recognizer
 
@@ -107,7 +105,7 @@ def _stage(name: str, device: str):
     raise KeyError(name)
 
 
-STAGES = ("method:kpdp", "method:deepprivacy", "inception", "attributes", "detector:mtcnn", "detector:dlib-hog",
+STAGES = ("method:kpdp", "method:deepprivacy", "inception", "detector:mtcnn", "detector:dlib-hog",
           "recognizer:dlib", "recognizer:facenet-casia", "landmarks", "expression:fer-mini-xception")
 
 

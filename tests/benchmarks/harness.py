@@ -30,12 +30,14 @@ from pathlib import Path
 def run(args, out, env):
     """(wall s, the run's model-call timing, this run's own peak RSS in KiB)."""
     t = time.perf_counter()
-    p = subprocess.Popen([sys.executable, "-m", "bench", "run", *args, "--out", str(out), "--quiet"], env=env,
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    _, status, usage = os.wait4(p.pid, 0)  # this child's rusage alone, not the max over all children
-    p.returncode = os.waitstatus_to_exitcode(status)
-    if p.returncode:
-        raise SystemExit(f"bench run {' '.join(args)} exited {p.returncode}")
+    with tempfile.TemporaryFile("w+") as err:
+        p = subprocess.Popen([sys.executable, "-m", "bench", "run", *args, "--out", str(out), "--quiet"], env=env,
+                             stdout=subprocess.DEVNULL, stderr=err)
+        _, status, usage = os.wait4(p.pid, 0)  # this child's rusage alone, not the max over all children
+        p.returncode = os.waitstatus_to_exitcode(status)
+        if p.returncode:
+            err.seek(0)
+            raise SystemExit(f"bench run {' '.join(args)} exited {p.returncode}:\n" + err.read()[-3000:])
     wall = time.perf_counter() - t
     meta = dict(sqlite3.connect(Path(out) / "results.sqlite").execute("SELECT key, value FROM run"))
     timing = json.loads(meta["timing"])
@@ -66,7 +68,7 @@ def main(argv=None):
     if a.first_runs:
         return first_runs(base, a.first_runs)
     with tempfile.TemporaryDirectory() as tmp:
-        env = {**os.environ, "KPDP_BENCH_CACHE": str(Path(tmp) / "cache")}
+        env = {**os.environ, "KPDP_BENCH_CACHE": str(Path(tmp) / "cache"), "KPDP_ONNX_CACHE": str(Path(tmp) / "onnx")}
         out = Path(tmp) / "run"
         w1, t1, rss = run(base, out, env)
         w2, t2, _ = run(base, out, env)
@@ -94,7 +96,9 @@ def first_runs(base, n):
     walls, effs, serial = [], [], []
     for k in range(n):
         with tempfile.TemporaryDirectory() as tmp:
-            wall, t, _ = run(base, Path(tmp) / "run", {**os.environ, "KPDP_BENCH_CACHE": str(Path(tmp) / "cache")})
+            # a cold start: no feature cache, no exported ONNX graphs (kpdp.faces.onnx_cpu)
+            wall, t, _ = run(base, Path(tmp) / "run", {**os.environ, "KPDP_BENCH_CACHE": str(Path(tmp) / "cache"),
+                                                       "KPDP_ONNX_CACHE": str(Path(tmp) / "onnx")})
         walls.append(wall)
         effs.append(t["total"] / (t["wall"] * t["workers"]))
         phases = t.get("phases", {})

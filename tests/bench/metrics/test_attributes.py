@@ -50,7 +50,8 @@ def test_probes_load_hash_checked_and_document_their_use(tmp_path):
 
     p = load_probes()
     meta = p.provenance
-    assert p.weight.shape == (40, 2048) and p.bias.shape == (40,) and p.mean.shape == p.std.shape == (2048,)
+    d = 768 + 2048  # Mixed_6e and Mixed_7c, read in the face square
+    assert p.weight.shape == (40, d) and p.bias.shape == (40,) and p.mean.shape == p.std.shape == (d,)
     assert np.isfinite(p.weight).all() and (p.std > 0).all()
     acc = {a: meta["per_attribute"][a]["balanced_accuracy"] for a in p.attributes}
     assert p.used == [a for a in p.attributes if acc[a] >= USE_THRESHOLD]
@@ -68,15 +69,15 @@ def test_probes_load_hash_checked_and_document_their_use(tmp_path):
 
 @needs_celeba
 def test_male_recovered_on_held_out_people():
-    """The probes, applied exactly as the metric applies them (face finder, aligned crop,
-    Inception), recover Male on people of probe-val: a seeded sample of 120 faces."""
+    """The probes, applied exactly as the metric applies them (face finder, the whole image's
+    Inception pass, the face square's features), recover Male on people of probe-val: a seeded
+    sample of 120 faces."""
     import torch
 
     from bench.metrics.attribute_probes import (
         _finder,
-        attribute_crop,
         balanced_accuracy,
-        crop_features,
+        image_features,
         load_probes,
         read_celeba_attributes,
     )
@@ -88,17 +89,18 @@ def test_male_recovered_on_held_out_people():
     names, attrs = read_celeba_attributes(CELEBA / "list_attr_celeba.txt")
     val = list(get_dataset("celeba", CELEBA, "probe-val"))
     pick = np.random.default_rng(0).choice(len(val), 120, replace=False)
-    crops, truth = [], []
+    images, marks, truth = [], [], []
     for k in pick:
         image = load_image(val[k].path)
         try:
             face = _finder().primary(image)
         except NoFaceError:
             continue
-        crops.append(attribute_crop(image, face.landmarks))
+        images.append(image)
+        marks.append(face.landmarks)
         truth.append(attrs[val[k].path.name][names.index("Male")])
-    assert len(crops) >= 110
-    pred = probes.predict(crop_features(crops))[:, probes.index("Male")]
+    assert len(images) >= 110
+    pred = probes.predict(image_features(images, marks))[:, probes.index("Male")]
     committed = probes.provenance["per_attribute"]["Male"]["balanced_accuracy"]
     assert balanced_accuracy(np.array(truth), pred) >= min(0.9, committed - 0.06)
 
@@ -132,19 +134,18 @@ def test_group_agreement_identical_and_flipped():
 
 
 def test_group_reads_both_images_at_the_original_face(face_image):
-    """The group crops the anonymised image at the original's landmarks (``ctx.primary``), never
+    """The group reads the anonymised image at the original's landmarks (``ctx.primary``), never
     where a face is found in it: an unchanged copy gives the original's logits, the same face
     moved 60 px does not (a group that looked for the face would follow it)."""
+    from bench.measure.analysis import ImageContext
     from bench.metrics.attributes import AttributeGroup
 
     image, face = face_image
     group = AttributeGroup()
+    backends = type("Backends", (), {"device": "cpu"})
 
-    class Ctx:
-        primary, backends = face, type("Backends", (), {"device": "cpu"})
-
-        def __init__(self, im):
-            self.image = im
+    def Ctx(im):  # noqa: N802 - the context the harness hands a group
+        return ImageContext(im, backends, [face], 0)
 
     logits = group.original(Ctx(image))[1]["attr"]
     assert logits.shape == (40,)
@@ -160,3 +161,22 @@ def test_committed_json_is_what_training_writes():
     assert meta["command"].startswith("python -m bench.metrics.attribute_probes")
     assert set(meta["images_with_face"]) == {"probe-train", "probe-val"}
     assert meta["images_with_face"]["probe-train"] > meta["images_with_face"]["probe-val"] > 1000
+
+
+def test_fid_and_attributes_share_one_inception_forward(face_image, monkeypatch):
+    """Both groups on one image context run the network once (issue #36: the attribute probes
+    used to make a second forward of the same network), and the pass's pool is FID's feature."""
+    import bench.measure.analysis as analysis
+    from bench.measure.analysis import ImageContext
+    from bench.metrics.attributes import AttributeGroup
+    from bench.metrics.fid import InceptionGroup, inception_features
+
+    calls = []
+    real = analysis.inception_pass
+    monkeypatch.setattr(analysis, "inception_pass", lambda *a, **k: calls.append(1) or real(*a, **k))
+    image, face = face_image
+    ctx = ImageContext(image, type("Backends", (), {"device": "cpu"}), [face], 0)
+    fid = InceptionGroup().anonymised(ctx)[1]["incep"]
+    AttributeGroup().anonymised(ctx)
+    assert len(calls) == 1
+    np.testing.assert_array_equal(fid, inception_features([image])[0])

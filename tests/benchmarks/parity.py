@@ -1,0 +1,130 @@
+"""The accelerated CPU path against its reference, in one run: for each network the project runs
+through ONNX Runtime (kpdp.faces.onnx_cpu), the largest difference from torch on real faces and
+the seconds per image of both engines, measured alternately on the same images (issue #36).
+
+    python -m tests.benchmarks.parity [--n 200] [--threads 1]
+
+Faces: the first ``--n`` images of LFW devtest (``../shared/data/lfw``), or of the embedded sample
+when LFW is absent. Networks: the kpdp generator (raw outputs in [-1, 1], then the pasted image in
+pixel levels), the FID Inception (pool features and the two maps the attribute probes read) and
+the FaceNet port (L2-normalised embeddings).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import time
+
+import numpy as np
+import torch
+
+from kpdp.faces.onnx_cpu import ENV
+
+
+def _engines(make):
+    """(onnx object, torch object) built by ``make()`` under each setting of KPDP_INFERENCE."""
+    old = os.environ.get(ENV)
+    try:
+        os.environ[ENV] = "onnx"
+        fast = make()
+        os.environ[ENV] = "torch"
+        reference = make()
+    finally:
+        os.environ.pop(ENV, None) if old is None else os.environ.__setitem__(ENV, old)
+    return fast, reference
+
+
+def _timed(fn, *args):
+    t = time.perf_counter()
+    out = fn(*args)
+    return out, time.perf_counter() - t
+
+
+def faces(n: int):
+    from kpdp.datasets import get_dataset, load_image
+    from kpdp.faces.analyze import FaceFinder, NoFaceError
+    from tests.conftest import LFW_ROOT
+
+    ds = get_dataset("lfw", LFW_ROOT, "devtest") if (LFW_ROOT / "pairs.txt").is_file() else get_dataset("lfw-sample")
+    finder, out = FaceFinder(), []
+    for s in ds.samples:
+        image = load_image(s.path)
+        try:
+            out.append((image, finder.primary(image)))
+        except NoFaceError:
+            continue
+        if len(out) == n:
+            break
+    return ds.name, out
+
+
+def generator(items):
+    from kpdp.inpaint import FaceInpainter
+
+    fast, ref = _engines(lambda: FaceInpainter("dense68", mask_kind="ellipse"))
+    raw, pix, sec = 0.0, 0, [0.0, 0.0]
+    with torch.no_grad():
+        for k, (image, face) in enumerate(items):
+            target = face.landmarks + np.random.default_rng(k).normal(0, 1.5, face.landmarks.shape)
+            _, _, inputs = fast.generator_inputs(image, face.landmarks, target, k)
+            a, ta = _timed(fast._run, *inputs)
+            b, tb = _timed(ref._run, *inputs)
+            raw = max(raw, float((a - b).abs().max()))
+            pix = max(pix, int(np.abs(fast.inpaint(image, face.landmarks, target, k)[0].astype(int)
+                                      - ref.inpaint(image, face.landmarks, target, k)[0].astype(int)).max()))
+            sec[0] += ta
+            sec[1] += tb
+    return {"generator output [-1, 1]": raw, "anonymised image, levels": pix}, sec
+
+
+def inception(items):
+    import bench.metrics.fid as fid
+
+    fast, ref = _engines(lambda: fid.InceptionFeatures("cpu"))
+    diff, sec = {}, [0.0, 0.0]
+    for image, _ in items:
+        x = torch.from_numpy(np.array(fast.resize(image))).permute(2, 0, 1)[None]
+        a, ta = _timed(fast.maps, x)
+        b, tb = _timed(ref.maps, x)
+        for k in a:
+            rel = float((a[k] - b[k]).abs().max() / b[k].abs().max())
+            diff[f"{k} (relative to its largest value)"] = max(diff.get(f"{k} (relative to its largest value)", 0), rel)
+        sec[0] += ta
+        sec[1] += tb
+    return diff, sec
+
+
+def facenet(items):
+    from kpdp.faces.recognizers import FaceNetCasia
+
+    fast, ref = _engines(lambda: FaceNetCasia("cpu"))
+    diff, sec = 0.0, [0.0, 0.0]
+    for image, face in items:
+        a, ta = _timed(fast.embed_batch, [image], [face])
+        b, tb = _timed(ref.embed_batch, [image], [face])
+        diff = max(diff, float(np.abs(a - b).max()))
+        sec[0] += ta
+        sec[1] += tb
+    return {"embedding (unit norm)": diff}, sec
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m tests.benchmarks.parity", description=__doc__.split("\n\n")[0])
+    p.add_argument("--n", type=int, default=200)
+    p.add_argument("--threads", type=int, default=1, help="torch and ONNX Runtime threads (a pool worker: 1)")
+    a = p.parse_args(argv)
+    torch.set_num_threads(a.threads)
+    name, items = faces(a.n)
+    print(f"{len(items)} faces of {name}, {a.threads} thread(s); max |onnx - torch| and seconds per image")
+    for label, fn in (("kpdp generator", generator), ("Inception (FID + attributes)", inception),
+                      ("FaceNet-CASIA", facenet)):
+        diffs, (t_fast, t_ref) = fn(items)
+        n = len(items)
+        print(f"{label:30s} onnx {t_fast / n:.4f} s  torch {t_ref / n:.4f} s  ({t_ref / t_fast:.2f}x)  "
+              + ", ".join(f"{k}: {v:.2e}" if isinstance(v, float) else f"{k}: {v}" for k, v in diffs.items()),
+              flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
