@@ -15,7 +15,7 @@ import json
 
 import numpy as np
 
-from bench.metrics.attribute_probes import DEFAULT_OUT, face_features, image_features, load_probes
+from bench.metrics.attribute_probes import DEFAULT_OUT, face_features, load_probes
 from bench.metrics.intervals import bootstrap_replicates, percentile_interval
 from bench.metrics.registry import MetricGroup, MetricSpec, Row, register_group
 from bench.timing import model_call
@@ -28,12 +28,6 @@ def _probes_tag() -> str:
         return json.loads(DEFAULT_OUT.with_suffix(".json").read_text())["weights_sha256"][:12]
     except (OSError, ValueError, KeyError):
         return "missing"
-
-
-def attribute_logits(image: np.ndarray, landmarks: np.ndarray, device: str = "cpu") -> np.ndarray:
-    """(A,) probe logits of the face at ``landmarks`` in ``image`` (positive = present); the
-    metric computes the same from the pass FID shares (:meth:`AttributeGroup.anonymised`)."""
-    return load_probes().logits(image_features([image], [landmarks], device))[0]
 
 
 def agreement_rows(orig_logits: np.ndarray, anon_logits: np.ndarray, identities, attributes: list[str],

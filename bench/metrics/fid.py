@@ -24,9 +24,9 @@ import torch
 from PIL import Image
 
 from bench.metrics.intervals import percentile_interval
-from kpdp.faces.registry import file_sha256
-from kpdp.faces.onnx_cpu import OrtModule, wanted
 from bench.metrics.registry import MetricGroup, MetricSpec, Row, register_group
+from kpdp.faces.onnx_cpu import OrtModule, wanted
+from kpdp.faces.registry import file_sha256
 
 BACKEND = "inception-2015-12-05"
 
@@ -132,13 +132,9 @@ def get_extractor(device: str = "cpu") -> InceptionFeatures:
 
 
 def inception_features(images: list[np.ndarray], device: str = "cpu", batch: int = 32) -> np.ndarray:
-    """(N, 2048) features of HxWx3 uint8 images."""
-    ext = get_extractor(device)
-    out = []
-    for i in range(0, len(images), batch):
-        t = torch.from_numpy(np.stack([ext.resize(im) for im in images[i:i + batch]])).permute(0, 3, 1, 2)
-        out.append(ext(t).numpy())
-    return np.concatenate(out) if out else np.zeros((0, 2048))
+    """(N, 2048) float64 pool features of HxWx3 uint8 images: the ``pool`` of :func:`inception_pass`."""
+    passes = inception_pass(images, device, batch)
+    return np.stack([p["pool"].double().numpy() for p in passes]) if passes else np.zeros((0, 2048))
 
 
 def inception_pass(images: list[np.ndarray], device: str = "cpu", batch: int = 32) -> list[dict[str, torch.Tensor]]:

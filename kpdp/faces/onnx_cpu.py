@@ -51,15 +51,6 @@ def wanted(device: str | torch.device) -> bool:
     return True
 
 
-def engine_name(device: str | torch.device) -> str:
-    """``onnxruntime-<version>`` or ``torch-<version>``: recorded beside a network's version."""
-    if wanted(device):
-        import onnxruntime
-
-        return f"onnxruntime-{onnxruntime.__version__}"
-    return f"torch-{torch.__version__}"
-
-
 class OrtModule:
     """``module``'s forward as an ONNX Runtime session: called with torch tensors (batch first,
     any batch size), returns a torch tensor, or a tuple when the module returns several.
