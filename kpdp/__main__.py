@@ -53,7 +53,8 @@ def cmd_train(a):
                       mask_dilate=_range(a.mask_dilate), mask_forehead=_range(a.mask_forehead),
                       init_from=a.init_from, ckpt_every=a.ckpt_every, sample_every=a.sample_every,
                       foreign_p=a.foreign_p, id_weight=a.id_weight, id_margin=a.id_margin,
-                      l1_weight=a.l1_weight, ema=a.ema, d_warmup=a.d_warmup, balance=a.balance)
+                      l1_weight=a.l1_weight, ema=a.ema, d_warmup=a.d_warmup, balance=a.balance,
+                      g_lr=a.g_lr, precision=a.precision, tone_weight=a.tone_weight)
     print(f"checkpoint: {train(cfg)}")
 
 
@@ -210,6 +211,11 @@ def main(argv=None):
     s.add_argument("--id-margin", type=float, default=0.3, help="cosine similarity to the source penalised above")
     s.add_argument("--l1-weight", type=float, default=10.0, help="reconstruction weight (own-geometry samples)")
     s.add_argument("--ema", type=float, default=0.999, help="EMA decay of the exported generator")
+    s.add_argument("--g-lr", type=float, default=0.0, help="generator learning rate (0 = --lr), also on resume")
+    s.add_argument("--precision", choices=("auto", "bf16", "fp32"), default="auto",
+                   help="autocast: auto = bf16 on CUDA only; bf16 also on a CPU with bf16 units")
+    s.add_argument("--tone-weight", type=float, default=0.0,
+                   help="foreign samples keep the source's mean colours in a 4 x 4 grid (skin tone, light)")
     s.add_argument("--ckpt-every", type=int, default=1000), s.add_argument("--sample-every", type=int, default=1000)
     s.set_defaults(func=cmd_train)
 

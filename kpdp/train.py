@@ -55,6 +55,17 @@ class TrainConfig:
     # that a new D does not push a G that already draws faces with the gradients of a random critic
     d_warmup: int = 0
     balance: str = ""  # .npz of per-image sampling weights (image_id, weight), e.g. gender-balanced
+    # KPDP v3 chunk 4: a fine-tuned G under a fresh D collapsed at lr 1e-4 (step 446), so G may learn
+    # slower than D (two time-scale rule); 0 = ``lr``. Also applied on resume, over the optimiser's own
+    g_lr: float = 0.0
+    # "auto": bf16 autocast on CUDA only; "bf16" also on CPUs with bf16 units (Zen 4: 1.9x per step
+    # on 2 cores, the weights and Adam's state stay fp32); "fp32": no autocast anywhere
+    precision: str = "auto"
+    # foreign samples: L1 between the mask-weighted mean colours of fake and source in a 4 x 4 grid
+    # of the crop. The drawn face keeps the skin tone and lighting of the person it replaces (both v3
+    # checkpoints and v2 drew dark-skinned faces lighter); the context outside the mask shows them
+    # anyway, and a 32 px cell mean carries no face shape. 0 = off
+    tone_weight: float = 0.0
 
 
 class Batches:
@@ -136,6 +147,28 @@ def hinge_fake(outs):
     return sum(F.relu(1 + o[-1]).mean() for o in outs)
 
 
+def tone_match(fake, real, mask, cells: int = 4):
+    """L1 between the mask-weighted mean colour of ``fake`` and ``real`` in a ``cells`` x ``cells``
+    grid, over the cells that the mask covers at least a quarter of.
+
+    >>> real = torch.zeros(1, 3, 8, 8); mask = torch.ones(1, 1, 8, 8)
+    >>> round(float(tone_match(real + 0.5, real, mask)), 3)  # one level of difference everywhere
+    0.5
+    """
+    m = F.adaptive_avg_pool2d(mask, cells)
+    mean_fake = F.adaptive_avg_pool2d(fake * mask, cells) / (m + 1e-6)
+    mean_real = F.adaptive_avg_pool2d(real * mask, cells) / (m + 1e-6)
+    w = (m > 0.25).float().expand_as(mean_fake)
+    return ((mean_fake - mean_real).abs() * w).sum() / w.sum().clamp(min=1)
+
+
+def autocast_args(cfg: TrainConfig, dev: torch.device) -> dict:
+    if cfg.precision not in ("auto", "bf16", "fp32"):
+        raise ValueError(f"precision must be auto, bf16 or fp32, not {cfg.precision!r}")
+    on = cfg.precision == "bf16" or (cfg.precision == "auto" and dev.type == "cuda")
+    return dict(device_type=dev.type, dtype=torch.bfloat16, enabled=on)
+
+
 def feature_matching(real, fake, keep=None):
     """L1 between the discriminator's features of real and fake, on the samples ``keep`` (all if None)."""
     pick = (lambda t: t) if keep is None else (lambda t: t[keep])
@@ -174,7 +207,7 @@ def train(cfg: TrainConfig, log=print) -> Path:
     D = PatchDiscriminator(cfg.condition).to(dev)
     G_ema = Generator(cfg.condition, cfg.base).to(dev).eval()
     G_ema.load_state_dict(G.state_dict())
-    opt_g = torch.optim.Adam(G.parameters(), lr=cfg.lr, betas=(0.0, 0.99))
+    opt_g = torch.optim.Adam(G.parameters(), lr=cfg.g_lr or cfg.lr, betas=(0.0, 0.99))
     opt_d = torch.optim.Adam(D.parameters(), lr=cfg.lr, betas=(0.0, 0.99))
     step = 0
     ckpt = out / "last.pt"
@@ -194,6 +227,9 @@ def train(cfg: TrainConfig, log=print) -> Path:
         state = torch.load(ckpt, map_location=dev, weights_only=True)
         G.load_state_dict(state["G"]), D.load_state_dict(state["D"]), G_ema.load_state_dict(state["G_ema"])
         opt_g.load_state_dict(state["opt_g"]), opt_d.load_state_dict(state["opt_d"])
+        for opt, lr in ((opt_g, cfg.g_lr or cfg.lr), (opt_d, cfg.lr)):  # this chunk's rates, not the saved ones
+            for group in opt.param_groups:
+                group["lr"] = lr
         step = int(state["step"])
         gen.set_state(state["rng"])
         torch.set_rng_state(state["torch_rng"])
@@ -201,13 +237,15 @@ def train(cfg: TrainConfig, log=print) -> Path:
     (out / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
     data = Batches(cfg.data, cfg, gen)
     fixed = data.sample()
-    amp = dict(device_type=dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda")
-    log_f = open(out / "losses.csv", "a", newline="")
+    amp = autocast_args(cfg, dev)
+    losses = out / "losses.csv"
+    new_log = not losses.exists() or losses.stat().st_size == 0  # a resumed chunk in a new folder gets one too
+    log_f = open(losses, "a", newline="")
     writer = csv.writer(log_f)
-    if step == 0:
-        writer.writerow(["step", "d_loss", "g_adv", "g_l1", "g_fm", "sec_per_step", "g_id", "id_sim"])
+    if new_log:
+        writer.writerow(["step", "d_loss", "g_adv", "g_l1", "g_fm", "sec_per_step", "g_id", "id_sim", "g_tone"])
     identity = IdentityDistance(dev, cfg.id_margin) if cfg.id_weight > 0 else None
-    g_adv = g_l1 = g_fm = g_id = id_sim = torch.zeros(())
+    g_adv = g_l1 = g_fm = g_id = id_sim = g_tone = torch.zeros(())
     t0, t_last, s_last = time.time(), time.time(), step
     from tqdm import tqdm
     bar = tqdm(total=cfg.steps, initial=step, desc=f"train {cfg.condition}", mininterval=10)
@@ -227,7 +265,7 @@ def train(cfg: TrainConfig, log=print) -> Path:
         d_loss.backward()
         opt_d.step()
         if train_g:  # after the warm-up: a discriminator worth learning from
-            g_adv, g_l1, g_fm, g_id, id_sim = generator_step(
+            g_adv, g_l1, g_fm, g_id, id_sim, g_tone = generator_step(
                 cfg, G, G_ema, D, opt_g, identity, img, mask, cond, cond_own, fake, foreign, amp)
         step += 1
         bar.update(1)
@@ -235,7 +273,8 @@ def train(cfg: TrainConfig, log=print) -> Path:
             sps = (time.time() - t_last) / max(step - s_last, 1)
             t_last, s_last = time.time(), step
             writer.writerow([step, f"{d_loss.item():.4f}", f"{g_adv.item():.4f}", f"{g_l1.item():.4f}",
-                             f"{g_fm.item():.4f}", f"{sps:.4f}", f"{g_id.item():.4f}", f"{id_sim.item():.4f}"])
+                             f"{g_fm.item():.4f}", f"{sps:.4f}", f"{g_id.item():.4f}", f"{id_sim.item():.4f}",
+                             f"{g_tone.item():.4f}"])
             log_f.flush()
         out_of_time = cfg.minutes and (time.time() - t0) > cfg.minutes * 60
         if step % cfg.sample_every == 0 or step == cfg.steps or out_of_time:
@@ -253,7 +292,7 @@ def train(cfg: TrainConfig, log=print) -> Path:
 def generator_step(cfg, G, G_ema, D, opt_g, identity, img, mask, cond, cond_own, fake, foreign, amp):
     """One generator update (and its EMA); returns the loss terms for the log."""
     own = ~foreign
-    g_id = id_sim = torch.zeros(())
+    g_id = id_sim = g_tone = torch.zeros(())
     with torch.autocast(**amp):
         real_f, fake_f = D(img, cond_own, mask), D(fake, cond, mask)
         g_adv = -sum(f[-1].mean() for f in fake_f)
@@ -263,6 +302,9 @@ def generator_step(cfg, G, G_ema, D, opt_g, identity, img, mask, cond, cond_own,
         g_l1 = ((fake - img).abs() * w).sum() / (w.sum() * 3 + 1)
         g_fm = feature_matching(real_f, fake_f, own) if own.any() else torch.zeros(())
         g_loss = g_adv + cfg.l1_weight * g_l1 + cfg.fm_weight * g_fm
+    if cfg.tone_weight > 0 and foreign.any():
+        g_tone = tone_match(fake[foreign].float(), img[foreign], mask[foreign])
+        g_loss = g_loss + cfg.tone_weight * g_tone
     if identity is not None and foreign.any():
         g_id, id_sim = identity(fake[foreign].float(), img[foreign])
         g_loss = g_loss + cfg.id_weight * g_id
@@ -274,7 +316,7 @@ def generator_step(cfg, G, G_ema, D, opt_g, identity, img, mask, cond, cond_own,
             pe.lerp_(p, 1 - cfg.ema)
         for be, b in zip(G_ema.buffers(), G.buffers()):
             be.copy_(b)
-    return g_adv, g_l1, g_fm, g_id, id_sim
+    return g_adv, g_l1, g_fm, g_id, id_sim, g_tone
 
 
 def save_checkpoint(path, G, D, G_ema, opt_g, opt_d, step, gen):

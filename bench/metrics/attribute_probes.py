@@ -17,7 +17,7 @@ Caveat: the 8 x 8 Mixed_7c map of a 250 px LFW image gives a face about 3 cells 
 face square, so hair and background near the face reach the probes too, for the original and the
 anonymised image alike.
 
-Training (``python -m bench.metrics.attribute_probes --celeba DIR --out bench/assets/attribute_probes``):
+Training (``python -m bench.cli.attribute_probes --celeba DIR --out bench/assets/attribute_probes``):
 CelebA's identity-disjoint splits (:class:`kpdp.datasets.CelebA`): fit on ``probe-train``,
 balanced accuracy on ``probe-val`` (people never seen in training); only attributes with balanced
 accuracy >= :data:`USE_THRESHOLD` are *used* (reported by the metric group). Features are
@@ -32,11 +32,9 @@ the safetensors file's sha256, which :func:`load_probes` checks).
 """
 from __future__ import annotations
 
-import argparse
 import functools
 import hashlib
 import json
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -261,7 +259,7 @@ def load_probes(path: str | None = None) -> Probes:
     meta_f, st = base.with_suffix(".json"), base.with_suffix(".safetensors")
     if not meta_f.is_file() or not st.is_file():
         raise FileNotFoundError(f"attribute probes {st} / {meta_f} not found: train them with "
-                                "`python -m bench.metrics.attribute_probes --celeba DIR`")
+                                "`python -m bench.cli.attribute_probes --celeba DIR`")
     meta = json.loads(meta_f.read_text())
     if meta.get("format_version") != FORMAT_VERSION:
         raise ValueError(f"{meta_f}: format version {meta.get('format_version')}, expected {FORMAT_VERSION}")
@@ -409,32 +407,3 @@ def train(celeba: Path, out: Path, work: Path, seed: int = SEED, command: str = 
         "per_attribute": table, "used": used,
     }
     return save_probes(Path(out), weight, bias, mean, std, names, provenance)
-
-
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m bench.metrics.attribute_probes", description=__doc__.split("\n\n")[0])
-    p.add_argument("--celeba", required=True, help="CelebA folder (img_align_celeba/, identity_CelebA.txt, "
-                                                    "list_attr_celeba.txt)")
-    p.add_argument("--out", default=str(DEFAULT_OUT), help="output path without suffix (.safetensors + .json)")
-    p.add_argument("--work", default=str(WORK), help="feature cache folder")
-    p.add_argument("--seed", type=int, default=SEED)
-    p.add_argument("--limit", type=int, default=None, help="read only the first N image files (name order)")
-    p.add_argument("--extract-only", action="store_true", help="only compute and cache the features")
-    p.add_argument("--threads", type=int, default=1, help="torch threads (extraction is the slow step)")
-    a = p.parse_args(argv)
-    import torch
-
-    torch.set_num_threads(a.threads)
-    log = functools.partial(print, flush=True)
-    if a.extract_only:
-        files, feats, failed = celeba_features(a.celeba, a.work, a.limit, log=log)
-        log(f"{len(files)} images with features, {len(failed)} without a face")
-        return 0
-    command = "python -m bench.metrics.attribute_probes " + " ".join(argv if argv is not None else sys.argv[1:])
-    prov = train(Path(a.celeba), Path(a.out), Path(a.work), a.seed, command, a.limit, log)
-    log(f"used ({len(prov['used'])}): {', '.join(prov['used'])}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

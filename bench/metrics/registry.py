@@ -23,7 +23,8 @@ STRONGEST = "max"
 #: built-in groups, imported lazily (their modules pull in torch models only when they measure)
 BUILTIN_MODULES = ("bench.attackers.reid_group", "bench.metrics.detection", "bench.metrics.fid", "bench.metrics.landmarks",
                    "bench.metrics.background", "bench.metrics.expression", "bench.metrics.attributes",
-                   "bench.metrics.pose", "bench.metrics.diversity", "bench.metrics.seam", "bench.metrics.cost")
+                   "bench.metrics.pose", "bench.metrics.diversity", "bench.metrics.seam", "bench.metrics.skin_tone",
+                   "bench.metrics.cost")
 
 
 @dataclass(frozen=True)

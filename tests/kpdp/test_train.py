@@ -137,3 +137,34 @@ def test_balanced_sampling_draws_each_gender_half_the_time(tmp_path, sample, sam
     with pytest.raises(ValueError, match="no weight for 1 training images"):
         Batches(cfg.data, TrainConfig(**{**cfg.__dict__, "balance": str(tmp_path / "partial.npz")}),
                 torch.Generator())
+
+
+def test_a_resumed_chunk_takes_its_own_rates_and_bf16_on_the_cpu_logs_the_tone_term(tmp_path, sample, sample_landmarks):
+    arrays = {k: sample_landmarks[k][:8] for k in ("image_id", "identity", "landmarks")}
+    train_data.pack(arrays, {s.image_id: s.path for s in sample}, tmp_path / "crops.npz")
+    cfg = TrainConfig(data=str(tmp_path / "crops.npz"), out=str(tmp_path / "a"), steps=1, batch=4, base=8,
+                      mask="ellipse", foreign_p=0.5, lr=1e-4)
+    train(cfg, log=lambda *_: None)
+    chunk = tmp_path / "b"  # the next chunk in a new folder, from the first one's checkpoint
+    chunk.mkdir()
+    (chunk / "last.pt").write_bytes((tmp_path / "a" / "last.pt").read_bytes())
+    cfg2 = TrainConfig(**{**vars(cfg), "out": str(chunk), "steps": 2, "g_lr": 2e-5, "precision": "bf16",
+                          "tone_weight": 5.0})
+    train(cfg2, log=lambda *_: None)
+    state = torch.load(chunk / "last.pt", weights_only=True)
+    assert [g["lr"] for g in state["opt_g"]["param_groups"]] == [2e-5]
+    assert [g["lr"] for g in state["opt_d"]["param_groups"]] == [1e-4]
+    header, row = (chunk / "losses.csv").read_text().splitlines()[:2]
+    assert header.endswith(",g_tone") and float(row.split(",")[-1]) > 0  # the foreign samples kept their tone
+
+
+def test_tone_match_sees_a_lighter_face_and_not_a_reshaped_one():
+    from kpdp.train import tone_match
+
+    real = torch.rand(2, 3, 64, 64) * 0.2 - 0.5
+    mask = torch.zeros(2, 1, 64, 64)
+    mask[:, :, 8:56, 8:56] = 1
+    lighter = real + 0.3
+    reshaped = real.roll(3, dims=-1)  # the same colours 3 px over: another geometry, the same tone
+    assert float(tone_match(lighter, real, mask)) > 0.25
+    assert float(tone_match(reshaped, real, mask)) < 0.02
