@@ -13,7 +13,7 @@ import torch
 from .faces import geometry as geo
 from .faces.registry import file_sha256
 from .generator import CONDITIONS, Generator, box_masks, render_condition
-from .faces.onnx_cpu import OrtModule, wanted
+from .faces.onnx_cpu import OrtModule, engine_tag, wanted
 
 ASSETS = Path(__file__).parent / "assets"
 SIZE = 128
@@ -63,7 +63,7 @@ class FaceInpainter:
     def engine_tag(self) -> str:
         """Appended to a method's version: which engine drew the faces (outputs agree to ~1e-6
         before rounding to pixels, so an image may differ by one level between the two)."""
-        return "|ort" if self._run is not self.G else ""
+        return engine_tag(self._run, sep="|")
 
     def crop_mask(self, lm_src: np.ndarray, lm_tgt: np.ndarray) -> np.ndarray:
         """Mask in crop coordinates: must hide the original face *and* make room for the new one."""

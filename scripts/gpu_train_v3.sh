@@ -4,6 +4,8 @@
 # (scripts/gender_weights.py); both are git-ignored. It resumes from .gpu/v3/last.pt when carried,
 # else starts from the shipped v3 weights (kpdp/assets/generator_kpdp_v3.safetensors) when present,
 # else from the DeepPrivacy-style weights grown into the v3 condition.
+# G learns at a fifth of D's rate and foreign samples keep the source's tone (chunk 4 on the CPU: a
+# fine-tuned G under a fresh D at lr 1e-4 collapsed by step 446, and every checkpoint drew dark skin lighter).
 #   run: bash scripts/gpu_train_v3.sh MINUTES [extra kpdp-train arguments]   (CPU check: DEVICE=cpu STEPS=2)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,8 +16,8 @@ init=kpdp/assets/generator_kpdp_v3.safetensors
 [ -f "$init" ] || init=kpdp/assets/generator_deepprivacy.safetensors
 pip install -q -c constraints.txt -e . 2>&1 | tail -1 || true
 python -m kpdp train --data .gpu/train_128.npz --out .gpu/v3 --condition sparse7+dense68 --mask ellipse \
-  --init-from "$init" --steps "$steps" --d-warmup 200 --batch "$batch" --lr 1e-4 --foreign-p 0.5 --id-weight 1.0 \
-  --id-margin 0.3 --l1-weight 2 --ema 0.999 --seed 0 --ckpt-every 500 --sample-every 500 --device "$device" \
+  --init-from "$init" --steps "$steps" --d-warmup 200 --batch "$batch" --lr 1e-4 --g-lr 2e-5 --tone-weight 5 \
+  --foreign-p 0.5 --id-weight 1.0 --id-margin 0.3 --l1-weight 2 --ema 0.999 --seed 0 --ckpt-every 500 --sample-every 500 --device "$device" \
   --balance .gpu/balance.npz --minutes "$minutes" "$@" 2>&1 | tr '\r' '\n' | grep -v "it/s\]$" | tail -20
 python -m kpdp export-generator --ckpt .gpu/v3/last.pt --out "$out/generator_kpdp_v3.safetensors" \
   --condition sparse7+dense68 --command "bash scripts/gpu_train_v3.sh $minutes (device $device, batch $batch)"

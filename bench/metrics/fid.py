@@ -25,7 +25,7 @@ from PIL import Image
 
 from bench.metrics.intervals import percentile_interval
 from bench.metrics.registry import MetricGroup, MetricSpec, Row, register_group
-from kpdp.faces.onnx_cpu import OrtModule, wanted
+from kpdp.faces.onnx_cpu import OrtModule, engine_tag, wanted
 from kpdp.faces.registry import file_sha256
 
 BACKEND = "inception-2015-12-05"
@@ -70,7 +70,7 @@ class InceptionFeatures(torch.nn.Module):
             run = OrtModule(lambda: _scripted(self._layers), (torch.zeros(1, 3, 299, 299),), key,
                             outputs=len(self.MAPS) + 1)
         object.__setattr__(self, "_run", run)  # a plain attribute: an OrtModule is no nn.Module
-        self.tag = "-ort" if run is not self._layers else ""  # appended to the backend's version
+        self.tag = engine_tag(run)  # appended to the backend's version
 
     @staticmethod
     def resize(image: np.ndarray) -> np.ndarray:

@@ -114,3 +114,15 @@ def _export(module, example, path: Path, names, outputs) -> None:
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+def engine_tag(runner, sep: str = "-") -> str:
+    """What a model's version gains when ``runner`` is an :class:`OrtModule` (``sep`` + ``ort``), so
+    that the results and caches of the two engines are never mixed; ``""`` for a torch module.
+
+    Example:
+        >>> net = torch.nn.Identity()
+        >>> engine_tag(net), engine_tag(OrtModule(net, (torch.zeros(1),), key="x"), sep="|")
+        ('', '|ort')
+    """
+    return f"{sep}ort" if isinstance(runner, OrtModule) else ""

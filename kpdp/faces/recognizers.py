@@ -10,7 +10,7 @@ import numpy as np
 from .crops import facenet_crop
 from .facenet_torch import INPUT_SIZE, WEIGHTS_SHA256, load_facenet_casia_torch, preprocess
 from .geometry import Face, umeyama, five_points
-from .onnx_cpu import OrtModule, wanted
+from .onnx_cpu import OrtModule, engine_tag, wanted
 from .registry import (RECOGNIZERS, BackendUnavailable, dlib_model_files, file_sha256, insightface_model_dir,
                        package_file, require_file, torch_hub_checkpoints)
 
@@ -92,7 +92,7 @@ class FaceNetCasia(Recognizer):
         if wanted(device):  # embeddings ~1.5x faster on a CPU, equal to ~1e-6 (kpdp.faces.onnx_cpu)
             self._run = OrtModule(self.model, (torch.zeros(1, 3, INPUT_SIZE, INPUT_SIZE),),
                                   key=f"facenet-casia-{WEIGHTS_SHA256[:16]}")
-            self.version += "-ort"
+        self.version += engine_tag(self._run)
 
     def embed_batch(self, images, faces):
         import torch
