@@ -252,8 +252,9 @@ def train(cfg: TrainConfig, log=print) -> Path:
     while step < cfg.steps:
         img, mask, cond, cond_own, foreign = data.sample()
         train_g = step >= cfg.d_warmup  # during the warm-up only the discriminator learns
-        with torch.autocast(**amp), torch.set_grad_enabled(train_g):
-            fake = G(img, mask, cond)
+        with torch.autocast(**amp):
+            with torch.set_grad_enabled(train_g):  # no generator graph in the warm-up; D's always
+                fake = G(img, mask, cond)
             # real pairs always carry their own geometry; a real face under a foreign geometry is
             # a fake pair: the discriminator learns landmark consistency (no 68-point network is
             # differentiable offline here: face-alignment's FAN downloads its weights)

@@ -168,3 +168,21 @@ def test_tone_match_sees_a_lighter_face_and_not_a_reshaped_one():
     reshaped = real.roll(3, dims=-1)  # the same colours 3 px over: another geometry, the same tone
     assert float(tone_match(lighter, real, mask)) > 0.25
     assert float(tone_match(reshaped, real, mask)) < 0.02
+
+
+def test_the_discriminator_warm_up_trains_d_alone_then_g(tmp_path, sample, sample_landmarks):
+    arrays = {k: sample_landmarks[k][:8] for k in ("image_id", "identity", "landmarks")}
+    train_data.pack(arrays, {s.image_id: s.path for s in sample}, tmp_path / "crops.npz")
+    cfg = TrainConfig(data=str(tmp_path / "crops.npz"), out=str(tmp_path / "w"), steps=1, batch=2, base=8,
+                      d_warmup=1, ckpt_every=1)
+    torch.manual_seed(cfg.seed)  # what train() builds first, from the same seed
+    G0 = Generator(cfg.condition, cfg.base).state_dict()
+    D0 = PatchDiscriminator(cfg.condition).state_dict()
+    train(cfg, log=lambda *_: None)
+    state = torch.load(tmp_path / "w" / "last.pt", weights_only=True)
+    assert all(torch.equal(state["G"][k], v) for k, v in G0.items())  # warm-up: G untouched
+    assert any(not torch.equal(state["D"][k], v) for k, v in D0.items() if v.is_floating_point())  # D learned
+    cfg.steps = 2
+    train(cfg, log=lambda *_: None)
+    state = torch.load(tmp_path / "w" / "last.pt", weights_only=True)
+    assert any(not torch.equal(state["G"][k], v) for k, v in G0.items() if v.is_floating_point())
