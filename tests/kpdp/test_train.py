@@ -85,8 +85,8 @@ def test_v2_training_conditions_half_the_batch_on_kpdp_releases_under_ellipse_ma
     assert ellipses <= {float(geo.ellipse_mask((128, 128), s).sum()) for s in geo.ELLIPSE_SCALES}
     train(cfg, log=lambda *_: None)  # one step with the identity term (torch FaceNet) runs
     header, row = (tmp_path / "v2" / "losses.csv").read_text().splitlines()[:2]
-    assert header.endswith("g_id,id_sim")
-    assert float(row.split(",")[-1]) != 0  # the identity term saw the foreign samples
+    columns = dict(zip(header.split(","), row.split(",")))
+    assert "g_id" in columns and float(columns["id_sim"]) != 0  # the identity term saw the foreign samples
 
 
 def test_v3_grows_the_deepprivacy_network_into_both_conditions_exactly():
@@ -155,7 +155,7 @@ def test_a_resumed_chunk_takes_its_own_rates_and_bf16_on_the_cpu_logs_the_tone_t
     assert [g["lr"] for g in state["opt_g"]["param_groups"]] == [2e-5]
     assert [g["lr"] for g in state["opt_d"]["param_groups"]] == [1e-4]
     header, row = (chunk / "losses.csv").read_text().splitlines()[:2]
-    assert header.endswith(",g_tone") and float(row.split(",")[-1]) > 0  # the foreign samples kept their tone
+    assert float(dict(zip(header.split(","), row.split(",")))["g_tone"]) > 0  # the foreign samples kept their tone
 
 
 def test_tone_match_sees_a_lighter_face_and_not_a_reshaped_one():
