@@ -30,9 +30,11 @@ class KPDPAnonymizer(Anonymizer):
 
     def __init__(self, eps=None, split: str = "uniform", weights=None, space=None, postprocess: str = "sample",
                  residual: str = "expression", mask: str = "ellipse", mask_dilate: float = 0.25,
-                 mask_forehead: float = 0.45, generator: str = "v2", blend: str = "feather", **kw):
+                 mask_forehead: float = 0.45, generator: str = "v2", blend: str = "feather", tone: str = "none",
+                 **kw):
         super().__init__(eps=eps, split=split, postprocess=postprocess, residual=residual, mask=mask,
-                         mask_dilate=mask_dilate, mask_forehead=mask_forehead, generator=generator, blend=blend, **kw)
+                         mask_dilate=mask_dilate, mask_forehead=mask_forehead, generator=generator, blend=blend,
+                         tone=tone, **kw)
 
         if postprocess not in POSTPROCESS:
             raise ValueError(f"unknown postprocess '{postprocess}'; valid: {', '.join(POSTPROCESS)}")
@@ -40,7 +42,7 @@ class KPDPAnonymizer(Anonymizer):
             raise ValueError(f"unknown residual '{residual}'; valid: {', '.join(MODES)}")
         if generator not in GENERATORS:
             raise ValueError(f"unknown generator '{generator}'; valid: {', '.join(GENERATORS)}")
-        self.split, self.postprocess, self.residual, self.blend = split, postprocess, residual, blend
+        self.split, self.postprocess, self.residual, self.blend, self.tone = split, postprocess, residual, blend, tone
         self.space = IdentitySpace.load(space) if space else default_space()
         # A mask to the hairline and past the cheeks: with the landmark hull alone (dilation 0.08,
         # forehead 0.10) the generator continued the kept skin, brows and hairline so faithfully that
@@ -51,7 +53,7 @@ class KPDPAnonymizer(Anonymizer):
         # ellipse mask with foreign geometry (docs/method.md); blend="poisson" matches the drawn face
         # to the skin around it at the mask's edge
         self.inpainter = FaceInpainter(GENERATORS[generator], weights, self.device, mask_kind=mask,
-                                       mask_dilate=mask_dilate, mask_forehead=mask_forehead, blend=blend)
+                                       mask_dilate=mask_dilate, mask_forehead=mask_forehead, blend=blend, tone=tone)
 
     @property
     def version(self) -> str:
@@ -61,6 +63,8 @@ class KPDPAnonymizer(Anonymizer):
             v += f"|r:{default_residual_basis().meta.get('sha256_arrays', '?')[:12]}"
         if self.blend != "feather":
             v += f"|b:{self.blend}"
+        if self.tone != "none":
+            v += f"|t:{self.tone}"
         return v + self.inpainter.engine_tag
 
     def anonymize_face(self, image, face, mask, seed):

@@ -14,6 +14,7 @@ from .faces import geometry as geo
 from .faces.registry import file_sha256
 from .generator import CONDITIONS, Generator, box_masks, render_condition
 from .faces.onnx_cpu import OrtModule, engine_tag, wanted
+from .faces.tone import TONES, match_skin_tone
 
 ASSETS = Path(__file__).parent / "assets"
 SIZE = 128
@@ -42,13 +43,15 @@ MASK_KINDS = ("ellipse", "landmarks", "box")
 class FaceInpainter:
     def __init__(self, condition: str = "dense68", weights: Path | None = None, device: str = "cpu",
                  mask_kind: str = "landmarks", mask_dilate: float = 0.08, mask_forehead: float = 0.10,
-                 blend: str = "feather"):
+                 blend: str = "feather", tone: str = "none"):
         if mask_kind not in MASK_KINDS:
             raise ValueError(f"unknown mask '{mask_kind}'; valid: {', '.join(MASK_KINDS)}")
         self.condition, self.device, self.mask_kind = condition, torch.device(device), mask_kind
         if blend not in geo.BLENDS:
             raise ValueError(f"unknown blend '{blend}'; valid: {', '.join(geo.BLENDS)}")
-        self.mask_dilate, self.mask_forehead, self.blend = mask_dilate, mask_forehead, blend
+        if tone not in TONES:
+            raise ValueError(f"unknown tone '{tone}'; valid: {', '.join(TONES)}")
+        self.mask_dilate, self.mask_forehead, self.blend, self.tone = mask_dilate, mask_forehead, blend, tone
         self.G, self.meta = load_generator(condition, weights, device)
         # channels-last convolutions: ~16 % faster on these CPUs (oneDNN), also the layout CUDA prefers
         self.G = self.G.to(memory_format=torch.channels_last)
@@ -96,6 +99,9 @@ class FaceInpainter:
         m, mask, inputs = self.generator_inputs(image, lm_src, lm_tgt, seed)
         y = self._run(*inputs)[0].float().cpu()
         out_crop = ((y.clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).numpy()
+        if self.tone == "skin":  # the drawn face in the skin tone of the face it replaces (kpdp.faces.tone)
+            crop = ((inputs[0][0].float().cpu() + 1) * 127.5).round().byte().permute(1, 2, 0).numpy()
+            out_crop = match_skin_tone(out_crop, crop, mask, geo.apply_affine(m, lm_tgt), geo.apply_affine(m, lm_src))
         new = geo.paste_back(image, out_crop, m, mask, feather=3, blend=self.blend)
         h, w = image.shape[:2]
         changed = cv2.warpAffine(mask, geo.invert_affine(m), (w, h), flags=cv2.INTER_NEAREST, borderValue=0)

@@ -40,6 +40,22 @@ def test_v3_with_poisson_paste_changes_only_its_mask_and_not_the_privatised_geom
     assert seam_step(image, b.image) < seam_step(image, a.image) + 1.0
 
 
+def test_tone_transfer_recolours_only_the_drawn_face_towards_the_original(kpdp1, face_image):
+    """kpdp[tone=skin]: the same release and mask as without it, the skin tone (ITA) of the drawn
+    face closer to the original's, an unknown tone named with the known ones."""
+    from bench.metrics.skin_tone import ita_change
+
+    image, face = face_image
+    toned = KPDPAnonymizer(eps=1.0, tone="skin")
+    a, b = kpdp1.anonymize(image, [face], seed=4), toned.anonymize(image, [face], seed=4)
+    assert np.array_equal(a.target_landmarks[0], b.target_landmarks[0]) and np.array_equal(a.region, b.region)
+    assert np.array_equal(b.image[b.region == 0], image[b.region == 0])
+    assert abs(ita_change(image, b.image, face.landmarks)[1]) < abs(ita_change(image, a.image, face.landmarks)[1])
+    assert "|t:skin" in toned.version and "|t:" not in kpdp1.version
+    with pytest.raises(ValueError, match="skin"):
+        KPDPAnonymizer(eps=1.0, tone="warm")
+
+
 def test_eps_infinity_keeps_the_geometry_and_drawn_face_detectable(face_image):
     from bench.metrics.landmarks import nme
     from kpdp.faces import get_landmarker
