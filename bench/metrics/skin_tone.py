@@ -24,6 +24,7 @@ import numpy as np
 
 from bench.metrics.intervals import bootstrap_mean
 from bench.metrics.registry import MetricGroup, MetricSpec, Row, register_group
+from kpdp.faces.tone import parts_mask
 
 #: ITA below which a face counts as tan or darker (Chardon's categories)
 DARKER_ITA = 28.0
@@ -36,17 +37,11 @@ MIN_PIXELS = 30
 
 def skin_mask(landmarks: np.ndarray, shape) -> np.ndarray:
     """Boolean mask of the cheek-and-nose patch of a face's 68 landmarks, eyes cut out (grown by a
-    tenth of the eye distance)."""
+    tenth of the eye distance, as :func:`kpdp.faces.tone.inner_face` cuts them)."""
     lm = np.asarray(landmarks, np.float64)
     mask = np.zeros(shape[:2], np.uint8)
     cv2.fillPoly(mask, [np.round(lm[list(PATCH)]).astype(np.int32)], 1)
-    eye_gap = float(np.linalg.norm(lm[list(EYES[0])].mean(0) - lm[list(EYES[1])].mean(0)))
-    grow = max(1, int(round(0.1 * eye_gap)))
-    eyes = np.zeros_like(mask)
-    for eye in EYES:
-        cv2.fillPoly(eyes, [cv2.convexHull(np.round(lm[list(eye)]).astype(np.int32))], 1)
-    eyes = cv2.dilate(eyes, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1)))
-    return (mask == 1) & (eyes == 0)
+    return (mask == 1) & (parts_mask(lm, shape, [list(eye) for eye in EYES]) == 0)
 
 
 def individual_typology_angle(image: np.ndarray, mask: np.ndarray) -> float | None:

@@ -29,17 +29,30 @@ def _hull(points: np.ndarray, shape) -> np.ndarray:
     return m
 
 
+def eye_gap(landmarks: np.ndarray) -> float:
+    """Distance between the two eyes' centres (dlib's 68-point order): the unit masks grow by."""
+    lm = np.asarray(landmarks, np.float64)
+    return float(np.linalg.norm(lm[36:42].mean(0) - lm[42:48].mean(0)))
+
+
+def parts_mask(landmarks: np.ndarray, shape, parts) -> np.ndarray:
+    """``uint8`` union of the hulls of ``parts`` (index sequences or slices of the 68 landmarks),
+    grown by a tenth of the eye distance: what a skin read leaves out."""
+    lm = np.asarray(landmarks, np.float64)
+    grow = max(1, int(round(0.1 * eye_gap(lm))))
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1))
+    out = np.zeros(shape[:2], np.uint8)
+    for idx in parts:
+        out |= _hull(lm[idx], shape)
+    return cv2.dilate(out, kernel)
+
+
 def inner_face(landmarks: np.ndarray, shape) -> np.ndarray:
     """Boolean mask: the hull of the 68 landmarks without the eyes, the brows and the mouth (each
     hull grown by a tenth of the eye distance)."""
     lm = np.asarray(landmarks, np.float64)
-    face = _hull(lm, shape)
-    grow = max(1, int(round(0.1 * np.linalg.norm(lm[36:42].mean(0) - lm[42:48].mean(0)))))
-    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1))
-    parts = np.zeros_like(face)
-    for idx in (slice(36, 42), slice(42, 48), slice(17, 22), slice(22, 27), slice(48, 60)):
-        parts |= _hull(lm[idx], shape)
-    return (face == 1) & (cv2.dilate(parts, kernel) == 0)
+    parts = (slice(36, 42), slice(42, 48), slice(17, 22), slice(22, 27), slice(48, 60))
+    return (_hull(lm, shape) == 1) & (parts_mask(lm, shape, parts) == 0)
 
 
 def face_weight(landmarks: np.ndarray, shape) -> np.ndarray:
@@ -47,11 +60,11 @@ def face_weight(landmarks: np.ndarray, shape) -> np.ndarray:
     distance, falling off smoothly over about as much again. Not the whole mask: the mask also
     holds hair and background, which shifted with the skin made a dark or light ring round the head."""
     lm = np.asarray(landmarks, np.float64)
-    eye_gap = float(np.linalg.norm(lm[36:42].mean(0) - lm[42:48].mean(0)))
-    grow = max(1, int(round(0.2 * eye_gap)))
+    gap = eye_gap(lm)
+    grow = max(1, int(round(0.2 * gap)))
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1))
     hull = cv2.dilate(_hull(lm, shape), kernel).astype(np.float32)
-    return np.clip(cv2.GaussianBlur(hull, (0, 0), sigmaX=max(1.0, 0.1 * eye_gap)), 0, 1)
+    return np.clip(cv2.GaussianBlur(hull, (0, 0), sigmaX=max(1.0, 0.1 * gap)), 0, 1)
 
 
 def match_skin_tone(generated: np.ndarray, reference: np.ndarray, mask: np.ndarray,
