@@ -63,8 +63,8 @@ class KPDPAnonymizer(Anonymizer):
             v += f"|r:{default_residual_basis().meta.get('sha256_arrays', '?')[:12]}"
         if self.blend != "feather":
             v += f"|b:{self.blend}"
-        if self.tone != "none":
-            v += f"|t:{self.tone}"
+        if self.tone != "none":  # with the Poisson paste the shift is made after the paste (kpdp.inpaint)
+            v += f"|t:{self.tone}" + ("@pasted" if self.blend == "poisson" else "")
         return v + self.inpainter.engine_tag
 
     def anonymize_face(self, image, face, mask, seed):
