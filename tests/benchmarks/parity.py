@@ -7,7 +7,8 @@ the seconds per image of both engines, measured alternately on the same images (
 Faces: the first ``--n`` images of LFW devtest (``../shared/data/lfw``), or of the embedded sample
 when LFW is absent. Networks: the kpdp generator (raw outputs in [-1, 1], then the pasted image in
 pixel levels), the FID Inception (pool features and the two maps the attribute probes read) and
-the FaceNet port (L2-normalised embeddings).
+the FaceNet port (L2-normalised embeddings); dlib's recognizer, whose reference is not torch but
+dlib's own C++ forward (``dlib-cpp``; the port is :mod:`kpdp.faces.dlib_resnet_torch`).
 """
 from __future__ import annotations
 
@@ -94,10 +95,7 @@ def inception(items):
     return diff, sec
 
 
-def facenet(items):
-    from kpdp.faces.recognizers import FaceNetCasia
-
-    fast, ref = _engines(lambda: FaceNetCasia("cpu"))
+def _embeddings(fast, ref, items, label):
     diff, sec = 0.0, [0.0, 0.0]
     for image, face in items:
         a, ta = _timed(fast.embed_batch, [image], [face])
@@ -105,7 +103,21 @@ def facenet(items):
         diff = max(diff, float(np.abs(a - b).max()))
         sec[0] += ta
         sec[1] += tb
-    return {"embedding (unit norm)": diff}, sec
+    return {label: diff}, sec
+
+
+def facenet(items):
+    from kpdp.faces.recognizers import FaceNetCasia
+
+    fast, ref = _engines(lambda: FaceNetCasia("cpu"))
+    return _embeddings(fast, ref, items, "embedding (unit norm)")
+
+
+def dlib_resnet(items):
+    from kpdp.faces import get_recognizer
+
+    fast, _ = _engines(lambda: get_recognizer("dlib"))  # the port through ONNX Runtime
+    return _embeddings(fast, get_recognizer("dlib-cpp"), items, "embedding (unit norm), against dlib's C++ forward")
 
 
 def main(argv=None) -> int:
@@ -115,12 +127,13 @@ def main(argv=None) -> int:
     a = p.parse_args(argv)
     torch.set_num_threads(a.threads)
     name, items = faces(a.n)
-    print(f"{len(items)} faces of {name}, {a.threads} thread(s); max |onnx - torch| and seconds per image")
+    print(f"{len(items)} faces of {name}, {a.threads} thread(s); max |onnx - reference| and seconds per image "
+          "(reference: torch; for dlib, dlib's C++ forward)")
     for label, fn in (("kpdp generator", generator), ("Inception (FID + attributes)", inception),
-                      ("FaceNet-CASIA", facenet)):
+                      ("FaceNet-CASIA", facenet), ("dlib ResNet", dlib_resnet)):
         diffs, (t_fast, t_ref) = fn(items)
         n = len(items)
-        print(f"{label:30s} onnx {t_fast / n:.4f} s  torch {t_ref / n:.4f} s  ({t_ref / t_fast:.2f}x)  "
+        print(f"{label:30s} onnx {t_fast / n:.4f} s  reference {t_ref / n:.4f} s  ({t_ref / t_fast:.2f}x)  "
               + ", ".join(f"{k}: {v:.2e}" if isinstance(v, float) else f"{k}: {v}" for k, v in diffs.items()),
               flush=True)
     return 0
