@@ -47,7 +47,7 @@ def test_detector(benchmark, items, name):
     assert sum(len(f) > 0 for f in faces) >= N - 1
 
 
-@pytest.mark.parametrize("name", ["dlib", "facenet-casia"])
+@pytest.mark.parametrize("name", ["dlib", "dlib-cpp", "facenet-casia"])
 def test_recognizer(benchmark, items, name):
     from kpdp.faces import get_recognizer
 
