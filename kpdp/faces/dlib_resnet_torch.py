@@ -53,6 +53,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .registry import dlib_model_files
+
 
 class DlibFormatError(ValueError):
     """The file is not a dlib network this reader understands (truncated, corrupt, other layers)."""
@@ -289,8 +291,6 @@ class DlibResNetTorch(torch.nn.Module):
 
 
 def default_path() -> Path:
-    from .registry import dlib_model_files
-
     return Path(dlib_model_files().face_recognition_model_location())
 
 
