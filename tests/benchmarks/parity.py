@@ -22,17 +22,19 @@ import torch
 from kpdp.faces.onnx_cpu import ENV
 
 
-def _engines(make):
-    """(onnx object, torch object) built by ``make()`` under each setting of KPDP_INFERENCE."""
+def _built_with(engine: str, make):
+    """``make()`` under ``KPDP_INFERENCE=engine`` (``onnx`` or ``torch``), the variable restored after."""
     old = os.environ.get(ENV)
     try:
-        os.environ[ENV] = "onnx"
-        fast = make()
-        os.environ[ENV] = "torch"
-        reference = make()
+        os.environ[ENV] = engine
+        return make()
     finally:
         os.environ.pop(ENV, None) if old is None else os.environ.__setitem__(ENV, old)
-    return fast, reference
+
+
+def _engines(make):
+    """(onnx object, torch object) built by ``make()`` under each setting of KPDP_INFERENCE."""
+    return _built_with("onnx", make), _built_with("torch", make)
 
 
 def _timed(fn, *args):
@@ -116,7 +118,7 @@ def facenet(items):
 def dlib_resnet(items):
     from kpdp.faces import get_recognizer
 
-    fast, _ = _engines(lambda: get_recognizer("dlib"))  # the port through ONNX Runtime
+    fast = _built_with("onnx", lambda: get_recognizer("dlib"))  # the port through ONNX Runtime
     return _embeddings(fast, get_recognizer("dlib-cpp"), items, "embedding (unit norm), against dlib's C++ forward")
 
 

@@ -20,23 +20,30 @@ TOLERANCE = 1e-5
 
 
 @pytest.fixture(scope="module")
-def chips():
-    """(identities, 150 px chips) of the first PEOPLE sample people with PER_PERSON images, aligned
-    as the project's ``dlib`` recognizer aligns them (from the stored 68 landmarks)."""
-    from kpdp.datasets import get_dataset, load_image
+def sample_faces(sample, sample_landmarks):
+    """(samples, images, Faces with the stored box and 68 landmarks) of the first PEOPLE sample people
+    with PER_PERSON images each."""
+    from kpdp.datasets import load_image
     from kpdp.faces.geometry import Face
+
+    row = {k: i for i, k in enumerate(sample_landmarks["image_id"])}
+    count = collections.Counter(s.identity for s in sample)
+    people = [p for p in dict.fromkeys(s.identity for s in sample) if count[p] >= PER_PERSON][:PEOPLE]
+    picked = [s for p in people for s in [s for s in sample if s.identity == p][:PER_PERSON]]
+    faces = [Face(sample_landmarks["box"][row[s.image_id]], sample_landmarks["landmarks"][row[s.image_id]])
+             for s in picked]
+    return picked, [load_image(s.path) for s in picked], faces
+
+
+@pytest.fixture(scope="module")
+def chips(sample_faces):
+    """(identities, 150 px chips, dlib's model) of ``sample_faces``, aligned as the project's ``dlib``
+    recognizer aligns them (from the stored 68 landmarks)."""
     from kpdp.faces.recognizers import DlibResNetCpp
 
-    ds = get_dataset("lfw-sample")
-    with np.load(ds.root / "landmarks.npz") as z:
-        row = {k: i for i, k in enumerate(z["image_id"])}
-        boxes, landmarks = z["box"], z["landmarks"]
-    count = collections.Counter(s.identity for s in ds)
-    people = [p for p in dict.fromkeys(s.identity for s in ds) if count[p] >= PER_PERSON][:PEOPLE]
-    picked = [s for p in people for s in [s for s in ds if s.identity == p][:PER_PERSON]]
+    picked, images, faces = sample_faces
     rec = DlibResNetCpp()  # dlib's own forward: the reference
-    out = [rec.chip(load_image(s.path), Face(boxes[row[s.image_id]], landmarks[row[s.image_id]])) for s in picked]
-    return [s.identity for s in picked], out, rec.model
+    return [s.identity for s in picked], [rec.chip(im, f) for im, f in zip(images, faces)], rec.model
 
 
 @pytest.fixture(scope="module")
@@ -124,21 +131,15 @@ def test_wrong_input_size_is_refused():
         net(torch.zeros(1, 3, 160, 160))
 
 
-def test_the_dlib_backend_runs_the_port_and_embeds_as_dlib_does(chips, tmp_path, monkeypatch):
+def test_the_dlib_backend_runs_the_port_and_embeds_as_dlib_does(sample_faces, tmp_path, monkeypatch):
     """``get_recognizer("dlib")`` (the port, through ONNX Runtime on a CPU) against ``dlib-cpp``
     (dlib's own forward): the same unit embeddings to 1e-5, its own version string (caches of the
     C++ forward's embeddings are not reused as the port's)."""
-    from kpdp.datasets import get_dataset, load_image
     from kpdp.faces import get_recognizer
-    from kpdp.faces.geometry import Face
 
     monkeypatch.setenv("KPDP_ONNX_CACHE", str(tmp_path))
-    ds = get_dataset("lfw-sample")
-    with np.load(ds.root / "landmarks.npz") as z:
-        samples = list(ds)[:6]
-        row = {k: i for i, k in enumerate(z["image_id"])}
-        faces = [Face(z["box"][row[s.image_id]], z["landmarks"][row[s.image_id]]) for s in samples]
-    images = [load_image(s.path) for s in samples]
+    _, images, faces = sample_faces
+    images, faces = images[:6], faces[:6]
     port, cpp = get_recognizer("dlib"), get_recognizer("dlib-cpp")
     a, b = port.embed_batch(images, faces), cpp.embed_batch(images, faces)
     assert a.shape == b.shape == (6, 128) and np.abs(a - b).max() < TOLERANCE
