@@ -63,15 +63,19 @@ class OrtModule:
         True
     """
 
-    def __init__(self, module, example: tuple, key: str, outputs: int = 1, directory: Path | str | None = None):
+    def __init__(self, module, example: tuple, key: str, outputs: int = 1, directory: Path | str | None = None,
+                 spatial: bool = False):
         """``module``: the ``nn.Module`` to export, or a function that returns it (called only when
         the graph is not cached yet). ``key``: names the graph; must change with the weights.
+        ``spatial``: height and width (axes 2 and 3 of every 4-d input and output) may vary too, as
+        for a fully convolutional network run on an image pyramid.
         Nothing is exported or loaded until the first call: a process that only holds the model
         (a run's driver, which checks that every backend loads) never pays for it."""
         self.module, self.example = module, tuple(example)
         self.names = [f"input_{k}" for k in range(len(example))]
         self.outputs = [f"output_{k}" for k in range(outputs)]
-        self.path = Path(directory or cache_dir()) / f"{key}-torch{torch.__version__.split('+')[0]}-opset{OPSET}.onnx"
+        self.spatial = spatial
+        self.path = Path(directory or cache_dir()) / f"{key}{'-hw' if spatial else ''}-torch{torch.__version__.split('+')[0]}-opset{OPSET}.onnx"
         self._session = None
 
     def session(self):
@@ -80,14 +84,14 @@ class OrtModule:
             import onnxruntime as ort
 
             if not self.path.is_file():
-                _export(self.module, self.example, self.path, self.names, self.outputs)
+                _export(self.module, self.example, self.path, self.names, self.outputs, self.spatial)
             options = ort.SessionOptions()
             options.intra_op_num_threads = torch.get_num_threads()  # a pool worker: 1, as torch's
             options.inter_op_num_threads = 1
             try:
                 self._session = ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
             except Exception:  # a damaged cache file: export again, once
-                _export(self.module, self.example, self.path, self.names, self.outputs)
+                _export(self.module, self.example, self.path, self.names, self.outputs, self.spatial)
                 self._session = ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
         return self._session
 
@@ -97,10 +101,17 @@ class OrtModule:
         return out[0] if len(out) == 1 else tuple(out)
 
 
-def _export(module, example, path: Path, names, outputs) -> None:
+def _export(module, example, path: Path, names, outputs, spatial: bool = False) -> None:
     if not isinstance(module, torch.nn.Module):
         module = module()
     path.parent.mkdir(parents=True, exist_ok=True)
+    axes = {n: {0: "batch"} for n in [*names, *outputs]}
+    if spatial:
+        with torch.no_grad():
+            shapes = [o.shape for o in _as_tuple(module.eval()(*example))]
+        for n, t in [*zip(names, example), *zip(outputs, shapes)]:
+            if len(getattr(t, "shape", t)) == 4:
+                axes[n].update({2: f"{n}_height", 3: f"{n}_width"})
     fd, tmp = tempfile.mkstemp(suffix=".onnx.tmp", dir=path.parent)
     os.close(fd)
     try:
@@ -108,12 +119,16 @@ def _export(module, example, path: Path, names, outputs) -> None:
             warnings.simplefilter("ignore")  # the exporter's notes on tracing; the parity tests are the check
             torch.onnx.export(module.eval(), tuple(example), tmp, dynamo=False, opset_version=OPSET,
                               input_names=names, output_names=outputs,
-                              dynamic_axes={n: {0: "batch"} for n in [*names, *outputs]})
+                              dynamic_axes=axes)
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)  # whole or absent: processes that export at once each write their own file
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+def _as_tuple(out):
+    return out if isinstance(out, (tuple, list)) else (out,)
 
 
 def engine_tag(runner, sep: str = "-") -> str:

@@ -107,7 +107,9 @@ def first_runs(base, n):
         print(f"first run {k + 1}/{n}: wall {wall:7.1f} s  harness efficiency {effs[-1]:.3f}  longest serial stretch "
               f"{stretch[1]} {stretch[0]:.1f} s ({serial[-1]:.1%})  phases: "
               + ", ".join(f"{p} {v:.1f} s" for p, v in phases.items()) + f"  ({' '.join(base)})", flush=True)
-        print("  model seconds: " + ", ".join(f"{m} {v:.1f}" for m, v in sorted(t["seconds"].items(), key=lambda x: -x[1])),
+        calls = t.get("calls", {})
+        print("  model seconds (calls): " + ", ".join(f"{m} {v:.1f} ({calls.get(m, '?')})"
+                                                  for m, v in sorted(t["seconds"].items(), key=lambda x: -x[1])),
               flush=True)
     print(f"median of {n}: wall {statistics.median(walls):.1f} s, harness efficiency {statistics.median(effs):.3f}, "
           f"longest serial stretch {statistics.median(serial):.1%} of the wall time")

@@ -7,7 +7,8 @@ the seconds per image of both engines, measured alternately on the same images (
 Faces: the first ``--n`` images of LFW devtest (``../shared/data/lfw``), or of the embedded sample
 when LFW is absent. Networks: the kpdp generator (raw outputs in [-1, 1], then the pasted image in
 pixel levels), the FID Inception (pool features and the two maps the attribute probes read) and
-the FaceNet port (L2-normalised embeddings); dlib's recognizer, whose reference is not torch but
+the FaceNet port (L2-normalised embeddings), MTCNN's three networks (boxes, points and scores of
+the whole detector); dlib's recognizer, whose reference is not torch but
 dlib's own C++ forward (``dlib-cpp``; the port is :mod:`kpdp.faces.dlib_resnet_torch`).
 """
 from __future__ import annotations
@@ -20,6 +21,9 @@ import numpy as np
 import torch
 
 from kpdp.faces.onnx_cpu import ENV
+
+
+GFLOP = "GFLOP per image"
 
 
 def _built_with(engine: str, make):
@@ -41,6 +45,16 @@ def _timed(fn, *args):
     t = time.perf_counter()
     out = fn(*args)
     return out, time.perf_counter() - t
+
+
+def _gflop(module, *inputs) -> float:
+    """Floating-point operations of one forward (a multiply-add counts 2), in 1e9: with the seconds
+    per image, how close an engine runs to the core's arithmetic peak."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        module(*inputs)
+    return counter.get_total_flops() / 1e9
 
 
 def faces(n: int):
@@ -77,7 +91,8 @@ def generator(items):
                                       - ref.inpaint(image, face.landmarks, target, k)[0].astype(int)).max()))
             sec[0] += ta
             sec[1] += tb
-    return {"generator output [-1, 1]": raw, "anonymised image, levels": pix}, sec
+    gflop = _gflop(ref.G, *inputs)
+    return {"generator output [-1, 1]": raw, "anonymised image, levels": pix, GFLOP: gflop}, sec
 
 
 def inception(items):
@@ -94,6 +109,7 @@ def inception(items):
             diff[f"{k} (relative to its largest value)"] = max(diff.get(f"{k} (relative to its largest value)", 0), rel)
         sec[0] += ta
         sec[1] += tb
+    diff[GFLOP] = _gflop(ref._layers, ref._input(x))
     return diff, sec
 
 
@@ -112,14 +128,35 @@ def facenet(items):
     from kpdp.faces.recognizers import FaceNetCasia
 
     fast, ref = _engines(lambda: FaceNetCasia("cpu"))
-    return _embeddings(fast, ref, items, "embedding (unit norm)")
+    diff, sec = _embeddings(fast, ref, items, "embedding (unit norm)")
+    return {**diff, GFLOP: _gflop(ref.model, torch.zeros(1, 3, 160, 160))}, sec
 
 
 def dlib_resnet(items):
     from kpdp.faces import get_recognizer
 
     fast = _built_with("onnx", lambda: get_recognizer("dlib"))  # the port through ONNX Runtime
-    return _embeddings(fast, get_recognizer("dlib-cpp"), items, "embedding (unit norm), against dlib's C++ forward")
+    diff, sec = _embeddings(fast, get_recognizer("dlib-cpp"), items, "embedding (unit norm), against dlib's C++ forward")
+    return {**diff, GFLOP: _gflop(fast.model, torch.zeros(1, 3, *fast.model.size))}, sec
+
+
+def mtcnn(items):
+    from kpdp.faces.detectors import MTCNNDetector
+
+    fast, ref = _engines(MTCNNDetector)
+    box, points, score, missed, sec = 0.0, 0.0, 0.0, 0, [0.0, 0.0]
+    for image, _ in items:
+        a, ta = _timed(fast.detect, image)
+        b, tb = _timed(ref.detect, image)
+        if len(a) != len(b):
+            missed += 1
+        for fa, fb in zip(a, b):
+            box = max(box, float(np.abs(fa.box - fb.box).max()))
+            points = max(points, float(np.abs(fa.extra["points5"] - fb.extra["points5"]).max()))
+            score = max(score, abs(fa.score - fb.score))
+        sec[0] += ta
+        sec[1] += tb
+    return {"boxes, px": box, "5 points, px": points, "scores": score, "images with another face count": missed}, sec
 
 
 def main(argv=None) -> int:
@@ -132,12 +169,14 @@ def main(argv=None) -> int:
     print(f"{len(items)} faces of {name}, {a.threads} thread(s); max |onnx - reference| and seconds per image "
           "(reference: torch; for dlib, dlib's C++ forward)")
     for label, fn in (("kpdp generator", generator), ("Inception (FID + attributes)", inception),
-                      ("FaceNet-CASIA", facenet), ("dlib ResNet", dlib_resnet)):
+                      ("FaceNet-CASIA", facenet), ("dlib ResNet", dlib_resnet), ("MTCNN (3 networks)", mtcnn)):
         diffs, (t_fast, t_ref) = fn(items)
         n = len(items)
+        gflop = diffs.pop(GFLOP, None)
+        rate = f"  {gflop:.2f} GFLOP per image, onnx at {gflop * n / t_fast:.0f} GFLOP/s" if gflop else ""
         print(f"{label:30s} onnx {t_fast / n:.4f} s  reference {t_ref / n:.4f} s  ({t_ref / t_fast:.2f}x)  "
-              + ", ".join(f"{k}: {v:.2e}" if isinstance(v, float) else f"{k}: {v}" for k, v in diffs.items()),
-              flush=True)
+              + ", ".join(f"{k}: {v:.2e}" if isinstance(v, float) else f"{k}: {v}" for k, v in diffs.items())
+              + rate, flush=True)
     return 0
 
 

@@ -72,3 +72,40 @@ def test_generator_through_onnx_draws_the_torch_faces(sample, sample_landmarks, 
     z = torch.randn(2, 1, SIZE, SIZE)
     with torch.no_grad():
         torch.testing.assert_close(fast._run(x, m, c, z), reference.G(x, m, c, z), atol=1e-4, rtol=0)
+
+
+def test_spatial_graph_takes_any_height_and_width(tmp_path):
+    """A fully convolutional network (MTCNN's proposal stage) runs on every level of an image pyramid."""
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.MaxPool2d(2, 2, ceil_mode=True)).eval()
+    run = OrtModule(net, (torch.zeros(1, 3, 12, 12),), key="fcn", directory=tmp_path, spatial=True)
+    for h, w in ((12, 12), (31, 47), (250, 181)):
+        x = torch.randn(2, 3, h, w)
+        with torch.no_grad():
+            torch.testing.assert_close(run(x), net(x), atol=1e-5, rtol=1e-5)
+    fixed = OrtModule(net, (torch.zeros(1, 3, 12, 12),), key="fcn", directory=tmp_path)
+    assert fixed.path != run.path  # a fixed-size graph of the same key is another file
+    with pytest.raises(Exception), torch.no_grad():
+        fixed(torch.randn(1, 3, 31, 47))
+
+
+def test_mtcnn_through_onnx_finds_the_torch_boxes(sample, monkeypatch, tmp_path):
+    """The same faces, boxes and 5 points as facenet-pytorch's torch MTCNN, to 1e-3 px, on the sample's
+    images one at a time and as a batch; the version says which engine ran."""
+    from kpdp.datasets import load_image
+    from kpdp.faces.detectors import MTCNNDetector
+
+    monkeypatch.setenv("KPDP_ONNX_CACHE", str(tmp_path))
+    monkeypatch.delenv(ENV, raising=False)
+    fast = MTCNNDetector()
+    monkeypatch.setenv(ENV, "torch")
+    reference = MTCNNDetector()
+    assert fast.version == reference.version + "-ort"
+    images = [load_image(sample[k].path) for k in range(6)]
+    images.append(np.ascontiguousarray(images[0][:, ::-1][20:, :200]))  # another size: other pyramid levels
+    for got, want in zip(fast.detect_batch(images[:6]) + [fast.detect(images[6])],
+                         reference.detect_batch(images[:6]) + [reference.detect(images[6])]):
+        assert len(got) == len(want) > 0
+        for g, w in zip(got, want):
+            np.testing.assert_allclose(g.box, w.box, atol=1e-3)
+            np.testing.assert_allclose(g.extra["points5"], w.extra["points5"], atol=1e-3)
+            assert abs(g.score - w.score) < 1e-5
