@@ -1,14 +1,23 @@
 """``bench report`` and ``bench check``."""
 from __future__ import annotations
 
+import dataclasses
 import sys
 from pathlib import Path
 
 
 def cmd_report(a) -> int:
     from bench.report.page import ReportSpec, write_report
+    from bench.report.spec import LabelError
 
-    spec = ReportSpec.load(Path(a.spec)) if a.spec else ReportSpec()
+    try:
+        spec = ReportSpec.load(Path(a.spec)) if a.spec else ReportSpec()
+        if a.label:
+            labels = {**spec.method_labels, **dict(_label(t) for t in a.label)}
+            spec = dataclasses.replace(spec, method_labels=labels)
+    except (LabelError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     runs = [Path(r) for r in (a.runs or spec.runs)]
     if not runs:
         print("error: give run directories (or a spec with `runs = [...]`)", file=sys.stderr)
@@ -21,9 +30,21 @@ def cmd_report(a) -> int:
     if samples_from is not None and not (samples_from / "results.sqlite").is_file():
         print(f"error: --samples-from {samples_from} has no results.sqlite", file=sys.stderr)
         return 2
-    index = write_report(runs, Path(a.out), spec, samples=not a.no_samples, samples_from=samples_from)
+    try:
+        index = write_report(runs, Path(a.out), spec, samples=not a.no_samples, samples_from=samples_from)
+    except LabelError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     print(f"report: {index}")
     return 0
+
+
+def _label(text: str) -> tuple[str, str]:
+    """``SPEC=NAME`` -> (SPEC, NAME); the last ``=`` splits, as a spec holds its own."""
+    spec, sep, name = text.rpartition("=")
+    if not sep or not spec or not name:
+        raise ValueError(f"--label takes SPEC=NAME, e.g. 'kpdp[generator=v3]=kpdp v3'; got {text!r}")
+    return spec, name
 
 
 def cmd_check(a) -> int:
@@ -68,6 +89,9 @@ def add_commands(sub):
     s = sub.add_parser("report", help="tables (md/csv/tex), figures, sample grid and index.html from runs")
     s.add_argument("runs", nargs="*"), s.add_argument("--out", required=True), s.add_argument("--spec")
     s.add_argument("--no-samples", action="store_true")
+    s.add_argument("--label", action="append", metavar="SPEC=NAME",
+                   help="show method SPEC as NAME in tables and figures (repeatable; the spec's [method_labels] do the "
+                        "same); table.csv keeps the spec in its 'method spec' column")
     s.add_argument("--samples-from", metavar="RUN_DIR",
                    help="draw the sample grid from this run's store (when the report's runs are committed without "
                         "theirs: a short run over images they measured draws the same pixels, per-image seeds)")

@@ -336,7 +336,7 @@ def sample_grid(run_dirs: list[Path], spec: ReportSpec, out: Path, n_faces: int 
             tile = tile.copy()
             tile[:3], tile[-3:], tile[:, :3], tile[:, -3:] = (255, 0, 0), (255, 0, 0), (255, 0, 0), (255, 0, 0)
         row.append(tile)
-        label = cell_label(m, e, greek=_label_font() is not None)
+        label = cell_label(spec.label(m), e, greek=_label_font() is not None)
         if label not in labels:
             labels.append(label)
     rows = [r for r in by_image.values() if len(r) == len(labels) + 1]
@@ -546,10 +546,16 @@ def write_report(run_dirs: list[Path], out: Path, spec: ReportSpec | None = None
 
     spec = spec or ReportSpec()
     out.mkdir(parents=True, exist_ok=True)
-    df = load_runs(run_dirs)
+    stored = load_runs(run_dirs)
+    stored_spec = spec
+    df, spec = spec.relabelled(stored)  # what readers see; samples are read from the stores by spec
     provs = [provenance.read(Path(r)) for r in run_dirs]  # before writing: out may hold the saved record
     ti = table(df, spec, intervals=True)
-    table(df, spec, intervals="columns").to_csv(out / "table.csv", index=False)
+    csv = table(df, spec, intervals="columns")
+    if stored_spec.method_labels:  # programs reading the CSV get the spec each label stands for
+        specs = {stored_spec.label(m): m for m in dict.fromkeys(stored.method)}
+        csv.insert(1, "method spec", csv["method"].map(specs))
+    csv.to_csv(out / "table.csv", index=False)
     readable = ti.rename(columns=glossary.READER_HEADS)  # for readers; table.csv keeps "eps" for programs
     (out / "table.md").write_text(f"# {spec.title}\n\n{TABLE_NOTE}\n\n" + to_markdown(readable))
     (out / "table.tex").write_text(to_latex(readable, f"{spec.title}. {TABLE_NOTE}"))
@@ -559,8 +565,8 @@ def write_report(run_dirs: list[Path], out: Path, spec: ReportSpec | None = None
     version = provenance.code_version()
     provenance.write(out, provs, version)
     figs = figures(df, spec, out)
-    measured = set(zip(df["method"], df["eps"]))
-    grid = sample_grid(run_dirs, spec, out, source=samples_from, cells=measured) if samples else None
+    measured = set(zip(stored["method"], stored["eps"]))
+    grid = sample_grid(run_dirs, stored_spec, out, source=samples_from, cells=measured) if samples else None
     # the frontier first: it is the answer at a glance; the wide table with every interval follows
     body = [f"<h1>{html.escape(spec.title)}</h1>", overview(df, spec, ti, provs, run_dirs),
             *_figure_sections(figs, ("frontier",)),

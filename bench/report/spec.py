@@ -3,6 +3,7 @@ tables and figures show, and the selection of results rows it makes. A leaf of t
 modules: :mod:`bench.report.page` and :mod:`bench.report.figures` both read it."""
 from __future__ import annotations
 
+import dataclasses
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,6 +14,10 @@ from bench.methods import canonical
 from bench.store.results import eps_key
 
 
+class LabelError(ValueError):
+    """Report labels that would put two methods in one row."""
+
+
 @dataclass
 class ReportSpec:
     title: str = "kpdp-bench report"
@@ -21,6 +26,18 @@ class ReportSpec:
     eps: list[float] | None = None
     metrics: list[tuple] | None = None  # (metric, backend[, attacker]); None: the summary's columns
     runs: list[str] = field(default_factory=list)
+    #: method spec -> the name a reader sees in tables and figures (``[method_labels]`` in the TOML;
+    #: a README spec's ``[labels]`` are column titles), for variants whose full specs are
+    #: unreadable, e.g. checkpoints that differ in a weights path
+    method_labels: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self):
+        self.method_labels = {canonical(m): str(name) for m, name in self.method_labels.items()}
+        names = list(self.method_labels.values())
+        clash = sorted({n for n in names if names.count(n) > 1}
+                       | {n for m, n in self.method_labels.items() if n in (self.methods or []) and n != m})
+        if clash:
+            raise LabelError(f"report labels must name one method each: {', '.join(clash)} would merge rows")
 
     @classmethod
     def load(cls, path: Path) -> "ReportSpec":
@@ -28,7 +45,33 @@ class ReportSpec:
         metrics = [_metric_column(m) for m in d.get("metrics", [])]
         methods = [canonical(m) for m in d["methods"]] if d.get("methods") else None  # as runs store them
         return cls(title=d.get("title", cls.title), dataset=d.get("dataset"), methods=methods,
-                   eps=d.get("eps"), metrics=metrics or None, runs=d.get("runs", []))
+                   eps=d.get("eps"), metrics=metrics or None, runs=d.get("runs", []),
+                   method_labels=d.get("method_labels", {}))
+
+    def label(self, method: str) -> str:
+        """The name a reader sees for ``method`` (its spec when it has no label).
+
+        Example:
+            >>> spec = ReportSpec(method_labels={"kpdp[generator=v3,weights=/w/g2452.safetensors]": "v3 step 2452"})
+            >>> spec.label("kpdp[generator=v3,weights=/w/g2452.safetensors]"), spec.label("blur")
+            ('v3 step 2452', 'blur')
+        """
+        return self.method_labels.get(method, method)
+
+    def relabelled(self, df: pd.DataFrame) -> tuple[pd.DataFrame, "ReportSpec"]:
+        """``df`` and this spec with every method spec replaced by its label: what tables and figures
+        show. Stores are still read by spec (samples), so only what is drawn is relabelled."""
+        if not self.method_labels:
+            return df, self
+        present = set(df["method"])
+        clash = sorted(n for m, n in self.method_labels.items() if n in present and n != m and m in present)
+        if clash:
+            raise LabelError(f"report labels must name one method each: {', '.join(clash)} is also a method "
+                             "of the runs, and would merge rows")
+        shown = df.copy()
+        shown["method"] = shown["method"].map(self.label)
+        methods = [self.label(m) for m in self.methods] if self.methods else None
+        return shown, dataclasses.replace(self, methods=methods, method_labels={})
 
     def eps_keys(self) -> set[str] | None:
         """The spec's ε as a run stores them (``""``: a method without ε); None: every ε."""

@@ -240,3 +240,29 @@ def test_overview_says_when_a_row_was_not_measured_against_every_attacker(tmp_pa
     missing = "Not every row was measured against every one of them"
     assert missing in overview(df, spec, t, [], [])
     assert missing not in overview(df[df.method != "blur"], spec, t, [], [])
+
+
+def test_labels_name_checkpoints_in_tables_and_figures_and_the_csv_keeps_their_specs(tmp_path):
+    """Variants that differ in a weights path: the reader sees the spec's labels everywhere (table,
+    figure legend), programs still get the full spec in table.csv; two labels that would merge
+    rows are refused."""
+    run = _run(tmp_path)
+    df = pd.read_csv(run / "metrics.csv")
+    v3 = "kpdp[generator=v3,weights=/train/run4/g2452.safetensors]"
+    df.loc[df.method == "blur", "method"] = v3
+    df.to_csv(run / "metrics.csv", index=False)
+    spec_file = tmp_path / "spec.toml"
+    spec_file.write_text(f'dataset = "lfw"\nmethods = ["original", "{v3}", "kpdp"]\neps = [1]\n'
+                         f'[method_labels]\n"{v3}" = "v3 step 2452"\n')
+    spec = ReportSpec.load(spec_file)
+    index = write_report([run], tmp_path / "rep", spec, samples=False)
+    md = (tmp_path / "rep" / "table.md").read_text()
+    assert "v3 step 2452" in md and "g2452.safetensors" not in md
+    assert "g2452.safetensors" not in index.read_text()  # this run has no provenance, which would name it
+    csv = pd.read_csv(tmp_path / "rep" / "table.csv", keep_default_na=False)
+    assert list(csv.method) == ["original", "v3 step 2452", "kpdp"]
+    assert list(csv["method spec"]) == ["original", v3, "kpdp"]
+    with pytest.raises(ValueError, match="kpdp"):
+        ReportSpec(methods=["kpdp", v3], method_labels={v3: "kpdp"})
+    with pytest.raises(ValueError, match="twin"):
+        ReportSpec(method_labels={v3: "twin", "kpdp[generator=v3]": "twin"})
