@@ -44,6 +44,21 @@ def cell_label(method: str, eps, greek: bool = False) -> str:
     return f"{method}, ε = {'∞' if np.isinf(e) else f'{e:g}'}"
 
 
+def method_colour(k: int, n: int):
+    """The colour of the ``k``-th of ``n`` methods: matplotlib's 10 default colours, or, past 10
+    (a report of checkpoints), the 20 of ``tab20``, so that two methods share one only past 20.
+
+    Example:
+        >>> method_colour(3, 5), method_colour(0, 12) == method_colour(10, 12)
+        ('C3', False)
+    """
+    if n <= 10:
+        return f"C{k % 10}"
+    from matplotlib import colormaps
+
+    return colormaps["tab20"](k % 20)
+
+
 def _plt():
     import matplotlib
 
@@ -115,7 +130,7 @@ def privacy_utility_figure(df: pd.DataFrame, spec, out: Path) -> Path | None:
             vx, vy = px.value.mean(), py.value.mean()
             ex = _err(vx, px.ci_low.min(), px.ci_high.max())
             ey = _err(vy, py.ci_low.min(), py.ci_high.max())
-            ax.errorbar(vx, vy, xerr=ex, yerr=ey, fmt="o", ms=4, capsize=2, color=f"C{k % 10}",
+            ax.errorbar(vx, vy, xerr=ex, yerr=ey, fmt="o", ms=4, capsize=2, color=method_colour(k, len(cells)),
                         label=cell_label(m, e, greek=True))
         spec_ = specs.get(name)
         better = "" if spec_ is None or spec_.higher_is_better is None else (
@@ -373,7 +388,8 @@ def draw_frontier(d: pd.DataFrame, spec, panels=FRONTIER):
     fig, axes = plt.subplots(1, len(data), figsize=(3.7 * len(data) + 0.6, 5.4), dpi=DPI, sharey=True,
                              squeeze=False)
     methods = sorted(dict.fromkeys(zip(d.method, d.eps)), key=lambda c: _order(c, spec))
-    colors = {m: f"C{k % 10}" for k, m in enumerate(dict.fromkeys(m for m, _ in methods))}
+    names = list(dict.fromkeys(m for m, _ in methods))
+    colors = {m: method_colour(k, len(names)) for k, m in enumerate(names)}
     with_dataset = d.dataset.nunique() > 1
     labels = []
     for ax, (name, b, j) in zip(axes[0], data):
@@ -434,18 +450,20 @@ def eps_figure(d: pd.DataFrame, m_spec, backend: str, ylabel: str, path: Path) -
     fig, ax = plt.subplots(figsize=(5.5, 3.8))
     sel = d[(d.metric == m_spec.name) & (d.backend == backend)]
     eps_vals = sorted({float(e) for e in sel.eps if e not in ("", "inf")}) or [1.0]
-    for k, m in enumerate(dict.fromkeys(sel.method)):
+    methods = list(dict.fromkeys(sel.method))
+    for k, m in enumerate(methods):
         sm = sel[sel.method == m]
+        colour = method_colour(k, len(methods))
         if (sm.eps == "").all():
-            ax.axhline(sm.value.astype(float).mean(), ls="--", lw=1, color=f"C{k}", label=m)
+            ax.axhline(sm.value.astype(float).mean(), ls="--", lw=1, color=colour, label=m)
             if sm.ci_low.notna().all():
-                ax.axhspan(sm.ci_low.min(), sm.ci_high.max(), color=f"C{k}", alpha=0.08, lw=0)
+                ax.axhspan(sm.ci_low.min(), sm.ci_high.max(), color=colour, alpha=0.08, lw=0)
         else:
             sm = sm[sm.eps != ""].assign(e=lambda x: x.eps.astype(float)).groupby("e").agg(
                 value=("value", "mean"), lo=("ci_low", "min"), hi=("ci_high", "max"))
             yerr = np.vstack([(sm.value - sm.lo).clip(lower=0), (sm.hi - sm.value).clip(lower=0)])
             ax.errorbar(sm.index, sm.value, yerr=None if np.isnan(yerr).all() else np.nan_to_num(yerr),
-                        fmt="o-", color=f"C{k}", label=m, capsize=2)
+                        fmt="o-", color=colour, label=m, capsize=2)
     ax.set_xscale("log")
     ax.set_xticks(eps_vals, [f"{e:g}" for e in eps_vals])
     ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
