@@ -71,7 +71,7 @@ def cmd_check(a) -> int:
 
 def cmd_sheet(a) -> int:
     from bench import methods as method_registry
-    from bench.report.page import contact_sheet
+    from bench.report.samples import contact_sheet
     from kpdp.datasets import get_dataset
 
     eps = [float(e) for e in a.eps.split(",")]

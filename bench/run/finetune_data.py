@@ -1,6 +1,6 @@
 """Pixels for attackers that learn from images (``semi-finetune``): the store keeps the recognizers'
 embeddings, not the anonymised images, so the images an attacker needs are made again from the
-run's own per-image seeds, exactly as :func:`bench.report.page.measured_samples` does, and each is
+run's own per-image seeds, exactly as :func:`bench.report.samples.measured_samples` does, and each is
 checked against the digest the run stored (``record["digest"]``).
 
 A *release* is one stored cell: (store data set, method, ε, seed), e.g. ``lfw#gallery/kpdp/1.0/0``.

@@ -1,4 +1,3 @@
-import shutil
 
 import pandas as pd
 import pytest
@@ -70,36 +69,6 @@ def test_a_column_has_one_number_of_decimals(tmp_path):
     t = table(df, ReportSpec(metrics=[("reid_rank1", "max"), ("fid", "inception-2015-12-05")]), intervals=True)
     assert list(t.loc[t.method.isin(["original", "blur"]), "fid"]) == ["6.8", "120.0"]
     assert t.loc[t.method == "blur", "reid_rank1[max]"].item() == "0.050"
-
-
-def test_sample_grid_shows_exactly_the_measured_images(tmp_path):
-    """Each tile is re-drawn with the run's per-image seed: its digest equals what the run stored."""
-    from bench import RunConfig, evaluate
-    from bench.measure.analysis import image_digest
-    from bench.report.page import measured_samples, sample_grid
-
-    out = tmp_path / "run"
-    evaluate(RunConfig(methods=["dppix", "mask-noise"], eps=[1.0, 4.0], limit=4, seeds=[3], out=str(out),
-                       quiet=True, metrics=["background"], executor="local"), argv=["test"])
-    seen = list(measured_samples(out, ReportSpec(eps=[1.0]), n_faces=2))  # the report's ε only, not the store's
-    assert {c for _, c, *_ in seen} == {("dppix", "1.0"), ("mask-noise", "")} and len(seen) == 4
-    for image_id, cell, _, _, res, digest in seen:
-        assert digest is not None and image_digest(res) == digest, (image_id, cell)
-    assert sample_grid([out], ReportSpec(), tmp_path, n_faces=2).is_file()
-    # a committed run keeps metrics.csv only: the grid is drawn from another store, and the page says which
-    committed = tmp_path / "committed"
-    committed.mkdir()
-    shutil.copy(out / "metrics.csv", committed / "metrics.csv")
-    assert sample_grid([committed], ReportSpec(), tmp_path / "none") is None
-    index = write_report([committed], tmp_path / "rep", ReportSpec(), samples_from=out)
-    assert (tmp_path / "rep" / "samples.png").is_file() and "drawn from the store of run run:" in index.read_text()
-    # that store holds ε = 4, which the committed table lacks: the grid shows only what the table measured
-    only_eps1 = pd.read_csv(out / "metrics.csv", keep_default_na=False)
-    only_eps1[only_eps1.eps.astype(str) != "4.0"].to_csv(committed / "metrics.csv", index=False)
-    write_report([committed], tmp_path / "rep1", ReportSpec(), samples_from=out)
-    from PIL import Image
-    wide, narrow = (Image.open(d / "samples.png").size[0] for d in (tmp_path / "rep", tmp_path / "rep1"))
-    assert narrow == wide * 3 // 4  # original, dppix 1, mask-noise: one column of four gone
 
 
 def test_tables_show_the_strongest_valid_attack_and_name_its_attacker():
