@@ -54,7 +54,8 @@ def cmd_train(a):
                       init_from=a.init_from, ckpt_every=a.ckpt_every, sample_every=a.sample_every,
                       foreign_p=a.foreign_p, id_weight=a.id_weight, id_margin=a.id_margin,
                       l1_weight=a.l1_weight, ema=a.ema, d_warmup=a.d_warmup, balance=a.balance,
-                      g_lr=a.g_lr, precision=a.precision, tone_weight=a.tone_weight)
+                      g_lr=a.g_lr, precision=a.precision, tone_weight=a.tone_weight,
+                      geometry_weight=a.geometry_weight, geometry_net=a.geometry_net)
     print(f"checkpoint: {train(cfg)}")
 
 
@@ -65,6 +66,24 @@ def cmd_pack(a):
     lms = lc.merge([lc.load(Path(p)) for p in a.landmarks])
     ds = get_dataset("lfw", a.root, a.split)
     print(train_data.pack(lms, {s.image_id: s.path for s in ds}, Path(a.out)))
+
+
+def cmd_train_landmarks(a):
+    from . import landmark_net, train_data
+
+    torch_threads(a.threads)
+    meta = {"command": "python -m kpdp " + " ".join(sys.argv[1:]), "train_data": str(a.data)}
+    record = landmark_net.train(train_data.load(Path(a.data)), Path(a.out), a.minutes, batch=a.batch, lr=a.lr,
+                                seed=a.seed, width=a.width, meta=meta)
+    print(f"{a.out}: held-out NME {record['held_out_nme']:.4f} ({record['held_out_faces']} faces of "
+          f"{record['held_out_people']} people), {record['steps']} steps")
+
+
+def torch_threads(n: int) -> None:
+    if n:
+        import torch
+
+        torch.set_num_threads(n)
 
 
 def cmd_export(a):
@@ -216,8 +235,20 @@ def main(argv=None):
                    help="autocast: auto = bf16 on CUDA only; bf16 also on a CPU with bf16 units")
     s.add_argument("--tone-weight", type=float, default=0.0,
                    help="foreign samples keep the source's mean colours in a 4 x 4 grid (skin tone, light)")
+    s.add_argument("--geometry-weight", type=float, default=0.0,
+                   help="the drawn face's landmarks (kpdp.landmark_net) against the geometry it was given")
+    s.add_argument("--geometry-net", default="", help="landmark network weights (default: the shipped one)")
     s.add_argument("--ckpt-every", type=int, default=1000), s.add_argument("--sample-every", type=int, default=1000)
     s.set_defaults(func=cmd_train)
+
+    s = sub.add_parser("train-landmarks", help="the 68-point network that training uses to check a drawn face "
+                       "follows its condition (kpdp.landmark_net; not an evaluation model)")
+    s.add_argument("--data", required=True, help="a packed crops file (python -m kpdp pack)")
+    s.add_argument("--out", default=str(Path(__file__).parent / "assets" / "landmark_net.safetensors"))
+    s.add_argument("--minutes", type=float, default=20.0), s.add_argument("--batch", type=int, default=32)
+    s.add_argument("--lr", type=float, default=2e-3), s.add_argument("--width", type=int, default=32)
+    s.add_argument("--seed", type=int, default=0), s.add_argument("--threads", type=int, default=0)
+    s.set_defaults(func=cmd_train_landmarks)
 
     s = sub.add_parser("export-generator", help="EMA generator -> fp16 safetensors + metadata")
     s.add_argument("--ckpt", required=True), s.add_argument("--out", required=True)

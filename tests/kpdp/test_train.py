@@ -1,3 +1,4 @@
+import pytest
 import torch
 
 from kpdp import train_data
@@ -77,8 +78,9 @@ def test_v2_training_conditions_half_the_batch_on_kpdp_releases_under_ellipse_ma
     cfg = TrainConfig(data=str(tmp_path / "crops.npz"), out=str(tmp_path / "v2"), steps=1, batch=8, base=8,
                       mask="ellipse", foreign_p=0.5, id_weight=1.0)
     data = Batches(cfg.data, cfg, torch.Generator().manual_seed(0))
-    img, mask, cond, cond_own, foreign = data.sample()
+    img, mask, cond, cond_own, foreign, target = data.sample()
     assert 0 < int(foreign.sum()) < 8
+    assert torch.equal(render_condition(target, 128, cfg.condition), cond)  # the geometry each row was asked for
     differs = (cond - cond_own).abs().flatten(1).amax(1) > 0.5
     assert torch.equal(differs, foreign)  # foreign rows, and only they, draw another geometry
     ellipses = {float(m.sum()) for m in mask}
@@ -186,3 +188,34 @@ def test_the_discriminator_warm_up_trains_d_alone_then_g(tmp_path, sample, sampl
     train(cfg, log=lambda *_: None)
     state = torch.load(tmp_path / "w" / "last.pt", weights_only=True)
     assert any(not torch.equal(state["G"][k], v) for k, v in G0.items() if v.is_floating_point())
+
+
+def test_geometry_term_pulls_the_drawn_face_towards_its_condition(tmp_path, sample, sample_landmarks):
+    """The term is small for a real crop under its own landmarks and grows when the geometry it is
+    asked for moves (the mouth 6 px down); one training step with it logs it. Needs the shipped
+    landmark network for the first part (kpdp.landmark_net)."""
+    from safetensors.torch import save_file
+
+    from kpdp import landmark_net
+    from kpdp.train import Batches, GeometryConsistency
+
+    arrays = {k: sample_landmarks[k][:8] for k in ("image_id", "identity", "landmarks")}
+    train_data.pack(arrays, {s.image_id: s.path for s in sample}, tmp_path / "crops.npz")
+    tiny = tmp_path / "lm.safetensors"
+    save_file(landmark_net.LandmarkNet(width=8).state_dict(), str(tiny))
+    (tmp_path / "lm.json").write_text('{"width": 8}')
+    cfg = TrainConfig(data=str(tmp_path / "crops.npz"), out=str(tmp_path / "geo"), steps=1, batch=4, base=8,
+                      mask="ellipse", foreign_p=0.5, geometry_weight=1.0, geometry_net=str(tiny))
+    train(cfg, log=lambda *_: None)
+    header, row = (tmp_path / "geo" / "losses.csv").read_text().splitlines()[:2]
+    assert float(dict(zip(header.split(","), row.split(",")))["g_geo"]) > 0
+    if not landmark_net.ASSET.is_file():
+        pytest.skip("no shipped landmark network (python -m kpdp train-landmarks)")
+    data = Batches(cfg.data, TrainConfig(data=cfg.data, out=str(tmp_path), batch=8), torch.Generator().manual_seed(0))
+    img, lm = data.images[:8].float() / 127.5 - 1, data.lm[:8]
+    term = GeometryConsistency("cpu")
+    moved = lm.clone()
+    moved[:, 48:68, 1] += 6
+    with torch.no_grad():
+        own, other = float(term(img, lm)), float(term(img, moved))
+    assert own < 0.08 and other > own + 0.03, (own, other)
