@@ -17,7 +17,7 @@ from PIL import Image
 
 from kpdp.faces.facenet_torch import load_facenet_casia_torch, standardise
 
-from . import train_data
+from . import landmark_net, train_data
 from .faces import geometry as geo
 from .generator import FLIP_68, Generator, PatchDiscriminator, box_masks, grow_condition, render_condition
 from .train_targets import EllipseMasks, foreign_targets
@@ -186,8 +186,6 @@ class GeometryConsistency:
     geometry it was conditioned on: mean point distance over the target's interocular distance."""
 
     def __init__(self, device, path: str = ""):
-        from . import landmark_net
-
         self.net = landmark_net.load(path or None).to(device)
         self.interocular = landmark_net.interocular
 
