@@ -25,6 +25,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .faces.registry import file_sha256
 from .generator import FLIP_68
 
 SIZE, GRID = 128, 32
@@ -154,7 +155,7 @@ def train(data: dict, out: Path, minutes: float, batch: int = 32, lr: float = 2e
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     save_file(best[1], str(out))
-    record["sha256"] = hashlib.sha256(out.read_bytes()).hexdigest()
+    record["sha256"] = file_sha256(out)
     out.with_suffix(".json").write_text(json.dumps(record, indent=1))
     return record
 

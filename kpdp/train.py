@@ -187,11 +187,10 @@ class GeometryConsistency:
 
     def __init__(self, device, path: str = ""):
         self.net = landmark_net.load(path or None).to(device)
-        self.interocular = landmark_net.interocular
 
     def __call__(self, fake: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         err = (self.net(fake.float()) - target).norm(dim=-1).mean(-1)
-        return (err / self.interocular(target).clamp(min=1.0)).mean()
+        return (err / landmark_net.interocular(target).clamp(min=1.0)).mean()
 
 
 class IdentityDistance:

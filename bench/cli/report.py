@@ -15,7 +15,7 @@ def cmd_report(a) -> int:
         if a.label:
             labels = {**spec.method_labels, **dict(_label(t) for t in a.label)}
             spec = dataclasses.replace(spec, method_labels=labels)
-    except (LabelError, ValueError) as e:
+    except ValueError as e:  # LabelError too
         print(f"error: {e}", file=sys.stderr)
         return 2
     runs = [Path(r) for r in (a.runs or spec.runs)]

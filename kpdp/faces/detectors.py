@@ -7,13 +7,12 @@ A face any one of them finds is a face: for a privacy tool a missed face is the 
 matters, a false alarm only costs a blurred patch."""
 from __future__ import annotations
 
-import hashlib
-
 import numpy as np
 import torch
 
 from kpdp.faces import get_detector
 from kpdp.faces.registry import BackendUnavailable
+from kpdp.frozen import arrays_digest
 
 from .geometry import Face
 from .onnx_cpu import OrtModule, engine_tag, wanted
@@ -48,7 +47,8 @@ class MTCNNDetector(Detector):
         self.model = MTCNN(keep_all=True, device=device, min_face_size=min_face_size, post_process=False)
         engine = ""
         if wanted(device):
-            key = f"mtcnn-{_state_sha(self.model)[:16]}"
+            weights = {k: t.detach().cpu().numpy() for k, t in sorted(self.model.state_dict().items())}
+            key = f"mtcnn-{arrays_digest(weights)[:16]}"  # names the cached graphs: changes with the weights
             for name, size, outputs in (("pnet", 12, 2), ("rnet", 24, 2), ("onet", 48, 3)):
                 net = getattr(self.model, name)
                 run = OrtModule(net, (torch.zeros(1, 3, size, size),), key=f"{key}-{name}", outputs=outputs,
@@ -81,15 +81,6 @@ class _OrtStage(torch.nn.Module):
 
     def forward(self, x):
         return self.run(x)
-
-
-def _state_sha(module: torch.nn.Module) -> str:
-    """Hash of a module's weights (MTCNN's come inside the wheel, in three files)."""
-    h = hashlib.sha256()
-    for name, t in sorted(module.state_dict().items()):
-        h.update(name.encode())
-        h.update(t.detach().cpu().contiguous().numpy().tobytes())
-    return h.hexdigest()
 
 
 def _faces(boxes, probs, points) -> list[Face]:

@@ -75,7 +75,8 @@ class OrtModule:
         self.names = [f"input_{k}" for k in range(len(example))]
         self.outputs = [f"output_{k}" for k in range(outputs)]
         self.spatial = spatial
-        self.path = Path(directory or cache_dir()) / f"{key}{'-hw' if spatial else ''}-torch{torch.__version__.split('+')[0]}-opset{OPSET}.onnx"
+        name = f"{key}-hw" if spatial else key
+        self.path = Path(directory or cache_dir()) / f"{name}-torch{torch.__version__.split('+')[0]}-opset{OPSET}.onnx"
         self._session = None
 
     def session(self):

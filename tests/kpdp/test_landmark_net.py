@@ -6,23 +6,18 @@ import pytest
 import torch
 
 from kpdp import landmark_net as ln
-from kpdp.faces import geometry as geo
+from kpdp import train_data
 
 
 @pytest.fixture(scope="module")
-def sample_crops(sample, sample_landmarks):
-    """The embedded sample's faces aligned as the generator sees them, with their dlib landmarks."""
-    from kpdp.datasets import load_image
-
-    ids = list(sample_landmarks["image_id"])
-    images, lms, people = [], [], []
-    for s in sample.samples[:96]:
-        lm = sample_landmarks["landmarks"][ids.index(s.image_id)]
-        m = geo.alignment_matrix(lm, ln.SIZE)
-        images.append(geo.align_crop(load_image(s.path), m, ln.SIZE))
-        lms.append(geo.apply_affine(m, lm).astype(np.float32))
-        people.append(s.identity)
-    return {"images": np.stack(images), "landmarks": np.stack(lms), "identity": np.array(people)}
+def sample_crops(sample, sample_landmarks, tmp_path_factory):
+    """The embedded sample's first 96 faces packed as training crops are (kpdp.train_data: aligned
+    128 px, JPEG), with their dlib landmarks and people."""
+    keep = [list(sample_landmarks["image_id"]).index(s.image_id) for s in sample.samples[:96]]
+    arrays = {k: sample_landmarks[k][keep] for k in ("image_id", "identity", "landmarks")}
+    path = tmp_path_factory.mktemp("crops") / "crops.npz"
+    train_data.pack(arrays, {s.image_id: s.path for s in sample}, path)
+    return train_data.load(path)
 
 
 def test_coordinates_are_crop_pixels_with_a_gradient_to_the_image():
