@@ -1,6 +1,8 @@
 """Seam step (bench/metrics/seam.py): a paste lighter or greyer than its surroundings scores its
 step in grey levels, one that continues the original's shading scores near 0, sectors do not cancel,
 an unchanged image has no seam."""
+from types import SimpleNamespace
+
 import cv2
 import numpy as np
 
@@ -46,3 +48,38 @@ def test_the_rings_lie_on_each_side_of_the_edge():
     inner, outer, width = seam.rings(changed, 3)
     assert width == 3 and inner[10, 20] and inner[12, 20] and not inner[20, 20]
     assert outer[8, 20] and not outer[10, 20] and not outer[0, 20]
+
+
+def test_the_edge_ratio_reads_a_halo_above_the_original_and_a_blurred_edge_below(face_image):
+    image, _ = face_image
+    inside = _ellipse(image)
+    seamless = image.copy()
+    seamless[inside] = np.clip(image[inside].astype(int) + 1, 0, 255)
+    lighter = image.copy()
+    lighter[inside] = np.clip(image[inside].astype(int) + 30, 0, 255)
+    halo = image.astype(int)  # a light rim just inside the edge, the face itself untouched in tone
+    rim = inside & ~cv2.erode(inside.astype(np.uint8), np.ones((7, 7), np.uint8)).astype(bool)
+    halo[rim] += 40
+    halo[inside & ~rim] += 1
+    halo = np.clip(halo, 0, 255).astype(np.uint8)
+    blurred = image.copy()
+    blurred[inside] = cv2.GaussianBlur(image, (0, 0), 6)[inside]
+
+    def ratio(anonymised):
+        a, o = seam.seam_energies(image, anonymised)
+        return a / o
+
+    assert 0.9 < ratio(seamless) < 1.1
+    assert ratio(lighter) > 1.3 and ratio(halo) > 1.3  # both past "within 20 % of the original"
+    assert ratio(blurred) < 1.0
+    assert seam.seam_energies(image, image.copy()) is None
+
+
+def test_the_edge_ratio_is_the_ratio_of_the_means_with_an_interval():
+    records = [{"seam_step": 1.0, "seam_edge_energy": [a, o]} for a, o in [(4, 2), (6, 2), (3, 3), (5, 1)]]
+    records.append({"seam_step": None, "seam_edge_energy": None})  # nothing changed: left out of both
+    cell = SimpleNamespace(probe_records=lambda: records, probe_identities=np.array([0, 1, 2, 3, 4]), boot_seed=0)
+    rows = {r.metric: r for r in seam.SeamGroup().aggregate(cell)}
+    ratio = rows["seam_edge_ratio"]
+    assert ratio.value == 18 / 8 and ratio.n == 4
+    assert ratio.ci_low < ratio.value < ratio.ci_high
