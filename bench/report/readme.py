@@ -12,7 +12,8 @@ The spec's path is relative to the Markdown file's directory (``../readme-celeba
 ``reports/celeba/README.md``); the spec's ``runs`` are relative to the project root, the nearest
 directory above the Markdown file that holds ``pyproject.toml`` (the Markdown file's own directory
 when none does), as ``bench report`` reads them from the root. The spec may add ``[labels]``, short
-column titles (``"reid_rank1[max]" = "strongest rank-1"``).
+column titles (``"reid_rank1[max]" = "strongest rank-1"``), and ``[method_labels]``, short method names
+(``"kpdp[blend=poisson,generator=v3]" = "kpdp v3"``), as ``bench report`` shows them.
 
 ``python -m bench.report.readme`` rewrites every block of the project's files that hold one (``README.md``
 and every Markdown file under ``reports/`` and ``docs/``); ``python -m bench.report.readme FILE...`` only
@@ -53,7 +54,8 @@ def render(spec_path: Path, base: Path) -> str:
     missing = [str(r) for r in runs if not (r / "metrics.csv").is_file()]
     if missing:
         raise FileNotFoundError(f"{spec_path}: no metrics.csv in {', '.join(missing)}")
-    t = table(load_runs(runs), spec, intervals=True)
+    df, spec = spec.relabelled(load_runs(runs))  # ``[method_labels]``: a short name for a long method spec
+    t = table(df, spec, intervals=True)
     labels = tomllib.loads(spec_path.read_text()).get("labels", {})
     t = t.rename(columns={"eps": "ε", **labels})
     return to_markdown(t).strip() + "\n"

@@ -31,6 +31,15 @@ def test_a_block_is_filled_from_its_runs_and_the_rest_of_the_text_is_kept(tmp_pa
     assert readme.main([str(md), "--check"]) == 0
 
 
+def test_a_block_names_a_method_by_its_label(tmp_path):
+    spec = _spec(tmp_path, '[method_labels]\n"kpdp" = "kpdp v2"\n')
+    md = tmp_path / "README.md"
+    md.write_text(f"<!-- results-table: {spec.name} -->\n<!-- /results-table -->\n")
+    assert readme.main([str(md)]) == 0
+    text = md.read_text()
+    assert "| kpdp v2 | 1 | 0.064 [0.040, 0.149] | lazy |" in text and "| kpdp | 1 |" not in text
+
+
 def test_a_block_whose_runs_are_missing_fails_loudly(tmp_path):
     spec = tmp_path / "spec.toml"
     spec.write_text('runs = ["no/such/run"]\n')
