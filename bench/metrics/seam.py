@@ -41,6 +41,15 @@ def rings(changed: np.ndarray, width: int | None = None) -> tuple[np.ndarray, np
     return inner, outer, width
 
 
+def changed_region(original: np.ndarray, anonymised: np.ndarray) -> np.ndarray:
+    """Boolean mask of the pixels a method changed (any channel)."""
+    return (original != anonymised).any(-1) if original.ndim == 3 else original != anonymised
+
+
+def _grey(image: np.ndarray, dtype=np.float64) -> np.ndarray:
+    return image.astype(dtype).mean(-1) if image.ndim == 3 else image.astype(dtype)
+
+
 def seam_step(original: np.ndarray, anonymised: np.ndarray, width: int | None = None) -> float | None:
     """Mean over sectors of the inner-minus-outer grey step, anonymised against original; None
     when nothing changed.
@@ -54,7 +63,7 @@ def seam_step(original: np.ndarray, anonymised: np.ndarray, width: int | None = 
         >>> round(seam_step(o, lighter)), round(seam_step(o, same))
         (40, 1)
     """
-    changed = (original != anonymised).any(-1) if original.ndim == 3 else original != anonymised
+    changed = changed_region(original, anonymised)
     if not changed.any():
         return None
     inner, outer, _ = rings(changed, width)
@@ -62,8 +71,7 @@ def seam_step(original: np.ndarray, anonymised: np.ndarray, width: int | None = 
     h, w = changed.shape
     gy, gx = np.mgrid[:h, :w]
     sector = ((np.arctan2(gy - ys.mean(), gx - xs.mean()) + np.pi) / (2 * np.pi) * SECTORS).astype(int) % SECTORS
-    grey_o = original.astype(np.float64).mean(-1) if original.ndim == 3 else original.astype(np.float64)
-    grey_a = anonymised.astype(np.float64).mean(-1) if anonymised.ndim == 3 else anonymised.astype(np.float64)
+    grey_o, grey_a = _grey(original), _grey(anonymised)
     steps = []
     for s in range(SECTORS):
         i, o = inner & (sector == s), outer & (sector == s)
@@ -72,16 +80,18 @@ def seam_step(original: np.ndarray, anonymised: np.ndarray, width: int | None = 
     return float(np.mean(steps)) if steps else None
 
 
-def edge_energy(image: np.ndarray, changed: np.ndarray, width: int | None = None) -> float | None:
-    """Mean |grey gradient . edge normal| of ``image`` over the rings of ``changed`` (grey levels per
-    pixel); None when the region has no edge inside the image.
+def edge_energies(changed: np.ndarray, *images: np.ndarray, width: int | None = None) -> tuple[float, ...] | None:
+    """Mean |grey gradient . edge normal| of each image over the rings of ``changed`` (grey levels per
+    pixel), the edge and its normals found once for all; None when the region has no edge inside the
+    image.
 
     Example:
         >>> y, x = np.mgrid[:80, :80]
         >>> o = np.full((80, 80, 3), 100, np.uint8)
         >>> inside = (x - 40) ** 2 + (y - 40) ** 2 < 20 ** 2
         >>> disc = o.copy(); disc[inside] = 160  # 60 levels lighter: a step of 60 across a 6 px band
-        >>> edge_energy(o, inside), round(edge_energy(disc, inside))
+        >>> flat, stepped = edge_energies(inside, o, disc)
+        >>> flat, round(stepped)
         (0.0, 10)
     """
     inner, outer, width = rings(changed, width)
@@ -91,20 +101,20 @@ def edge_energy(image: np.ndarray, changed: np.ndarray, width: int | None = None
     band = (inner | outer) & (norm > 1e-3)  # where the region meets the image's border there is no edge
     if not band.any():
         return None
-    grey = image.astype(np.float32).mean(-1) if image.ndim == 3 else image.astype(np.float32)
-    gy, gx = cv2.Sobel(grey, cv2.CV_32F, 0, 1) / 8, cv2.Sobel(grey, cv2.CV_32F, 1, 0) / 8
-    across = (gx[band] * nx[band] + gy[band] * ny[band]) / norm[band]
-    return float(np.abs(across).mean())
+    nx, ny, norm = nx[band], ny[band], norm[band]
+    energies = []
+    for image in images:
+        grey = _grey(image, np.float32)
+        gy, gx = cv2.Sobel(grey, cv2.CV_32F, 0, 1) / 8, cv2.Sobel(grey, cv2.CV_32F, 1, 0) / 8
+        energies.append(float(np.abs((gx[band] * nx + gy[band] * ny) / norm).mean()))
+    return tuple(energies)
 
 
 def seam_energies(original: np.ndarray, anonymised: np.ndarray) -> tuple[float, float] | None:
     """(edge energy of the anonymised image, of the original) on the edge of what changed; None
     when nothing changed or the edge lies outside the image."""
-    changed = (original != anonymised).any(-1) if original.ndim == 3 else original != anonymised
-    if not changed.any():
-        return None
-    a, o = edge_energy(anonymised, changed), edge_energy(original, changed)
-    return None if a is None or o is None else (a, o)
+    changed = changed_region(original, anonymised)
+    return edge_energies(changed, anonymised, original) if changed.any() else None
 
 
 @register_group
@@ -132,15 +142,14 @@ class SeamGroup(MetricGroup):
                 "seam_edge_energy": None if energies is None else list(energies)}, {}
 
     def aggregate(self, cell) -> list[Row]:
-        pairs = [(r["seam_step"], i) for r, i in zip(cell.probe_records(), cell.probe_identities)
-                 if r.get("seam_step") is not None]
+        records = list(zip(cell.probe_records(), cell.probe_identities))
+        pairs = [(r["seam_step"], i) for r, i in records if r.get("seam_step") is not None]
         if not pairs:
             return []
         v = np.array([x for x, _ in pairs], np.float64)
         rows = [Row("seam_step", "", float(v.mean()), len(v),
                     *bootstrap_mean(v, [i for _, i in pairs], seed=cell.boot_seed))]
-        energies = [(r["seam_edge_energy"], i) for r, i in zip(cell.probe_records(), cell.probe_identities)
-                    if r.get("seam_edge_energy") is not None]
+        energies = [(r["seam_edge_energy"], i) for r, i in records if r.get("seam_edge_energy") is not None]
         if energies:
             e = np.array([x for x, _ in energies], np.float64).T  # (2, N): anonymised, original
             ratio = bootstrap_replicates(e, [i for _, i in energies], seed=cell.boot_seed)

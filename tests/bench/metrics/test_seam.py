@@ -15,15 +15,19 @@ def _ellipse(image):
     return mask.astype(bool)
 
 
+def _shifted(image, inside, levels):
+    """``image`` with the region ``inside`` drawn ``levels`` grey levels lighter."""
+    out = image.copy()
+    out[inside] = np.clip(image[inside].astype(int) + levels, 0, 255)
+    return out
+
+
 def test_a_grey_paste_a_lighter_face_and_a_seamless_paste(face_image):
     image, _ = face_image
     inside = _ellipse(image)
     grey = image.copy()
     grey[inside] = 128
-    lighter = image.copy()
-    lighter[inside] = np.clip(image[inside].astype(int) + 30, 0, 255)
-    seamless = image.copy()
-    seamless[inside] = np.clip(image[inside].astype(int) + 1, 0, 255)
+    lighter, seamless = _shifted(image, inside, 30), _shifted(image, inside, 1)
     assert seam.seam_step(image, grey) > 10
     assert 20 < seam.seam_step(image, lighter) <= 31
     assert seam.seam_step(image, seamless) < 1.5
@@ -53,10 +57,7 @@ def test_the_rings_lie_on_each_side_of_the_edge():
 def test_the_edge_ratio_reads_a_halo_above_the_original_and_a_blurred_edge_below(face_image):
     image, _ = face_image
     inside = _ellipse(image)
-    seamless = image.copy()
-    seamless[inside] = np.clip(image[inside].astype(int) + 1, 0, 255)
-    lighter = image.copy()
-    lighter[inside] = np.clip(image[inside].astype(int) + 30, 0, 255)
+    lighter, seamless = _shifted(image, inside, 30), _shifted(image, inside, 1)
     halo = image.astype(int)  # a light rim just inside the edge, the face itself untouched in tone
     rim = inside & ~cv2.erode(inside.astype(np.uint8), np.ones((7, 7), np.uint8)).astype(bool)
     halo[rim] += 40
