@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from kpdp.faces.analyze import NoFaceError
+from kpdp.faces.mouth import GROW as MOUTH_GROW
 from kpdp.failclosed import anonymize_faces, find_faces, obscure
 from kpdp.inpaint import FaceInpainter
 from kpdp.mechanism import POSTPROCESS, default_residual_basis, default_space, privatize
@@ -31,10 +32,10 @@ class KPDPAnonymizer(Anonymizer):
     def __init__(self, eps=None, split: str = "uniform", weights=None, space=None, postprocess: str = "sample",
                  residual: str = "expression", mask: str = "ellipse", mask_dilate: float = 0.25,
                  mask_forehead: float = 0.45, generator: str = "v2", blend: str = "feather", tone: str = "none",
-                 mouth: str = "drawn", **kw):
+                 mouth: str = "drawn", mouth_grow: float = MOUTH_GROW, **kw):
         super().__init__(eps=eps, split=split, postprocess=postprocess, residual=residual, mask=mask,
                          mask_dilate=mask_dilate, mask_forehead=mask_forehead, generator=generator, blend=blend,
-                         tone=tone, mouth=mouth, **kw)
+                         tone=tone, mouth=mouth, mouth_grow=mouth_grow, **kw)
 
         if postprocess not in POSTPROCESS:
             raise ValueError(f"unknown postprocess '{postprocess}'; valid: {', '.join(POSTPROCESS)}")
@@ -55,7 +56,7 @@ class KPDPAnonymizer(Anonymizer):
         # the drawn one (kpdp.faces.mouth: outside the ε guarantee, its privacy cost measured)
         self.inpainter = FaceInpainter(GENERATORS[generator], weights, self.device, mask_kind=mask,
                                        mask_dilate=mask_dilate, mask_forehead=mask_forehead, blend=blend, tone=tone,
-                                       mouth=mouth)
+                                       mouth=mouth, mouth_grow=mouth_grow)
 
     @property
     def version(self) -> str:
@@ -68,7 +69,8 @@ class KPDPAnonymizer(Anonymizer):
         if self.tone != "none":  # with the Poisson paste the shift is made after the paste (kpdp.inpaint)
             v += f"|t:{self.tone}" + ("@pasted" if self.blend == "poisson" else "")
         if self.inpainter.mouth != "drawn":
-            v += f"|m:{self.inpainter.mouth}"
+            grow = self.inpainter.mouth_grow
+            v += f"|m:{self.inpainter.mouth}" + (f"@{grow:g}" if grow != MOUTH_GROW else "")
         return v + self.inpainter.engine_tag
 
     def anonymize_face(self, image, face, mask, seed):

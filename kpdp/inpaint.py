@@ -14,7 +14,7 @@ from .faces import geometry as geo
 from .faces.registry import file_sha256
 from .generator import CONDITIONS, Generator, box_masks, render_condition
 from .faces.onnx_cpu import OrtModule, engine_tag, wanted
-from .faces.mouth import MOUTHS, transfer_mouth
+from .faces.mouth import GROW as MOUTH_GROW, MOUTHS, transfer_mouth
 from .faces.tone import TONES, match_skin_tone
 
 ASSETS = Path(__file__).parent / "assets"
@@ -44,7 +44,8 @@ MASK_KINDS = ("ellipse", "landmarks", "box")
 class FaceInpainter:
     def __init__(self, condition: str = "dense68", weights: Path | None = None, device: str = "cpu",
                  mask_kind: str = "landmarks", mask_dilate: float = 0.08, mask_forehead: float = 0.10,
-                 blend: str = "feather", tone: str = "none", mouth: str = "drawn"):
+                 blend: str = "feather", tone: str = "none", mouth: str = "drawn",
+                 mouth_grow: float = MOUTH_GROW):
         if mask_kind not in MASK_KINDS:
             raise ValueError(f"unknown mask '{mask_kind}'; valid: {', '.join(MASK_KINDS)}")
         self.condition, self.device, self.mask_kind = condition, torch.device(device), mask_kind
@@ -55,7 +56,7 @@ class FaceInpainter:
         if mouth not in MOUTHS:
             raise ValueError(f"unknown mouth '{mouth}'; valid: {', '.join(MOUTHS)}")
         self.mask_dilate, self.mask_forehead, self.blend, self.tone = mask_dilate, mask_forehead, blend, tone
-        self.mouth = mouth
+        self.mouth, self.mouth_grow = mouth, float(mouth_grow)
         self.G, self.meta = load_generator(condition, weights, device)
         # channels-last convolutions: ~16 % faster on these CPUs (oneDNN), also the layout CUDA prefers
         self.G = self.G.to(memory_format=torch.channels_last)
@@ -105,7 +106,8 @@ class FaceInpainter:
         out_crop = ((y.clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).numpy()
         crop = ((inputs[0][0].float().cpu() + 1) * 127.5).round().byte().permute(1, 2, 0).numpy()
         if self.mouth == "original":  # before the tone shift and the paste: both then treat it as drawn skin
-            out_crop = transfer_mouth(out_crop, crop, geo.apply_affine(m, lm_tgt), geo.apply_affine(m, lm_src), mask)
+            out_crop = transfer_mouth(out_crop, crop, geo.apply_affine(m, lm_tgt), geo.apply_affine(m, lm_src), mask,
+                                      self.mouth_grow)
         if self.tone == "skin" and self.blend == "feather":  # the drawn face in the skin tone of the face it replaces
             out_crop = match_skin_tone(out_crop, crop, mask, geo.apply_affine(m, lm_tgt), geo.apply_affine(m, lm_src))
         new = geo.paste_back(image, out_crop, m, mask, feather=3, blend=self.blend)
