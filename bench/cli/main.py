@@ -82,6 +82,9 @@ def build_parser() -> argparse.ArgumentParser:
     from bench.cli import cache as cli_cache
 
     cli_cache.add_commands(sub)
+    from bench.cli import compare as cli_compare
+
+    cli_compare.add_commands(sub)
     return p
 
 

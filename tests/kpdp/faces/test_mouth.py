@@ -25,8 +25,8 @@ def test_the_originals_mouth_lands_where_the_drawn_face_has_its_mouth():
     lm_o, lm_d = _face((64, 92)), _face((70, 86))   # the drawn face's mouth 6 px right, 6 up
     original, drawn = _lips(lm_o), np.full((128, 128, 3), 150, np.uint8)
     out = transfer_mouth(drawn, original, lm_d, lm_o)
-    assert (np.abs(out[86, 70].astype(int) - (200, 40, 40)) <= 2).all()                    # the lips where the drawn mouth is
-    assert (np.abs(out[92, 58].astype(int) - 150) <= 2).all()        # not where the original's was
+    assert (np.abs(out[86, 70].astype(int) - (200, 40, 40)) <= 2).all()  # the lips where the drawn mouth is
+    assert (np.abs(out[92, 58].astype(int) - 150) <= 2).all()  # not where the original's was
     outside = mouth_mask(lm_d, drawn.shape) == 0
     assert np.array_equal(out[outside], drawn[outside])              # nothing else changes
 

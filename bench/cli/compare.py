@@ -1,0 +1,45 @@
+"""``bench compare RUN --methods A,B``: the paired difference of two cells' strongest attacks
+(:mod:`bench.run.compare`), a thin shell over :func:`bench.run.compare.compare`."""
+from __future__ import annotations
+
+
+def _eps(text: str | None) -> tuple:
+    if not text:
+        return None, None
+    parts = [float(x) for x in text.split(",")]
+    if len(parts) not in (1, 2):
+        raise ValueError(f"--eps takes one ε for both methods or one per method, got {text!r}")
+    return (parts[0], parts[-1])
+
+
+def cmd_compare(a) -> int:
+    from bench.run.compare import compare
+    from bench.methods import split_specs
+
+    methods = split_specs(a.methods)
+    if len(methods) != 2:
+        raise ValueError(f"--methods takes exactly two method specs, got {len(methods)}: {a.methods!r}")
+    eps_a, eps_b = _eps(a.eps)
+    d = compare(a.run, methods[0], methods[1], eps_a, eps_b, metric=a.metric, dataset=a.dataset, seed=a.seed)
+    print(f"{d.metric}, strongest valid attack, {d.n_probes} probes of {d.n_people} people, paired identity "
+          "bootstrap (95 %)")
+    for tag, m, value, (lo, hi), who in (("A", methods[0], d.a, d.a_interval, d.a_attack),
+                                         ("B", methods[1], d.b, d.b_interval, d.b_attack)):
+        print(f"  {tag}  {value:.3f} [{lo:.3f}, {hi:.3f}]  {who}  {m}")
+    lo, hi = d.interval
+    verdict = ("the data support a difference" if d.apart else
+               "no difference the data support (the interval holds 0)")
+    print(f"  A - B  {d.difference:+.3f} [{lo:+.3f}, {hi:+.3f}]: {verdict}")
+    return 0
+
+
+def add_commands(sub):
+    s = sub.add_parser("compare", help="paired difference of two cells' strongest re-identification, same probes")
+    s.add_argument("run", help="a run directory (its results.sqlite)")
+    s.add_argument("--methods", required=True, help="two method specs, A,B (brackets keep their commas)")
+    s.add_argument("--eps", help="one ε for both, or two (A,B); ignored for a method without ε")
+    s.add_argument("--metric", default="reid_rank1", help="reid_rank1 (default), reid_rank1_same or intrusion_rate")
+    s.add_argument("--dataset", help="the run's data set to compare on (default: its first)")
+    s.add_argument("--seed", type=int, help="the run seed of both cells (default: the run's first)")
+    s.set_defaults(func=cmd_compare)
+    return sub

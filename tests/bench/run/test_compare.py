@@ -1,0 +1,73 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from bench.run.compare import paired_difference
+from bench.metrics.intervals import bootstrap_max
+
+
+def _cells(seed=0, people=60, per=3, extra=0.08):
+    """B's hits depend on the person (some are easy to find); A finds what B does and a few more."""
+    rng = np.random.default_rng(seed)
+    groups = np.repeat(np.arange(people), per)
+    b = rng.random(people * per) < np.repeat(rng.random(people), per) * 0.5
+    return groups, b | (rng.random(people * per) < extra), b
+
+
+def test_pairing_supports_a_difference_that_the_separate_intervals_do_not():
+    groups, a, b = _cells()
+    d = paired_difference({"lazy/dlib": a}, {"lazy/dlib": b}, groups)
+    assert d.difference == pytest.approx(a.mean() - b.mean()) and d.difference > 0
+    assert d.apart and d.interval[0] > 0
+    # each cell's own interval is the one its row reports, and they overlap
+    assert d.a_interval == pytest.approx(bootstrap_max(a[None].astype(float), groups), abs=0.02)
+    assert d.a_interval[0] < d.b_interval[1]
+    # people drawn independently for each cell (unpaired): the difference is no longer supported
+    ra = bootstrap_max(a[None].astype(float), groups, seed=1)
+    rb = bootstrap_max(b[None].astype(float), groups, seed=2)
+    assert ra[0] - rb[1] < 0 < d.interval[0]
+
+
+def test_identical_cells_differ_by_nothing_and_the_strongest_attack_is_chosen_per_cell():
+    groups, a, b = _cells(seed=3)
+    same = paired_difference({"x": b}, {"x": b.copy()}, groups)
+    assert same.difference == 0 and same.interval == (0.0, 0.0) and not same.apart
+    weak = np.zeros_like(a)
+    d = paired_difference({"ignorant/dlib": weak, "lazy/dlib": a}, {"lazy/dlib": b}, groups)
+    assert d.a_attack == "lazy/dlib" and d.a == pytest.approx(a.mean())
+
+
+def test_outcomes_of_other_probes_are_refused():
+    groups, a, b = _cells()
+    with pytest.raises(ValueError, match="same 180 probes"):
+        paired_difference({"x": a[:-1]}, {"x": b}, groups)
+    with pytest.raises(ValueError, match="at least one valid attack"):
+        paired_difference({}, {"x": b}, groups)
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    from bench.cli.main import main
+
+    out = tmp_path_factory.mktemp("compare") / "run"
+    assert main(["run", "--methods", "blur,mask", "--limit", "24", "--recognizers", "dlib", "--detectors", "mtcnn",
+                 "--metrics", "reid", "--executor", "local", "--out", str(out), "--quiet"]) == 0
+    return out
+
+
+def test_on_a_run_each_side_is_the_cells_own_headline(tiny_run, capsys):
+    from bench.cli.main import main
+    from bench.run.compare import compare
+
+    df = pd.read_csv(tiny_run / "metrics.csv")
+    head = df[(df.metric == "reid_rank1") & (df.backend == "max") & (df.attacker == "max")].set_index("method")
+    d = compare(tiny_run, "mask", "original")
+    assert d.a == pytest.approx(head.loc["mask", "value"]) and d.b == pytest.approx(head.loc["original", "value"])
+    assert d.n_probes == head.loc["mask", "n"] and d.apart and d.difference < 0
+    per = df[(df.metric == "reid_rank1") & (df.method == "mask") & (df.backend == "dlib")].set_index("attacker")
+    assert per.loc[d.a_attack.split("/")[0], "value"] == pytest.approx(d.a)  # the attack the headline names
+    assert main(["compare", str(tiny_run), "--methods", "mask,blur"]) == 0
+    assert "A - B" in capsys.readouterr().out
+    assert main(["compare", str(tiny_run), "--methods", "pixelate,blur"]) == 2
+    assert "its cells: blur, mask, original" in capsys.readouterr().err
+    assert main(["compare", str(tiny_run), "--methods", "blur,mask", "--metric", "reid_tar_far"]) == 2
