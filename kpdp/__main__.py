@@ -55,7 +55,8 @@ def cmd_train(a):
                       foreign_p=a.foreign_p, id_weight=a.id_weight, id_margin=a.id_margin,
                       l1_weight=a.l1_weight, ema=a.ema, d_warmup=a.d_warmup, balance=a.balance,
                       g_lr=a.g_lr, precision=a.precision, tone_weight=a.tone_weight,
-                      geometry_weight=a.geometry_weight, geometry_net=a.geometry_net)
+                      geometry_weight=a.geometry_weight, geometry_net=a.geometry_net,
+                      diversity_weight=a.diversity_weight, diversity_margin=a.diversity_margin)
     print(f"checkpoint: {train(cfg)}")
 
 
@@ -238,6 +239,9 @@ def main(argv=None):
     s.add_argument("--geometry-weight", type=float, default=0.0,
                    help="the drawn face's landmarks (kpdp.landmark_net) against the geometry it was given")
     s.add_argument("--geometry-net", default="", help="landmark network weights (default: the shipped one)")
+    s.add_argument("--diversity-weight", type=float, default=0.0,
+                   help="two draws of one foreign geometry with other noise: their FaceNet similarity penalised")
+    s.add_argument("--diversity-margin", type=float, default=0.5, help="draw similarity penalised above this")
     s.add_argument("--ckpt-every", type=int, default=1000), s.add_argument("--sample-every", type=int, default=1000)
     s.set_defaults(func=cmd_train)
 

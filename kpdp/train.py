@@ -72,6 +72,13 @@ class TrainConfig:
     # 0.555: it does not draw the mouth the condition draws. 0 = off
     geometry_weight: float = 0.0
     geometry_net: str = ""  # landmark network weights; "" = the shipped kpdp/assets/landmark_net.safetensors
+    # foreign samples: a second draw with other noise, and the torch-FaceNet cosine similarity of the
+    # two draws above ``diversity_margin`` penalised (an identity-space mode-seeking term, after Mao et
+    # al., CVPR 2019). v3 step 2452 ignores its noise input (two draws of one geometry differ by 1.4-2.1
+    # grey levels on average), so two releases of one photo are nearly the same face: same-photo
+    # linkage 0.72 on LFW devtest against v2's 0.15. 0 = off (one generator pass per step fewer)
+    diversity_weight: float = 0.0
+    diversity_margin: float = 0.5
 
 
 class Batches:
@@ -262,10 +269,10 @@ def train(cfg: TrainConfig, log=print) -> Path:
     writer = csv.writer(log_f)
     if new_log:
         writer.writerow(["step", "d_loss", "g_adv", "g_l1", "g_fm", "sec_per_step", "g_id", "id_sim", "g_tone",
-                         "g_geo"])
-    identity = IdentityDistance(dev, cfg.id_margin) if cfg.id_weight > 0 else None
+                         "g_geo", "g_div", "div_sim"])
+    identity = IdentityDistance(dev, cfg.id_margin) if cfg.id_weight > 0 or cfg.diversity_weight > 0 else None
     geometry = GeometryConsistency(dev, cfg.geometry_net) if cfg.geometry_weight > 0 else None
-    g_adv = g_l1 = g_fm = g_id = id_sim = g_tone = g_geo = torch.zeros(())
+    g_adv = g_l1 = g_fm = g_id = id_sim = g_tone = g_geo = g_div = div_sim = torch.zeros(())
     t0, t_last, s_last = time.time(), time.time(), step
     from tqdm import tqdm
     bar = tqdm(total=cfg.steps, initial=step, desc=f"train {cfg.condition}", mininterval=10)
@@ -273,8 +280,9 @@ def train(cfg: TrainConfig, log=print) -> Path:
         img, mask, cond, cond_own, foreign, target = data.sample()
         train_g = step >= cfg.d_warmup  # during the warm-up only the discriminator learns
         with torch.autocast(**amp):
+            noise = torch.randn_like(mask)  # drawn here, as G would draw it, for the diversity term's pair
             with torch.set_grad_enabled(train_g):  # no generator graph in the warm-up; D's always
-                fake = G(img, mask, cond)
+                fake = G(img, mask, cond, noise)
             # real pairs always carry their own geometry; a real face under a foreign geometry is
             # a fake pair: the discriminator learns landmark consistency (no 68-point network is
             # differentiable offline here: face-alignment's FAN downloads its weights)
@@ -286,9 +294,9 @@ def train(cfg: TrainConfig, log=print) -> Path:
         d_loss.backward()
         opt_d.step()
         if train_g:  # after the warm-up: a discriminator worth learning from
-            g_adv, g_l1, g_fm, g_id, id_sim, g_tone, g_geo = generator_step(
+            g_adv, g_l1, g_fm, g_id, id_sim, g_tone, g_geo, g_div, div_sim = generator_step(
                 cfg, G, G_ema, D, opt_g, identity, img, mask, cond, cond_own, fake, foreign, amp,
-                geometry=geometry, target=target)
+                geometry=geometry, target=target, noise=noise)
         step += 1
         bar.update(1)
         if step % 50 == 0 or step == cfg.steps:
@@ -296,7 +304,8 @@ def train(cfg: TrainConfig, log=print) -> Path:
             t_last, s_last = time.time(), step
             writer.writerow([step, f"{d_loss.item():.4f}", f"{g_adv.item():.4f}", f"{g_l1.item():.4f}",
                              f"{g_fm.item():.4f}", f"{sps:.4f}", f"{g_id.item():.4f}", f"{id_sim.item():.4f}",
-                             f"{g_tone.item():.4f}", f"{g_geo.item():.4f}"])
+                             f"{g_tone.item():.4f}", f"{g_geo.item():.4f}", f"{g_div.item():.4f}",
+                             f"{div_sim.item():.4f}"])
             log_f.flush()
         out_of_time = cfg.minutes and (time.time() - t0) > cfg.minutes * 60
         if step % cfg.sample_every == 0 or step == cfg.steps or out_of_time:
@@ -311,11 +320,18 @@ def train(cfg: TrainConfig, log=print) -> Path:
     return ckpt
 
 
+def draw_similarity(identity: IdentityDistance, a: torch.Tensor, b: torch.Tensor, margin: float):
+    """(penalty, mean similarity) of two draws of the same faces: their FaceNet cosine similarity
+    above ``margin``, with gradients through both."""
+    sim = (identity.embed(a) * identity.embed(b)).sum(-1)
+    return F.relu(sim - margin).mean(), sim.detach().mean()
+
+
 def generator_step(cfg, G, G_ema, D, opt_g, identity, img, mask, cond, cond_own, fake, foreign, amp,
-                   geometry=None, target=None):
+                   geometry=None, target=None, noise=None):
     """One generator update (and its EMA); returns the loss terms for the log."""
     own = ~foreign
-    g_id = id_sim = g_tone = g_geo = torch.zeros(())
+    g_id = id_sim = g_tone = g_geo = g_div = div_sim = torch.zeros(())
     with torch.autocast(**amp):
         real_f, fake_f = D(img, cond_own, mask), D(fake, cond, mask)
         g_adv = -sum(f[-1].mean() for f in fake_f)
@@ -334,6 +350,13 @@ def generator_step(cfg, G, G_ema, D, opt_g, identity, img, mask, cond, cond_own,
     if geometry is not None:
         g_geo = geometry(fake, target)
         g_loss = g_loss + cfg.geometry_weight * g_geo
+    if cfg.diversity_weight > 0 and foreign.any():
+        f = foreign
+        other = torch.randn_like(noise[f]) if noise is not None else None
+        with torch.autocast(**amp):
+            fake2 = G(img[f], mask[f], cond[f], other)
+        g_div, div_sim = draw_similarity(identity, fake[f].float(), fake2.float(), cfg.diversity_margin)
+        g_loss = g_loss + cfg.diversity_weight * g_div
     opt_g.zero_grad(set_to_none=True)
     g_loss.backward()
     opt_g.step()
@@ -342,7 +365,7 @@ def generator_step(cfg, G, G_ema, D, opt_g, identity, img, mask, cond, cond_own,
             pe.lerp_(p, 1 - cfg.ema)
         for be, b in zip(G_ema.buffers(), G.buffers()):
             be.copy_(b)
-    return g_adv, g_l1, g_fm, g_id, id_sim, g_tone, g_geo
+    return g_adv, g_l1, g_fm, g_id, id_sim, g_tone, g_geo, g_div, div_sim
 
 
 def save_checkpoint(path, G, D, G_ema, opt_g, opt_d, step, gen):

@@ -7,6 +7,9 @@
 # G learns at a fifth of D's rate and foreign samples keep the source's tone (chunk 4 on the CPU: a
 # fine-tuned G under a fresh D at lr 1e-4 collapsed by step 446, and every checkpoint drew dark skin lighter).
 #   run: bash scripts/gpu_train_v3.sh MINUTES [extra kpdp-train arguments]   (CPU check: DEVICE=cpu STEPS=2)
+# Terms measured or prepared since, to pass as extra arguments: --geometry-weight 10 (chunk 7: the drawn
+# landmarks follow the condition, expression does not), --diversity-weight 1 (two draws of one geometry
+# pushed apart in FaceNet space: the same-photo linkage; tested, not yet trained).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 minutes=${1:-7}; shift || true

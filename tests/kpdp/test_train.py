@@ -219,3 +219,41 @@ def test_geometry_term_pulls_the_drawn_face_towards_its_condition(tmp_path, samp
     with torch.no_grad():
         own, other = float(term(img, lm)), float(term(img, moved))
     assert own < 0.08 and other > own + 0.03, (own, other)
+
+
+def test_diversity_term_teaches_the_generator_to_use_its_noise(tmp_path, sample, sample_landmarks):
+    """Two draws of one masked face with other noise: the term (FaceNet similarity of the draws above
+    a margin) is what makes them differ. Steps on it alone make the draws of a tiny generator
+    further apart in pixels; one training step with it logs it."""
+    from kpdp.train import IdentityDistance, draw_similarity
+
+    torch.manual_seed(0)
+    g = Generator("dense68", base=8)
+    x = torch.rand(2, 3, 128, 128) * 2 - 1
+    m = torch.zeros(2, 1, 128, 128)
+    m[:, :, 30:100, 30:100] = 1
+    c = render_condition(torch.rand(2, 68, 2) * 60 + 30, 128, "dense68")
+    n1, n2 = torch.randn(2, 1, 128, 128), torch.randn(2, 1, 128, 128)
+
+    def apart():
+        with torch.no_grad():
+            return float((g(x, m, c, n1) - g(x, m, c, n2)).abs().sum() / (m.sum() * 3))
+
+    identity = IdentityDistance("cpu", margin=0.3)
+    opt = torch.optim.Adam(g.parameters(), lr=1e-3)
+    before = apart()
+    for _ in range(5):
+        loss, _ = draw_similarity(identity, g(x, m, c, n1), g(x, m, c, n2), margin=-1.0)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert apart() > 1.2 * before, (before, apart())  # 0.163 -> 0.216 here
+
+    arrays = {k: sample_landmarks[k][:8] for k in ("image_id", "identity", "landmarks")}
+    train_data.pack(arrays, {s.image_id: s.path for s in sample}, tmp_path / "crops.npz")
+    cfg = TrainConfig(data=str(tmp_path / "crops.npz"), out=str(tmp_path / "div"), steps=1, batch=4, base=8,
+                      mask="ellipse", foreign_p=1.0, diversity_weight=1.0)
+    train(cfg, log=lambda *_: None)
+    header, row = (tmp_path / "div" / "losses.csv").read_text().splitlines()[:2]
+    logged = dict(zip(header.split(","), row.split(",")))
+    assert 0 < float(logged["div_sim"]) <= 1 and float(logged["g_div"]) >= 0
