@@ -104,12 +104,14 @@ class FaceInpainter:
         m, mask, inputs = self.generator_inputs(image, lm_src, lm_tgt, seed)
         y = self._run(*inputs)[0].float().cpu()
         out_crop = ((y.clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).numpy()
-        crop = ((inputs[0][0].float().cpu() + 1) * 127.5).round().byte().permute(1, 2, 0).numpy()
+        tone_on_crop = self.tone == "skin" and self.blend == "feather"
+        if self.mouth == "original" or tone_on_crop:  # both read the original crop, in crop coordinates
+            crop = ((inputs[0][0].float().cpu() + 1) * 127.5).round().byte().permute(1, 2, 0).numpy()
+            tgt_c, src_c = geo.apply_affine(m, lm_tgt), geo.apply_affine(m, lm_src)
         if self.mouth == "original":  # before the tone shift and the paste: both then treat it as drawn skin
-            out_crop = transfer_mouth(out_crop, crop, geo.apply_affine(m, lm_tgt), geo.apply_affine(m, lm_src), mask,
-                                      self.mouth_grow)
-        if self.tone == "skin" and self.blend == "feather":  # the drawn face in the skin tone of the face it replaces
-            out_crop = match_skin_tone(out_crop, crop, mask, geo.apply_affine(m, lm_tgt), geo.apply_affine(m, lm_src))
+            out_crop = transfer_mouth(out_crop, crop, tgt_c, src_c, mask, self.mouth_grow)
+        if tone_on_crop:  # the drawn face in the skin tone of the face it replaces
+            out_crop = match_skin_tone(out_crop, crop, mask, tgt_c, src_c)
         new = geo.paste_back(image, out_crop, m, mask, feather=3, blend=self.blend)
         h, w = image.shape[:2]
         changed = cv2.warpAffine(mask, geo.invert_affine(m), (w, h), flags=cv2.INTER_NEAREST, borderValue=0)

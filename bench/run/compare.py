@@ -27,7 +27,7 @@ from bench.metrics.intervals import N_BOOT, bootstrap_replicates, cell_seed, per
 from bench.metrics.registry import STRONGEST
 from bench.metrics.reid_scores import INTRUSION_RATE, REID_RANK1, REID_RANK1_SAME
 from bench.run.evaluate import Cell
-from bench.run.passes import add_kept_outcomes, run_calibration
+from bench.run.passes import add_kept_outcomes, run_calibration, run_cells, run_recognizers, run_samples
 from bench.store.results import ResultStore, eps_key
 from kpdp.datasets import get_dataset
 
@@ -101,7 +101,7 @@ def cell_outcomes(store, meta: dict, ds, method: str, eps, seed: int, image_ids)
     recomputed from the stored features, and the outcomes the attack passes kept
     (``semi-finetune``, ``recon-*``)."""
 
-    recognizers = [k.split(":", 1)[1] for k in (meta.get("backends") or {}) if k.startswith("recognizer:")]
+    recognizers = run_recognizers(meta)
     have = store.attackers_with(ds.name, REID_RANK1) - {"", STRONGEST}
     # attackers that need pixels (semi-finetune, recon-*) cannot be recomputed from features: their
     # passes kept the per-probe outcomes in the store
@@ -140,10 +140,8 @@ def compare(run_dir, method_a: str, method_b: str, eps_a=None, eps_b=None, metri
         raise ValueError(f"data set '{dataset}' is not in this run; its data sets: "
                          f"{', '.join(x['name'] for x in datasets)}")
     ds = get_dataset(d["name"], d.get("root"), d.get("split"))
-    samples = list(ds.samples)[: meta["limit"]] if meta.get("limit") else list(ds.samples)
     seed = (meta.get("seeds") or [0])[0] if seed is None else seed
-    run_methods = {(v.get("spec", k.split("@")[0]), eps_key(v.get("eps")))
-                   for k, v in (meta.get("methods") or {}).items()}
+    run_methods = {(m, eps_key(e)) for m, e in run_cells(meta)}
     cells = []
     for m, e in ((method_a, eps_a), (method_b, eps_b)):
         m = method_registry.canonical(m)
@@ -154,7 +152,7 @@ def compare(run_dir, method_a: str, method_b: str, eps_a=None, eps_b=None, metri
         cells.append((m, e))
     invalid = {a for a, v in ((meta.get(f"attacker_sanity:{ds.name}") or {}).get("verdicts") or {}).items()
                if v != "ok"}
-    image_ids = [s.image_id for s in samples]
+    image_ids = [s.image_id for s in run_samples(ds, meta)]
     (oa, ob) = (cell_outcomes(store, meta, ds, m, e, seed, image_ids) for m, e in cells)
     if not np.array_equal(oa.groups, ob.groups):
         raise ValueError("the two cells do not hold the same probes: a paired comparison needs them")

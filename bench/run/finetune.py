@@ -35,7 +35,8 @@ from bench.metrics.reid_scores import REID_RANK1, REID_TAR_FAR, genuine_pairs, p
 from bench.report.export import write_exports
 from bench.run.evaluate import Cell
 from bench.run.finetune_data import Regenerator, Release, ensure_releases, originals, stored_digests
-from bench.run.passes import add_kept_outcomes, cells_to_attack, check_sanity, keep_outcomes, run_calibration
+from bench.run.passes import (add_kept_outcomes, cells_to_attack, check_sanity, keep_outcomes, run_calibration,
+                              run_cells, run_recognizers, run_samples)
 from bench.store.cache import FeatureCache
 from bench.store.provenance import append_command
 from bench.store.results import ResultStore, eps_key, store_dataset
@@ -247,7 +248,7 @@ def attack_run(run_dir, methods: list[str] | None = None, eps: list[float] | Non
     meta = store.meta()
     run_seeds = list(meta.get("seeds") or [0])
     seeds = [s for s in (seeds or run_seeds) if s in run_seeds] or run_seeds
-    run_methods = [(v.get("spec", k.split("@")[0]), v.get("eps")) for k, v in (meta.get("methods") or {}).items()]
+    run_methods = run_cells(meta)
     wanted = [method_registry.canonical(m) for m in methods] if methods else None
     eps_wanted = {eps_key(e) for e in eps} if eps else None
 
@@ -257,10 +258,10 @@ def attack_run(run_dir, methods: list[str] | None = None, eps: list[float] | Non
     regen = Regenerator.for_run(store, meta)
     model = Model(cfg, net)
     written = []
-    recognizers = [k.split(":", 1)[1] for k in (meta.get("backends") or {}) if k.startswith("recognizer:")]
+    recognizers = run_recognizers(meta)
     for d in meta.get("datasets") or []:
         ds = get_dataset(d["name"], d.get("root"), d.get("split"))
-        samples = list(ds.samples)[: meta["limit"]] if meta.get("limit") else list(ds.samples)
+        samples = run_samples(ds, meta)
         image_ids = [s.image_id for s in samples]
         others = _run_attackers(store, ds.name)
         run_cfg = SimpleNamespace(recognizers=recognizers, detectors=[], device="cpu", workers=1, seeds=run_seeds,

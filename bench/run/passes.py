@@ -8,6 +8,21 @@ from bench.attackers import sanity
 from bench.metrics.reid_scores import REID_RANK1
 
 
+def run_cells(meta: dict) -> list[tuple]:
+    """(method spec, ε) of every cell a run's metadata holds."""
+    return [(v.get("spec", k.split("@")[0]), v.get("eps")) for k, v in (meta.get("methods") or {}).items()]
+
+
+def run_recognizers(meta: dict) -> list[str]:
+    """The recognizers a run used."""
+    return [k.split(":", 1)[1] for k in (meta.get("backends") or {}) if k.startswith("recognizer:")]
+
+
+def run_samples(ds, meta: dict) -> list:
+    """The samples of ``ds`` that the run measured (its ``--limit`` applied)."""
+    return list(ds.samples)[: meta["limit"]] if meta.get("limit") else list(ds.samples)
+
+
 def run_calibration(meta: dict, dataset: str, recognizers) -> dict:
     """The run's fitted TAR@FAR thresholds per recognizer, as the aggregation's ``shared`` dict
     holds them (else LFW's 6,000 pair images would be embedded again)."""

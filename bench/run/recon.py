@@ -41,7 +41,8 @@ from bench.metrics.registry import STRONGEST
 from bench.metrics.reid_scores import REID_METRICS, REID_RANK1, REID_TAR_FAR, intrusion_threshold
 from bench.run.evaluate import Cell
 from bench.run.finetune_data import Regenerator, Release, ensure_releases, originals, stored_digests
-from bench.run.passes import add_kept_outcomes, cells_to_attack, check_sanity, keep_outcomes, run_calibration
+from bench.run.passes import (add_kept_outcomes, cells_to_attack, check_sanity, keep_outcomes, run_calibration,
+                              run_cells, run_recognizers, run_samples)
 from bench.store.cache import FeatureCache
 from bench.store.results import ResultStore, eps_key, store_dataset
 from kpdp.datasets import get_dataset, load_image
@@ -272,16 +273,16 @@ def _attack_store(store, attackers, methods, eps, seeds, log) -> list:
     meta = store.meta()
     run_seeds = list(meta.get("seeds") or [0])
     seeds = [s for s in (seeds or run_seeds) if s in run_seeds] or run_seeds
-    run_methods = [(v.get("spec", k.split("@")[0]), v.get("eps")) for k, v in (meta.get("methods") or {}).items()]
+    run_methods = run_cells(meta)
     wanted = [method_registry.canonical(m) for m in methods] if methods else None
     eps_wanted = {eps_key(e) for e in eps} if eps else None
     regen = Regenerator.for_run(store, meta)
-    recognizers = [k.split(":", 1)[1] for k in (meta.get("backends") or {}) if k.startswith("recognizer:")]
+    recognizers = run_recognizers(meta)
     recs = {r: get_recognizer(r, "cpu") for r in recognizers}
     written = []
     for d in meta.get("datasets") or []:
         ds = get_dataset(d["name"], d.get("root"), d.get("split"))
-        samples = list(ds.samples)[: meta["limit"]] if meta.get("limit") else list(ds.samples)
+        samples = run_samples(ds, meta)
         image_ids = [s.image_id for s in samples]
         others, pixel_others = other_attackers(store, ds.name)
         run_cfg = SimpleNamespace(recognizers=recognizers, detectors=[], device="cpu", workers=1, seeds=run_seeds,

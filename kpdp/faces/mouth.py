@@ -20,7 +20,7 @@ import numpy as np
 
 from .blend import poisson_composite
 from .geometry import check_landmarks, umeyama
-from .tone import _hull, eye_gap
+from .tone import parts_mask
 
 MOUTHS = ("drawn", "original")
 MOUTH = slice(48, 68)  # outer and inner lips, dlib's 68-point order
@@ -30,10 +30,7 @@ GROW = 0.25  # the mouth's hull grown by this x the eye distance: lips, their sh
 
 def mouth_mask(landmarks: np.ndarray, shape, grow: float = GROW) -> np.ndarray:
     """``uint8`` mask: the hull of the outer lips grown by ``grow`` x the distance between the eyes."""
-    lm = check_landmarks(landmarks)
-    r = max(1, int(round(grow * eye_gap(lm))))
-    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
-    return cv2.dilate(_hull(lm[OUTER_LIPS], shape), kernel)
+    return parts_mask(check_landmarks(landmarks), shape, [OUTER_LIPS], grow)
 
 
 def transfer_mouth(drawn: np.ndarray, original: np.ndarray, lm_drawn: np.ndarray, lm_original: np.ndarray,

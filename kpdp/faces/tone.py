@@ -35,12 +35,12 @@ def eye_gap(landmarks: np.ndarray) -> float:
     return float(np.linalg.norm(lm[36:42].mean(0) - lm[42:48].mean(0)))
 
 
-def parts_mask(landmarks: np.ndarray, shape, parts) -> np.ndarray:
+def parts_mask(landmarks: np.ndarray, shape, parts, grow: float = 0.1) -> np.ndarray:
     """``uint8`` union of the hulls of ``parts`` (index sequences or slices of the 68 landmarks),
-    grown by a tenth of the eye distance: what a skin read leaves out."""
+    grown by ``grow`` x the eye distance (a tenth: what a skin read leaves out)."""
     lm = np.asarray(landmarks, np.float64)
-    grow = max(1, int(round(0.1 * eye_gap(lm))))
-    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1))
+    r = max(1, int(round(grow * eye_gap(lm))))
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
     out = np.zeros(shape[:2], np.uint8)
     for idx in parts:
         out |= _hull(lm[idx], shape)
