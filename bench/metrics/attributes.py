@@ -17,7 +17,7 @@ import numpy as np
 
 from bench.metrics.attribute_probes import DEFAULT_OUT, face_features, load_probes
 from bench.metrics.intervals import bootstrap_replicates, percentile_interval
-from bench.metrics.registry import MetricGroup, MetricSpec, Row, register_group
+from bench.metrics.registry import MetricGroup, MetricSpec, PerImage, Row, register_group
 from bench.timing import model_call
 
 FEATURE = "attr"  # per-image feature key: the probes' logits of all 40 attributes
@@ -42,13 +42,18 @@ def agreement_rows(orig_logits: np.ndarray, anon_logits: np.ndarray, identities,
         >>> [(r.backend, round(r.value, 3), r.n) for r in rows]
         [('Male', 1.0, 3), ('Smiling', 0.667, 3), ('mean', 0.833, 3)]
     """
-    idx = [attributes.index(a) for a in used]
-    same = ((np.asarray(orig_logits)[:, idx] > 0) == (np.asarray(anon_logits)[:, idx] > 0)).astype(np.float64)
-    values = np.vstack([same.T, same.mean(1)[None]])  # (U + 1, N): each attribute, then the per-face mean
+    values = agreement(orig_logits, anon_logits, attributes, used)
     reps = bootstrap_replicates(values, identities, seed=seed)
-    n = len(same)
+    n = values.shape[1]
     return [Row("attribute_agreement", name, float(values[k].mean()), n, *percentile_interval(reps[:, k]))
             for k, name in enumerate([*used, "mean"])]
+
+
+def agreement(orig_logits: np.ndarray, anon_logits: np.ndarray, attributes: list[str], used: list[str]) -> np.ndarray:
+    """(U + 1, N) per face: 1 where a used attribute's label is the same on both, then the mean of each face."""
+    idx = [attributes.index(a) for a in used]
+    same = ((np.asarray(orig_logits)[:, idx] > 0) == (np.asarray(anon_logits)[:, idx] > 0)).astype(np.float64)
+    return np.vstack([same.T, same.mean(1)[None]])
 
 
 @register_group
@@ -76,6 +81,15 @@ class AttributeGroup(MetricGroup):
 
     def anonymised(self, ctx):
         return self._measure(ctx)
+
+    def per_image(self, cell) -> PerImage:
+        orig = cell.gallery_feats.get(FEATURE)
+        if not cell.probes or orig is None:
+            return {}
+        probes = load_probes()
+        values = agreement(orig[cell.probe_index], cell.probe_features(FEATURE), probes.attributes, probes.used)
+        everyone = list(range(len(cell.probes)))
+        return {("attribute_agreement", name): (everyone, values[k]) for k, name in enumerate([*probes.used, "mean"])}
 
     def aggregate(self, cell) -> list[Row]:
         orig = cell.gallery_feats.get(FEATURE)

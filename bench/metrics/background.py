@@ -12,8 +12,7 @@ import cv2
 import numpy as np
 import torch
 
-from bench.metrics.intervals import bootstrap_mean
-from bench.metrics.registry import MetricGroup, MetricSpec, Row, register_group
+from bench.metrics.registry import MetricGroup, MetricSpec, PerImage, Row, mean_rows, register_group
 from kpdp.method import face_region
 
 PSNR_CAP = 100.0
@@ -90,13 +89,13 @@ class BackgroundGroup(MetricGroup):
         psnr, ssim = background_psnr_ssim(original, ctx.image, background_mask(ctx.faces, original.shape))
         return {"bg_psnr": psnr, "bg_ssim": ssim}, {}
 
-    def aggregate(self, cell) -> list[Row]:
+    def per_image(self, cell) -> PerImage:
         recs = cell.probe_records()
-        rows = []
+        out = {}
         for m in ("bg_psnr", "bg_ssim"):
-            pairs = [(r[m], i) for r, i in zip(recs, cell.probe_identities) if r.get(m) is not None]
-            if pairs:
-                v = np.array([x for x, _ in pairs], np.float64)
-                rows.append(Row(m, "", float(v.mean()), len(v),
-                                *bootstrap_mean(v, [i for _, i in pairs], seed=cell.boot_seed)))
-        return rows
+            pos = [k for k, r in enumerate(recs) if r.get(m) is not None]
+            out[(m, "")] = (pos, np.array([recs[k][m] for k in pos], np.float64))
+        return out
+
+    def aggregate(self, cell) -> list[Row]:
+        return mean_rows(cell, self.per_image(cell))

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from bench.metrics.intervals import bootstrap_mean
-from bench.metrics.registry import MetricGroup, MetricSpec, Row, register_group
+from bench.metrics.registry import MetricGroup, MetricSpec, PerImage, Row, mean_rows, register_group
 
 
 @register_group
@@ -21,13 +20,13 @@ class CostGroup(MetricGroup):
                           definition="images not evaluated (the reasons are in the run's store)",
                           unit="images"))
 
+    def per_image(self, cell) -> PerImage:
+        recs = cell.probe_records()
+        pos = [k for k, r in enumerate(recs) if "sec" in r]
+        return {("sec_per_image", ""): (pos, np.array([recs[k]["sec"] for k in pos], np.float64))}
+
     def aggregate(self, cell) -> list[Row]:
-        rows = []
-        secs = [(r["sec"], i) for r, i in zip(cell.probe_records(), cell.probe_identities) if "sec" in r]
-        if secs:
-            v = np.array([x for x, _ in secs])
-            rows.append(Row("sec_per_image", "", float(v.mean()), len(v),
-                            *bootstrap_mean(v, [i for _, i in secs], seed=cell.boot_seed)))
+        rows = mean_rows(cell, self.per_image(cell))
         n = cell.n_skipped + cell.n_failed
         rows.append(Row("skipped", "", float(n), n))
         return rows

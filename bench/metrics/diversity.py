@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from bench.metrics.intervals import N_BOOT, percentile_interval
-from bench.metrics.registry import MetricGroup, MetricSpec, Row, register_group
+from bench.metrics.registry import MetricGroup, MetricSpec, Paired, Row, register_group
 
 BOOT_CHUNK = 100  # bootstrap draws per matrix product: memory O(chunk x identities x dims)
 
@@ -64,11 +64,17 @@ def identity_diversity(anonymised, originals, identities) -> float:
 
 def diversity_interval(anonymised, originals, identities, n_boot: int = N_BOOT, seed: int = 0) -> tuple[float, float]:
     """95 % percentile interval of :func:`identity_diversity` under resampling of identities."""
+    return percentile_interval(diversity_replicates(anonymised, originals, identities, n_boot, seed))
+
+
+def diversity_replicates(anonymised, originals, identities, n_boot: int = N_BOOT, seed: int = 0) -> np.ndarray:
+    """(n_boot,) bootstrap replicates of :func:`identity_diversity` (NaN where undefined); the same
+    ``identities`` and ``seed`` draw the same people, so two methods' replicates pair."""
     a, n = _identity_sums(anonymised, identities)
     o, _ = _identity_sums(originals, identities)
     k = len(n)
     if k < 2:
-        return float("nan"), float("nan")
+        return np.full(n_boot, np.nan)
     rng = np.random.default_rng(seed)
     reps = []
     for start in range(0, n_boot, BOOT_CHUNK):
@@ -77,7 +83,7 @@ def diversity_interval(anonymised, originals, identities, n_boot: int = N_BOOT, 
         do, _ = _distance_sums(o, n, w)
         with np.errstate(invalid="ignore", divide="ignore"):
             reps.append(np.where((pairs > 0) & (do > 0), da / do, np.nan))
-    return percentile_interval(np.concatenate(reps))
+    return np.concatenate(reps)
 
 
 @register_group
@@ -95,6 +101,27 @@ class DiversityGroup(MetricGroup):
                                      "people; near 0: every output is one face)",
                           unit="ratio"),)
 
+    def paired(self, cell_a, cell_b, n_boot: int, seed: int) -> dict[tuple[str, str], Paired]:
+        """Per recognizer, both cells' diversity on the images both measured, the same people drawn
+        for both in every replicate."""
+        out = {}
+        for rec in cell_a.recognizers:
+            key = f"emb:{rec}"
+            a, b = (_embeddings(c, key) for c in (cell_a, cell_b))
+            common = [i for i in a if i in b]
+            if key not in cell_a.gallery_feats or len(common) < 2:
+                continue
+            where = {r[0]: k for k, r in enumerate(cell_a.probes)}
+            pos = [where[i] for i in common]
+            orig = cell_a.gallery_feats[key][cell_a.probe_index[pos]]
+            ids = cell_a.probe_identities[pos]
+            anon_a, anon_b = np.stack([a[i] for i in common]), np.stack([b[i] for i in common])
+            out[("identity_diversity", rec)] = Paired(
+                identity_diversity(anon_a, orig, ids), identity_diversity(anon_b, orig, ids),
+                np.stack([diversity_replicates(anon_a, orig, ids, n_boot, seed),
+                          diversity_replicates(anon_b, orig, ids, n_boot, seed)], 1), len(common), len(set(ids)))
+        return out
+
     def aggregate(self, cell) -> list[Row]:
         if not cell.probes:
             return []
@@ -111,3 +138,8 @@ class DiversityGroup(MetricGroup):
                 rows.append(Row("identity_diversity", rec, v, len(anon),
                                 *diversity_interval(anon, orig, ids, seed=cell.boot_seed)))
         return rows
+
+
+def _embeddings(cell, key: str) -> dict:
+    """{image id: embedding} of the cell's probes that have ``key``."""
+    return {r[0]: np.asarray(r[2][key], np.float64) for r in cell.probes if key in r[2]}

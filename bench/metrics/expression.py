@@ -12,8 +12,7 @@ import json
 
 import numpy as np
 
-from bench.metrics.intervals import bootstrap_mean
-from bench.metrics.registry import MetricGroup, MetricSpec, Row, register_group
+from bench.metrics.registry import MetricGroup, MetricSpec, PerImage, Row, mean_rows, register_group
 from bench.timing import model_call
 from kpdp.faces.expression import NAME, WEIGHTS, expression_probs
 
@@ -65,13 +64,11 @@ class ExpressionGroup(MetricGroup):
         same, tv = compare(ctx.orig_record["expr_probs_orig"], p)
         return {"expr_probs": p, "expr_same_top": same, "expr_tv": tv}, {}
 
+    def per_image(self, cell) -> PerImage:
+        recs = cell.probe_records()
+        pos = [k for k, r in enumerate(recs) if "expr_tv" in r]
+        return {(metric, NAME): (pos, np.array([float(recs[k][key]) for k in pos]))
+                for metric, key in (("expression_agreement", "expr_same_top"), ("expression_tv", "expr_tv"))}
+
     def aggregate(self, cell) -> list[Row]:
-        measured = [(r, i) for r, i in zip(cell.probe_records(), cell.probe_identities) if "expr_tv" in r]
-        if not measured:
-            return []
-        ids = [i for _, i in measured]
-        rows = []
-        for metric, key in (("expression_agreement", "expr_same_top"), ("expression_tv", "expr_tv")):
-            v = np.array([float(r[key]) for r, _ in measured])
-            rows.append(Row(metric, NAME, float(v.mean()), len(v), *bootstrap_mean(v, ids, seed=cell.boot_seed)))
-        return rows
+        return mean_rows(cell, self.per_image(cell))

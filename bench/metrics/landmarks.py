@@ -7,8 +7,8 @@ import numpy as np
 
 from bench.metrics.base import MetricResult
 from bench.metrics.detection import best_match
-from bench.metrics.intervals import bootstrap_mean, wilson
-from bench.metrics.registry import MetricGroup, MetricSpec, Row, register_group
+from bench.metrics.intervals import wilson
+from bench.metrics.registry import MetricGroup, MetricSpec, PerImage, Row, mean_rows, register_group
 from bench.timing import model_call
 
 
@@ -90,22 +90,22 @@ class LandmarkGroup(MetricGroup):
             return {"nme_target": nme(np.array(record["lm_found"]), ctx.target)}
         return {}
 
+    def per_image(self, cell) -> PerImage:
+        recs = cell.probe_records()
+        lm = getattr(cell.backends, "landmarker", "")  # no backends: a stored cell re-read (bench compare)
+        ok = [k for k, r in enumerate(recs) if not r["lm_fail"]]
+        tgt = [k for k, r in enumerate(recs) if r.get("nme_target") is not None]
+        return {("landmark_nme", lm): (ok, np.array([recs[k]["nme"] for k in ok], np.float64)),
+                ("landmark_nme_target", lm): (tgt, np.array([recs[k]["nme_target"] for k in tgt], np.float64))}
+
     def aggregate(self, cell) -> list[Row]:
-        recs, ids = cell.probe_records(), cell.probe_identities
+        recs = cell.probe_records()
         if not recs:
             return []
-        lm = cell.backends.landmarker
-        rows = []
-        ok = [(r["nme"], i) for r, i in zip(recs, ids) if not r["lm_fail"]]
-        if ok:
-            v = np.array([x for x, _ in ok])
-            rows.append(Row("landmark_nme", lm, float(v.mean()), len(v),
-                            *bootstrap_mean(v, [i for _, i in ok], seed=cell.boot_seed)))
+        nme, target = mean_rows(cell, self.per_image(cell)), []
+        if nme and nme[-1].metric == "landmark_nme_target":
+            target = [nme.pop()]
         fails = sum(bool(r["lm_fail"]) for r in recs)
-        rows.append(Row("landmark_fail_rate", lm, fails / len(recs), len(recs), *wilson(fails, len(recs))))
-        tgt = [(r["nme_target"], i) for r, i in zip(recs, ids) if r.get("nme_target") is not None]
-        if tgt:
-            v = np.array([x for x, _ in tgt])
-            rows.append(Row("landmark_nme_target", lm, float(v.mean()), len(v),
-                            *bootstrap_mean(v, [i for _, i in tgt], seed=cell.boot_seed)))
-        return rows
+        fail_rate = Row("landmark_fail_rate", cell.backends.landmarker, fails / len(recs), len(recs),
+                        *wilson(fails, len(recs)))
+        return nme + [fail_rate] + target

@@ -13,9 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from bench.metrics.intervals import bootstrap_mean
 from bench.metrics.landmarks import landmarks_on
-from bench.metrics.registry import MetricGroup, MetricSpec, Row, register_group
+from bench.metrics.registry import MetricGroup, MetricSpec, PerImage, Row, mean_rows, register_group
 from kpdp.faces.pose import head_pose
 
 ANGLES = ("yaw", "pitch", "roll")
@@ -69,14 +68,14 @@ class PoseGroup(MetricGroup):
         return {"pose_original": pose_or_none(ctx.primary.landmarks, ctx.image.shape),
                 "pose_anonymised": pose_or_none(found, ctx.image.shape)}
 
+    def per_image(self, cell) -> PerImage:
+        recs = cell.probe_records()
+        pos = [k for k, r in enumerate(recs) if r.get("pose_original") is not None
+               and r.get("pose_anonymised") is not None]
+        if not pos:
+            return {}
+        err = pose_errors([recs[k]["pose_original"] for k in pos], [recs[k]["pose_anonymised"] for k in pos])
+        return {("pose_error", name): (pos, err[:, k]) for k, name in enumerate(ANGLES + ("mean",))}
+
     def aggregate(self, cell) -> list[Row]:
-        pairs = [(r.get("pose_original"), r.get("pose_anonymised"), i)
-                 for r, i in zip(cell.probe_records(), cell.probe_identities)]
-        pairs = [p for p in pairs if p[0] is not None and p[1] is not None]
-        if not pairs:
-            return []
-        err = pose_errors([p[0] for p in pairs], [p[1] for p in pairs])
-        ids = [p[2] for p in pairs]
-        return [Row("pose_error", name, float(err[:, k].mean()), len(err),
-                    *bootstrap_mean(err[:, k], ids, seed=cell.boot_seed))
-                for k, name in enumerate(ANGLES + ("mean",))]
+        return mean_rows(cell, self.per_image(cell))

@@ -14,6 +14,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import NamedTuple
 
+import numpy as np
+
+from bench.metrics.intervals import bootstrap_mean, bootstrap_replicates
 from kpdp.registry import Registry
 
 ENTRY_POINT_GROUP = "kpdp_bench.metrics"
@@ -66,6 +69,46 @@ class Row(NamedTuple):
     valid: bool = True  # False: the attacker failed its sanity check (reported, never read as privacy)
 
 
+class Paired(NamedTuple):
+    """One statistic of two cells on the images both measured, and its bootstrap replicates under
+    one draw of identities for both cells (``replicates``: (n_boot, 2), columns A and B)."""
+
+    a: float
+    b: float
+    replicates: np.ndarray
+    n: int  # images both cells measured
+    people: int
+
+
+#: a group's per-image values: {(metric, backend): (positions in ``cell.probes``, values)}
+PerImage = dict[tuple[str, str], tuple[list[int], np.ndarray]]
+
+
+def mean_rows(cell, per_image: PerImage) -> list[Row]:
+    """One row per statistic that is a mean over images, with its identity-bootstrap interval."""
+    ids = cell.probe_identities
+    return [Row(metric, backend, float(v.mean()), len(v), *bootstrap_mean(v, ids[list(pos)], seed=cell.boot_seed))
+            for (metric, backend), (pos, v) in per_image.items() if len(v)]
+
+
+def paired_means(cell_a, cell_b, per_a: PerImage, per_b: PerImage, n_boot: int, seed: int) -> dict:
+    """:class:`Paired` of every mean-over-images statistic both cells have, on the images both
+    measured (matched by image id; each image's identity is its original's)."""
+    out = {}
+    for key in (k for k in per_a if k in per_b):
+        a = {cell_a.probes[p][0]: float(v) for p, v in zip(*per_a[key])}
+        b = {cell_b.probes[p][0]: float(v) for p, v in zip(*per_b[key])}
+        common = [i for i in a if i in b]
+        if not common:
+            continue
+        who = dict(zip((r[0] for r in cell_a.probes), cell_a.probe_identities))
+        groups = [who[i] for i in common]
+        values = np.array([[a[i] for i in common], [b[i] for i in common]])
+        out[key] = Paired(float(values[0].mean()), float(values[1].mean()),
+                          bootstrap_replicates(values, groups, n_boot, seed), len(common), len(set(groups)))
+    return out
+
+
 class MetricGroup:
     """Base class of a group of metrics computed together (see the module docstring).
 
@@ -99,6 +142,17 @@ class MetricGroup:
 
     def aggregate(self, cell) -> list[Row]:
         raise NotImplementedError
+
+    def per_image(self, cell) -> PerImage:
+        """The group's statistics that are means over images, per image (what :meth:`aggregate`
+        averages, and what ``bench compare`` pairs); empty when it has none."""
+        return {}
+
+    def paired(self, cell_a, cell_b, n_boot: int, seed: int) -> dict[tuple[str, str], Paired]:
+        """{(metric, backend): :class:`Paired`} of the two cells (same data set, same images): the
+        same people drawn for both in every replicate, so the difference gets its own interval.
+        By default the :meth:`per_image` means; a group with other statistics overrides it."""
+        return paired_means(cell_a, cell_b, self.per_image(cell_a), self.per_image(cell_b), n_boot, seed)
 
 
 def _check(name: str, cls: type[MetricGroup]) -> None:

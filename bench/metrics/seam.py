@@ -23,8 +23,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from bench.metrics.intervals import bootstrap_mean, bootstrap_replicates, percentile_interval
-from bench.metrics.registry import MetricGroup, MetricSpec, Row, register_group
+from bench.metrics.intervals import bootstrap_replicates, percentile_interval
+from bench.metrics.registry import MetricGroup, MetricSpec, Paired, PerImage, Row, mean_rows, register_group
 
 SECTORS = 16
 MIN_WIDTH = 3
@@ -141,14 +141,33 @@ class SeamGroup(MetricGroup):
         return {"seam_step": seam_step(original, ctx.image),
                 "seam_edge_energy": None if energies is None else list(energies)}, {}
 
+    def per_image(self, cell) -> PerImage:
+        recs = cell.probe_records()
+        pos = [k for k, r in enumerate(recs) if r.get("seam_step") is not None]
+        return {("seam_step", ""): (pos, np.array([recs[k]["seam_step"] for k in pos], np.float64))}
+
+    def paired(self, cell_a, cell_b, n_boot: int, seed: int) -> dict[tuple[str, str], Paired]:
+        """``seam_step`` as a mean, and ``seam_edge_ratio``: each cell's ratio of mean edge energies
+        on the images both measured, the same people drawn for all four means."""
+        out = super().paired(cell_a, cell_b, n_boot, seed)
+        a, b = (_edge_energies(c) for c in (cell_a, cell_b))
+        common = [i for i in a if i in b]
+        if common:
+            who = dict(zip((r[0] for r in cell_a.probes), cell_a.probe_identities))
+            e = np.array([[a[i][0] for i in common], [a[i][1] for i in common],
+                          [b[i][0] for i in common], [b[i][1] for i in common]], np.float64)
+            reps = bootstrap_replicates(e, [who[i] for i in common], n_boot, seed)
+            out[("seam_edge_ratio", "")] = Paired(
+                float(e[0].mean() / e[1].mean()), float(e[2].mean() / e[3].mean()),
+                np.stack([reps[:, 0] / reps[:, 1], reps[:, 2] / reps[:, 3]], 1), len(common),
+                len({who[i] for i in common}))
+        return out
+
     def aggregate(self, cell) -> list[Row]:
         records = list(zip(cell.probe_records(), cell.probe_identities))
-        pairs = [(r["seam_step"], i) for r, i in records if r.get("seam_step") is not None]
-        if not pairs:
+        rows = mean_rows(cell, self.per_image(cell))
+        if not rows:
             return []
-        v = np.array([x for x, _ in pairs], np.float64)
-        rows = [Row("seam_step", "", float(v.mean()), len(v),
-                    *bootstrap_mean(v, [i for _, i in pairs], seed=cell.boot_seed))]
         energies = [(r["seam_edge_energy"], i) for r, i in records if r.get("seam_edge_energy") is not None]
         if energies:
             e = np.array([x for x, _ in energies], np.float64).T  # (2, N): anonymised, original
@@ -156,3 +175,8 @@ class SeamGroup(MetricGroup):
             rows.append(Row("seam_edge_ratio", "", float(e[0].mean() / e[1].mean()), e.shape[1],
                             *percentile_interval(ratio[:, 0] / ratio[:, 1])))
         return rows
+
+
+def _edge_energies(cell) -> dict:
+    """{image id: (anonymised, original) edge energy} of the cell's probes that have them."""
+    return {r[0]: r[1]["seam_edge_energy"] for r in cell.probes if r[1].get("seam_edge_energy") is not None}

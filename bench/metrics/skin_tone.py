@@ -22,8 +22,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from bench.metrics.intervals import bootstrap_mean
-from bench.metrics.registry import MetricGroup, MetricSpec, Row, register_group
+from bench.metrics.registry import MetricGroup, MetricSpec, PerImage, Row, mean_rows, register_group
 from kpdp.faces.tone import parts_mask
 
 #: ITA below which a face counts as tan or darker (Chardon's categories)
@@ -95,15 +94,14 @@ class SkinToneGroup(MetricGroup):
             return {}, {}
         return {"ita_original": change[0], "ita_change": change[1]}, {}
 
-    def aggregate(self, cell) -> list[Row]:
-        recs = [(r["ita_original"], r["ita_change"], i) for r, i in zip(cell.probe_records(), cell.probe_identities)
-                if r.get("ita_change") is not None]
-        rows = []
+    def per_image(self, cell) -> PerImage:
+        recs = cell.probe_records()
+        out = {}
         for name, keep, value in (("skin_tone_error", lambda ita: True, abs),
                                   ("skin_tone_shift_darker", lambda ita: ita < DARKER_ITA, lambda d: d)):
-            picked = [(value(d), i) for ita, d, i in recs if keep(ita)]
-            if picked:
-                v = np.array([x for x, _ in picked], np.float64)
-                rows.append(Row(name, "", float(v.mean()), len(v),
-                                *bootstrap_mean(v, [i for _, i in picked], seed=cell.boot_seed)))
-        return rows
+            pos = [k for k, r in enumerate(recs) if r.get("ita_change") is not None and keep(r["ita_original"])]
+            out[(name, "")] = (pos, np.array([value(recs[k]["ita_change"]) for k in pos], np.float64))
+        return out
+
+    def aggregate(self, cell) -> list[Row]:
+        return mean_rows(cell, self.per_image(cell))

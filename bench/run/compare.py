@@ -1,5 +1,5 @@
 """Two cells of one run compared on the same probes: the difference of their strongest attacks,
-with one identity bootstrap for both (``bench compare``).
+or of a utility metric, with one identity bootstrap for both (``bench compare``).
 
 Why paired: two cells of a run attack the same probes (the same people, the same photos). Their
 separate 95 % intervals each carry the spread of *which people* were drawn, which the difference
@@ -10,12 +10,16 @@ draws identities once, recomputes every attack (attacker x recognizer) of both c
 takes (strongest of A) - (strongest of B). The strongest attack is re-chosen in every replicate, as
 in the cells' own intervals (:func:`bench.metrics.intervals.bootstrap_max`); an attacker that failed
 its sanity check is left out of both, as from the headline.
+
+Utility metrics pair the same way (:func:`compare_utility`): each metric group says how its
+statistics pair (:meth:`bench.metrics.registry.MetricGroup.paired`: means over images by default,
+identity diversity and the seam's edge ratio as the ratios they are), on the images both cells
+measured. FID and KID compare two sets of images and are not paired here.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 
@@ -24,10 +28,11 @@ from bench.aggregate.cells import load_cell
 from bench.attackers.outcomes import attack
 from bench.attackers.registry import available, get_attacker
 from bench.metrics.intervals import N_BOOT, bootstrap_replicates, cell_seed, percentile_interval
-from bench.metrics.registry import STRONGEST
+from bench.metrics.registry import STRONGEST, groups as metric_groups, metric as metric_spec
 from bench.metrics.reid_scores import INTRUSION_RATE, REID_RANK1, REID_RANK1_SAME
 from bench.run.evaluate import Cell
-from bench.run.passes import add_kept_outcomes, run_calibration, run_cells, run_recognizers, run_samples
+from bench.run.passes import (add_kept_outcomes, aggregation_config, run_calibration, run_cells, run_recognizers,
+                              run_samples)
 from bench.store.results import ResultStore, eps_key
 from kpdp.datasets import get_dataset
 
@@ -51,6 +56,7 @@ class Difference:
     interval: tuple[float, float]
     n_probes: int
     n_people: int
+    backend: str = ""  # a utility metric's backend column (a recognizer, an attribute, an angle)
 
     @property
     def apart(self) -> bool:
@@ -106,8 +112,7 @@ def cell_outcomes(store, meta: dict, ds, method: str, eps, seed: int, image_ids)
     # attackers that need pixels (semi-finetune, recon-*) cannot be recomputed from features: their
     # passes kept the per-probe outcomes in the store
     recomputed = sorted(a for a in have if a in available() and not get_attacker(a).pixels)
-    cfg = SimpleNamespace(recognizers=recognizers, detectors=[], device="cpu", workers=1,
-                          seeds=list(meta.get("seeds") or [0]), attackers=recomputed)
+    cfg = aggregation_config(recognizers, meta.get("seeds") or [0], recomputed)
     cell = load_cell(store, Cell(ds.name, method, eps, seed), cfg, None, ds, image_ids,
                      run_calibration(meta, ds.name, recognizers))
     if not cell.probes:
@@ -127,7 +132,58 @@ def compare(run_dir, method_a: str, method_b: str, eps_a=None, eps_b=None, metri
     (``eps`` of a method that takes none is ignored; ``dataset``/``seed``: the run's first)."""
 
     if metric not in PAIRED_METRICS:
-        raise ValueError(f"metric '{metric}' cannot be paired; valid: {', '.join(PAIRED_METRICS)}")
+        raise ValueError(f"metric '{metric}' is not a re-identification rate that pairs "
+                         f"({', '.join(PAIRED_METRICS)}); a utility metric: compare_utility")
+    run = _open(run_dir, method_a, method_b, eps_a, eps_b, dataset, seed)
+    invalid = {a for a, v in ((run.meta.get(f"attacker_sanity:{run.ds.name}") or {}).get("verdicts") or {}).items()
+               if v != "ok"}
+    (oa, ob) = (cell_outcomes(run.store, run.meta, run.ds, m, e, run.seed, run.image_ids) for m, e in run.cells)
+    if not np.array_equal(oa.groups, ob.groups):
+        raise ValueError("the two cells do not hold the same probes: a paired comparison needs them")
+    return paired_difference(valid_hits(oa, metric, invalid), valid_hits(ob, metric, invalid), oa.groups, metric,
+                             n_boot, cell_seed(run.ds.name, *run.cells[0], *run.cells[1], run.seed))
+
+
+def compare_utility(run_dir, method_a: str, method_b: str, eps_a=None, eps_b=None, metric: str = "",
+                    dataset: str | None = None, seed: int | None = None, n_boot: int = N_BOOT) -> list[Difference]:
+    """Paired differences of a utility ``metric`` (one per backend: each recognizer's identity
+    diversity, each attribute's agreement, each pose angle) between two cells of one run, on the
+    images both measured."""
+
+    spec = metric_spec(metric)  # an unknown name is answered with the known ones
+    group = metric_groups()[spec.group]()
+    run = _open(run_dir, method_a, method_b, eps_a, eps_b, dataset, seed)
+    recognizers = run_recognizers(run.meta)
+    cfg = aggregation_config(recognizers, run.meta.get("seeds") or [0], [])
+    shared = run_calibration(run.meta, run.ds.name, recognizers)
+    cell_a, cell_b = (load_cell(run.store, Cell(run.ds.name, m, e, run.seed), cfg, None, run.ds, run.image_ids, shared)
+                      for m, e in run.cells)
+    boot_seed = cell_seed(run.ds.name, *run.cells[0], *run.cells[1], run.seed, metric)
+    paired = {k: v for k, v in group.paired(cell_a, cell_b, n_boot, boot_seed).items() if k[0] == metric}
+    if not paired:
+        pairable = sorted({k[0] for k in group.paired(cell_a, cell_a, 2, 0)})
+        raise ValueError(f"'{metric}' is not paired on these cells (not measured in both, or a statistic of two "
+                         f"image sets such as FID); group '{group.name}' pairs: {', '.join(pairable) or 'nothing'}")
+    out = []
+    for (_, backend), p in paired.items():
+        out.append(Difference(metric, p.a, p.b, percentile_interval(p.replicates[:, 0]),
+                              percentile_interval(p.replicates[:, 1]), "", "", p.a - p.b,
+                              percentile_interval(p.replicates[:, 0] - p.replicates[:, 1]), p.n, p.people, backend))
+    return out
+
+
+@dataclass
+class _Run:
+    store: ResultStore
+    meta: dict
+    ds: object
+    seed: int
+    cells: list  # [(method, ε), (method, ε)], canonical
+    image_ids: list
+
+
+def _open(run_dir, method_a, method_b, eps_a, eps_b, dataset, seed) -> _Run:
+    """The run's store and the two cells, each checked to be one of the run's."""
     run_dir = Path(run_dir)
     if not (run_dir / "results.sqlite").is_file():
         raise FileNotFoundError(f"{run_dir}/results.sqlite: not a run directory (the store is needed, not only "
@@ -150,11 +206,4 @@ def compare(run_dir, method_a: str, method_b: str, eps_a=None, eps_b=None, metri
             raise ValueError(f"{_label(m, eps_key(e))} is not a cell of this run; its cells: "
                              + ", ".join(_label(x, y) for x, y in sorted(run_methods, key=str)))
         cells.append((m, e))
-    invalid = {a for a, v in ((meta.get(f"attacker_sanity:{ds.name}") or {}).get("verdicts") or {}).items()
-               if v != "ok"}
-    image_ids = [s.image_id for s in run_samples(ds, meta)]
-    (oa, ob) = (cell_outcomes(store, meta, ds, m, e, seed, image_ids) for m, e in cells)
-    if not np.array_equal(oa.groups, ob.groups):
-        raise ValueError("the two cells do not hold the same probes: a paired comparison needs them")
-    return paired_difference(valid_hits(oa, metric, invalid), valid_hits(ob, metric, invalid), oa.groups, metric,
-                             n_boot, cell_seed(ds.name, *cells[0], *cells[1], seed))
+    return _Run(store, meta, ds, seed, cells, [s.image_id for s in run_samples(ds, meta)])

@@ -35,8 +35,8 @@ from bench.metrics.reid_scores import REID_RANK1, REID_TAR_FAR, genuine_pairs, p
 from bench.report.export import write_exports
 from bench.run.evaluate import Cell
 from bench.run.finetune_data import Regenerator, Release, ensure_releases, originals, stored_digests
-from bench.run.passes import (add_kept_outcomes, cells_to_attack, check_sanity, keep_outcomes, run_calibration,
-                              run_cells, run_recognizers, run_samples)
+from bench.run.passes import (add_kept_outcomes, aggregation_config, cells_to_attack, check_sanity, keep_outcomes,
+                              run_calibration, run_cells, run_recognizers, run_samples)
 from bench.store.cache import FeatureCache
 from bench.store.provenance import append_command
 from bench.store.results import ResultStore, eps_key, store_dataset
@@ -229,8 +229,6 @@ def attack_run(run_dir, methods: list[str] | None = None, eps: list[float] | Non
     to the run's results and rewrite ``metrics.csv`` and ``summary.md``. Returns the rows written.
     ``argv``: the command, added to the run's history of commands (a ``bench run`` that runs the
     attacker after its grid records its own command instead)."""
-    from types import SimpleNamespace
-
     cfg = cfg or FinetuneConfig()
     run_dir = Path(run_dir)
     if not (run_dir / "results.sqlite").is_file():
@@ -264,8 +262,7 @@ def attack_run(run_dir, methods: list[str] | None = None, eps: list[float] | Non
         samples = run_samples(ds, meta)
         image_ids = [s.image_id for s in samples]
         others = _run_attackers(store, ds.name)
-        run_cfg = SimpleNamespace(recognizers=recognizers, detectors=[], device="cpu", workers=1, seeds=run_seeds,
-                                  attackers=others)
+        run_cfg = aggregation_config(recognizers, run_seeds, others)
         shared = run_calibration(meta, ds.name, recognizers)
         train_ds, _ = training_split(ds)
         train_name = store_dataset(ds.name, "train")

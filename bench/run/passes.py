@@ -4,6 +4,8 @@ sanity check, and the per-probe outcomes each pass keeps so that the next pass's
 counts them."""
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 from bench.attackers import sanity
 from bench.metrics.reid_scores import REID_RANK1
 
@@ -21,6 +23,14 @@ def run_recognizers(meta: dict) -> list[str]:
 def run_samples(ds, meta: dict) -> list:
     """The samples of ``ds`` that the run measured (its ``--limit`` applied)."""
     return list(ds.samples)[: meta["limit"]] if meta.get("limit") else list(ds.samples)
+
+
+def aggregation_config(recognizers, seeds, attackers) -> SimpleNamespace:
+    """The slice of a run's configuration that re-aggregating a stored cell reads
+    (:func:`bench.aggregate.cells.load_cell`, :func:`bench.attackers.outcomes.attack`): the run's
+    recognizers and seeds and the attackers to recompute, on the CPU in this process."""
+    return SimpleNamespace(recognizers=list(recognizers), detectors=[], device="cpu", workers=1, seeds=list(seeds),
+                           attackers=list(attackers))
 
 
 def run_calibration(meta: dict, dataset: str, recognizers) -> dict:

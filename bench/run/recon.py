@@ -22,8 +22,6 @@ from __future__ import annotations
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from types import SimpleNamespace
-
 import numpy as np
 
 from bench import methods as method_registry
@@ -41,8 +39,8 @@ from bench.metrics.registry import STRONGEST
 from bench.metrics.reid_scores import REID_METRICS, REID_RANK1, REID_TAR_FAR, intrusion_threshold
 from bench.run.evaluate import Cell
 from bench.run.finetune_data import Regenerator, Release, ensure_releases, originals, stored_digests
-from bench.run.passes import (add_kept_outcomes, cells_to_attack, check_sanity, keep_outcomes, run_calibration,
-                              run_cells, run_recognizers, run_samples)
+from bench.run.passes import (add_kept_outcomes, aggregation_config, cells_to_attack, check_sanity, keep_outcomes,
+                              run_calibration, run_cells, run_recognizers, run_samples)
 from bench.store.cache import FeatureCache
 from bench.store.results import ResultStore, eps_key, store_dataset
 from kpdp.datasets import get_dataset, load_image
@@ -285,8 +283,7 @@ def _attack_store(store, attackers, methods, eps, seeds, log) -> list:
         samples = run_samples(ds, meta)
         image_ids = [s.image_id for s in samples]
         others, pixel_others = other_attackers(store, ds.name)
-        run_cfg = SimpleNamespace(recognizers=recognizers, detectors=[], device="cpu", workers=1, seeds=run_seeds,
-                                  attackers=others)
+        run_cfg = aggregation_config(recognizers, run_seeds, others)
         shared = run_calibration(meta, ds.name, recognizers)
         train_ds, _ = training_split(ds)
         train_name = store_dataset(ds.name, "train")

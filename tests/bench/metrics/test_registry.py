@@ -1,9 +1,13 @@
 """The metric registry: one declaration per metric, read by aggregate, export, report and check."""
+from types import SimpleNamespace
+
 import numpy as np
 import pandas as pd
 import pytest
 
 from bench.metrics import registry
+from bench.metrics.intervals import bootstrap_mean, percentile_interval
+from bench.metrics.registry import paired_means
 
 DOC_NAMES = ["reid_rank1", "reid_rank1_same", "reid_tar_far1e-3", "intrusion_rate", "detection_rate", "fid", "kid",
              "landmark_nme", "landmark_fail_rate", "landmark_nme_target", "bg_psnr", "bg_ssim", "sec_per_image",
@@ -104,3 +108,38 @@ def test_mtcnn_stays_off_a_gpu_that_many_workers_share():
     assert detector_device("dlib-hog", "cuda", 16) == "cuda"  # only MTCNN is moved (dlib ignores the device)
     # `local` runs one process whatever --workers says
     assert Backends.for_config(SimpleNamespace(**{**vars(cfg), "executor": "local", "device": "cpu"})).workers == 1
+
+
+def _cell(values_by_image, identities):
+    """What paired_means reads of a cell: its probes (id, record, features) and their identities."""
+    ids = list(values_by_image)
+    return SimpleNamespace(probes=[(i, {}, {}) for i in ids], probe_identities=np.asarray(identities))
+
+
+def test_paired_means_support_a_difference_that_the_separate_intervals_leave_open():
+    rng = np.random.default_rng(0)
+    people = np.repeat(np.arange(50), 4)
+    base = np.repeat(rng.random(50), 4) + rng.normal(0, 0.05, 200)  # people differ much more than images
+    b = base
+    a = base + 0.03 + rng.normal(0, 0.02, 200)  # A a little higher on every image
+    names = [f"img{k}" for k in range(200)]
+    cell_a, cell_b = _cell(dict(zip(names, a)), people), _cell(dict(zip(names, b)), people)
+    everyone = list(range(200))
+    out = paired_means(cell_a, cell_b, {("m", ""): (everyone, a)}, {("m", ""): (everyone, b)}, 2000, 1)
+    p = out[("m", "")]
+    assert p.a == pytest.approx(a.mean()) and p.n == 200 and p.people == 50
+    diff = percentile_interval(p.replicates[:, 0] - p.replicates[:, 1])
+    own_a, own_b = bootstrap_mean(a, people, seed=1), bootstrap_mean(b, people, seed=2)
+    assert diff[0] > 0 and own_a[0] < own_b[1]  # paired: supported; separately: overlapping
+
+
+def test_paired_means_use_only_the_images_both_cells_measured():
+    people = ["p", "p", "q", "q", "r"]
+    names = ["a", "b", "c", "d", "e"]
+    cell_a, cell_b = _cell(dict.fromkeys(names), people), _cell(dict.fromkeys(names), people)
+    va, vb = np.array([1.0, 1.0, 0.0, 0.0, 1.0]), np.array([0.0, 1.0, 1.0, 0.0])
+    # B has no value for image "a" (position 0): it failed there
+    out = paired_means(cell_a, cell_b, {("m", ""): ([0, 1, 2, 3, 4], va)}, {("m", ""): ([1, 2, 3, 4], vb)}, 200, 0)
+    p = out[("m", "")]
+    assert (p.n, p.people) == (4, 3) and p.a == pytest.approx(0.5) and p.b == pytest.approx(0.5)
+    assert paired_means(cell_a, cell_b, {("m", ""): ([0], va[:1])}, {("m", ""): ([1], vb[:1])}, 200, 0) == {}

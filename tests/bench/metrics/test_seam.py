@@ -5,6 +5,7 @@ from types import SimpleNamespace
 
 import cv2
 import numpy as np
+import pytest
 
 from bench.metrics import seam
 
@@ -84,3 +85,21 @@ def test_the_edge_ratio_is_the_ratio_of_the_means_with_an_interval():
     ratio = rows["seam_edge_ratio"]
     assert ratio.value == 18 / 8 and ratio.n == 4
     assert ratio.ci_low < ratio.value < ratio.ci_high
+
+
+def test_the_edge_ratio_pairs_as_a_ratio_of_means_on_the_images_both_cells_measured():
+    def cell(energies):
+        probes = [(f"i{k}", {"seam_step": 1.0, "seam_edge_energy": e}, {}) for k, e in enumerate(energies)]
+        return SimpleNamespace(probes=probes, probe_identities=np.array(["p", "p", "q", "r"][:len(probes)]),
+                               boot_seed=0, probe_records=lambda: [p[1] for p in probes])
+
+    a = cell([[2.0, 4.0], [1.0, 2.0], [3.0, 3.0], [1.0, 1.0]])
+    b = cell([[1.0, 4.0], [1.0, 2.0], [3.0, 3.0], [1.0, 1.0]])
+    paired = seam.SeamGroup().paired(a, b, 200, 0)
+    ratio = paired[("seam_edge_ratio", "")]
+    assert ratio.a == pytest.approx(7 / 10) and ratio.b == pytest.approx(6 / 10) and ratio.n == 4
+    own = [r for r in seam.SeamGroup().aggregate(a) if r.metric == "seam_edge_ratio"][0]
+    assert own.value == pytest.approx(ratio.a)
+    assert (ratio.replicates[:, 0] >= ratio.replicates[:, 1]).all()  # A's edge is the sharper in every draw
+    same = seam.SeamGroup().paired(a, a, 200, 0)[("seam_edge_ratio", "")]
+    assert (same.replicates[:, 0] == same.replicates[:, 1]).all()

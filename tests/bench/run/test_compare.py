@@ -51,7 +51,7 @@ def tiny_run(tmp_path_factory):
 
     out = tmp_path_factory.mktemp("compare") / "run"
     assert main(["run", "--methods", "blur,mask", "--limit", "24", "--recognizers", "dlib", "--detectors", "mtcnn",
-                 "--metrics", "reid", "--executor", "local", "--out", str(out), "--quiet"]) == 0
+                 "--metrics", "reid,diversity,expression", "--executor", "local", "--out", str(out), "--quiet"]) == 0
     return out
 
 
@@ -71,3 +71,32 @@ def test_on_a_run_each_side_is_the_cells_own_headline(tiny_run, capsys):
     assert main(["compare", str(tiny_run), "--methods", "pixelate,blur"]) == 2
     assert "its cells: blur, mask, original" in capsys.readouterr().err
     assert main(["compare", str(tiny_run), "--methods", "blur,mask", "--metric", "reid_tar_far"]) == 2
+
+
+def test_a_utility_metric_pairs_on_the_images_both_cells_measured(tiny_run, capsys):
+    from bench.cli.main import main
+    from bench.run.compare import compare_utility
+
+    df = pd.read_csv(tiny_run / "metrics.csv")
+
+    def row(metric, method, backend):
+        return df[(df.metric == metric) & (df.method == method) & (df.backend == backend)].iloc[0]
+
+    (expr,) = compare_utility(tiny_run, "mask", "blur", metric="expression_agreement")
+    for value, method in ((expr.a, "mask"), (expr.b, "blur")):
+        assert value == pytest.approx(row("expression_agreement", method, expr.backend).value)
+    assert expr.n_probes == row("expression_agreement", "mask", expr.backend).n
+    div = {d.backend: d for d in compare_utility(tiny_run, "mask", "blur", metric="identity_diversity")}
+    assert div["dlib"].a == pytest.approx(row("identity_diversity", "mask", "dlib").value)
+    assert div["dlib"].difference == pytest.approx(div["dlib"].a - div["dlib"].b)
+    lo, hi = div["dlib"].interval
+    assert lo <= div["dlib"].difference <= hi
+    # a cell against itself: every replicate draws the same people for both, so nothing differs
+    for d in compare_utility(tiny_run, "blur", "blur", metric="identity_diversity"):
+        assert d.difference == 0 and d.interval == (0.0, 0.0) and not d.apart
+    with pytest.raises(ValueError, match="statistic of two image sets"):
+        compare_utility(tiny_run, "mask", "blur", metric="fid")
+    assert main(["compare", str(tiny_run), "--methods", "mask,blur", "--metric", "identity_diversity"]) == 0
+    assert "dlib: A " in capsys.readouterr().out
+    assert main(["compare", str(tiny_run), "--methods", "mask,blur", "--metric", "expresion_agreement"]) == 2
+    assert "known: " in capsys.readouterr().err
