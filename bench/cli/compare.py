@@ -24,11 +24,13 @@ def cmd_compare(a) -> int:
     if a.metric not in PAIRED_METRICS:
         diffs = compare_utility(a.run, methods[0], methods[1], eps_a, eps_b, metric=a.metric, dataset=a.dataset,
                                 seed=a.seed)
-        print(f"{a.metric}, {diffs[0].n_probes} images of {diffs[0].n_people} people that both cells measured, "
-              "paired identity bootstrap (95 %)")
+        if not diffs:
+            raise ValueError("no utility metric of this run pairs on these two cells")
+        print(f"{a.metric}, paired identity bootstrap (95 %) on the images both cells measured "
+              f"({diffs[0].n_probes} images of {diffs[0].n_people} people for {diffs[0].metric})")
         print(f"  A  {methods[0]}\n  B  {methods[1]}")
         for d in diffs:
-            _print_difference(d, d.backend or "")
+            _print_difference(d, f"{d.metric}[{d.backend}]" if d.backend else d.metric)
         return 0
     d = compare(a.run, methods[0], methods[1], eps_a, eps_b, metric=a.metric, dataset=a.dataset, seed=a.seed)
     print(f"{d.metric}, strongest valid attack, {d.n_probes} probes of {d.n_people} people, paired identity "
@@ -48,7 +50,12 @@ def _verdict(d) -> str:
 def _print_difference(d, label: str) -> None:
     (alo, ahi), (blo, bhi), (lo, hi) = d.a_interval, d.b_interval, d.interval
     print(f"  {label or d.metric}: A {d.a:.3f} [{alo:.3f}, {ahi:.3f}]  B {d.b:.3f} [{blo:.3f}, {bhi:.3f}]  "
-          f"A - B {d.difference:+.3f} [{lo:+.3f}, {hi:+.3f}]: {_verdict(d)}")
+          f"A - B {_signed(d.difference)} [{_signed(lo)}, {_signed(hi)}]: {_verdict(d)}")
+
+
+def _signed(x: float) -> str:
+    """Three decimals, or two significant digits where three decimals would print a nonzero as 0."""
+    return f"{x:+.3f}" if x == 0 or abs(x) >= 5e-4 else f"{x:+.1e}"
 
 
 def add_commands(sub):
@@ -60,7 +67,8 @@ def add_commands(sub):
     s.add_argument("--metric", default="reid_rank1",
                    help="reid_rank1 (default), reid_rank1_same or intrusion_rate: the strongest attack; or a utility "
                         "metric that pairs per image (expression_agreement, attribute_agreement, identity_diversity, "
-                        "landmark_nme, pose_error, seam_edge_ratio, skin_tone_error, ...; not FID/KID)")
+                        "landmark_nme, pose_error, seam_edge_ratio, skin_tone_error, ...; not FID/KID); all: every utility "
+                        "metric that pairs")
     s.add_argument("--dataset", help="the run's data set to compare on (default: its first)")
     s.add_argument("--seed", type=int, help="the run seed of both cells (default: the run's first)")
     s.set_defaults(func=cmd_compare)

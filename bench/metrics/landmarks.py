@@ -93,7 +93,7 @@ class LandmarkGroup(MetricGroup):
     def per_image(self, cell) -> PerImage:
         recs = cell.probe_records()
         lm = getattr(cell.backends, "landmarker", "")  # no backends: a stored cell re-read (bench compare)
-        ok = [k for k, r in enumerate(recs) if not r["lm_fail"]]
+        ok = [k for k, r in enumerate(recs) if "lm_fail" in r and not r["lm_fail"]]  # absent: not measured
         tgt = [k for k, r in enumerate(recs) if r.get("nme_target") is not None]
         return {("landmark_nme", lm): (ok, np.array([recs[k]["nme"] for k in ok], np.float64)),
                 ("landmark_nme_target", lm): (tgt, np.array([recs[k]["nme_target"] for k in tgt], np.float64))}

@@ -28,7 +28,7 @@ from bench.aggregate.cells import load_cell
 from bench.attackers.outcomes import attack
 from bench.attackers.registry import available, get_attacker
 from bench.metrics.intervals import N_BOOT, bootstrap_replicates, cell_seed, percentile_interval
-from bench.metrics.registry import STRONGEST, groups as metric_groups, metric as metric_spec
+from bench.metrics.registry import STRONGEST, all_metrics, groups as metric_groups, metric as metric_spec
 from bench.metrics.reid_scores import INTRUSION_RATE, REID_RANK1, REID_RANK1_SAME
 from bench.run.evaluate import Cell
 from bench.run.passes import (add_kept_outcomes, aggregation_config, run_calibration, run_cells, run_recognizers,
@@ -144,31 +144,35 @@ def compare(run_dir, method_a: str, method_b: str, eps_a=None, eps_b=None, metri
                              n_boot, cell_seed(run.ds.name, *run.cells[0], *run.cells[1], run.seed))
 
 
-def compare_utility(run_dir, method_a: str, method_b: str, eps_a=None, eps_b=None, metric: str = "",
+def compare_utility(run_dir, method_a: str, method_b: str, eps_a=None, eps_b=None, metric: str = "all",
                     dataset: str | None = None, seed: int | None = None, n_boot: int = N_BOOT) -> list[Difference]:
     """Paired differences of a utility ``metric`` (one per backend: each recognizer's identity
     diversity, each attribute's agreement, each pose angle) between two cells of one run, on the
-    images both measured."""
+    images both measured; ``"all"``: every metric that the run's groups pair, in declaration order."""
 
-    spec = metric_spec(metric)  # an unknown name is answered with the known ones
-    group = metric_groups()[spec.group]()
+    specs = list(all_metrics().values()) if metric == "all" else [metric_spec(metric)]  # unknown: the known ones
     run = _open(run_dir, method_a, method_b, eps_a, eps_b, dataset, seed)
     recognizers = run_recognizers(run.meta)
     cfg = aggregation_config(recognizers, run.meta.get("seeds") or [0], [])
     shared = run_calibration(run.meta, run.ds.name, recognizers)
     cell_a, cell_b = (load_cell(run.store, Cell(run.ds.name, m, e, run.seed), cfg, None, run.ds, run.image_ids, shared)
                       for m, e in run.cells)
-    boot_seed = cell_seed(run.ds.name, *run.cells[0], *run.cells[1], run.seed, metric)
-    paired = {k: v for k, v in group.paired(cell_a, cell_b, n_boot, boot_seed).items() if k[0] == metric}
-    if not paired:
-        pairable = sorted({k[0] for k in group.paired(cell_a, cell_a, 2, 0)})
-        raise ValueError(f"'{metric}' is not paired on these cells (not measured in both, or a statistic of two "
-                         f"image sets such as FID); group '{group.name}' pairs: {', '.join(pairable) or 'nothing'}")
     out = []
-    for (_, backend), p in paired.items():
-        out.append(Difference(metric, p.a, p.b, percentile_interval(p.replicates[:, 0]),
-                              percentile_interval(p.replicates[:, 1]), "", "", p.a - p.b,
-                              percentile_interval(p.replicates[:, 0] - p.replicates[:, 1]), p.n, p.people, backend))
+    for name in dict.fromkeys(s.group for s in specs):
+        group = metric_groups()[name]()
+        for spec in (s for s in specs if s.group == name):
+            boot_seed = cell_seed(run.ds.name, *run.cells[0], *run.cells[1], run.seed, spec.name)
+            paired = {k: v for k, v in group.paired(cell_a, cell_b, n_boot, boot_seed).items() if k[0] == spec.name}
+            if not paired and metric != "all":
+                pairable = sorted({k[0] for k in group.paired(cell_a, cell_a, 2, 0)})
+                raise ValueError(f"'{metric}' is not paired on these cells (not measured in both, or a statistic of "
+                                 f"two image sets such as FID); group '{group.name}' pairs: "
+                                 f"{', '.join(pairable) or 'nothing'}")
+            for (_, backend), p in paired.items():
+                out.append(Difference(spec.name, p.a, p.b, percentile_interval(p.replicates[:, 0]),
+                                      percentile_interval(p.replicates[:, 1]), "", "", p.a - p.b,
+                                      percentile_interval(p.replicates[:, 0] - p.replicates[:, 1]), p.n, p.people,
+                                      backend))
     return out
 
 

@@ -94,9 +94,14 @@ def test_a_utility_metric_pairs_on_the_images_both_cells_measured(tiny_run, caps
     # a cell against itself: every replicate draws the same people for both, so nothing differs
     for d in compare_utility(tiny_run, "blur", "blur", metric="identity_diversity"):
         assert d.difference == 0 and d.interval == (0.0, 0.0) and not d.apart
+    every = compare_utility(tiny_run, "mask", "blur", metric="all")  # what the run measured and pairs, in order
+    assert [d.metric for d in every] == ["expression_agreement", "expression_tv", "identity_diversity", "sec_per_image"]
+    assert every[0].a == expr.a and every[2].a == div["dlib"].a
     with pytest.raises(ValueError, match="statistic of two image sets"):
         compare_utility(tiny_run, "mask", "blur", metric="fid")
     assert main(["compare", str(tiny_run), "--methods", "mask,blur", "--metric", "identity_diversity"]) == 0
-    assert "dlib: A " in capsys.readouterr().out
+    assert "identity_diversity[dlib]: A " in capsys.readouterr().out
+    assert main(["compare", str(tiny_run), "--methods", "mask,blur", "--metric", "all"]) == 0
+    assert "identity_diversity[dlib]: A " in capsys.readouterr().out
     assert main(["compare", str(tiny_run), "--methods", "mask,blur", "--metric", "expresion_agreement"]) == 2
     assert "known: " in capsys.readouterr().err
