@@ -8,8 +8,10 @@
 # fine-tuned G under a fresh D at lr 1e-4 collapsed by step 446, and every checkpoint drew dark skin lighter).
 #   run: bash scripts/gpu_train_v3.sh MINUTES [extra kpdp-train arguments]   (CPU check: DEVICE=cpu STEPS=2)
 # Terms measured or prepared since, to pass as extra arguments: --geometry-weight 10 (chunk 7: the drawn
-# landmarks follow the condition, expression does not), --diversity-weight 1 (two draws of one geometry
-# pushed apart in FaceNet space: the same-photo linkage; tested, not yet trained).
+# landmarks follow the condition, expression does not), --diversity-weight W (two draws of one geometry
+# pushed apart in FaceNet space; chunk 8 on the CPU, W = 1: same-photo linkage -0.32 against a control, but
+# bought with a mottled texture on the faces: try W = 0.25 here, and look at the faces first).
+# Data: bash scripts/prepare_v3_data.sh (writes both carried files into .gpu/).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 minutes=${1:-7}; shift || true
