@@ -24,7 +24,7 @@ def draw_difference(inpainter, image: np.ndarray, landmarks: np.ndarray, seeds=(
     for seed in seeds:
         _, mask, inputs = inpainter.generator_inputs(image, landmarks, landmarks, seed)
         with torch.no_grad():
-            outs.append(inpainter.G(*inputs).float())
+            outs.append(inpainter.G(*inputs).float().clamp(-1, 1))  # as inpaint releases it
     inside = torch.from_numpy(mask).bool()
     level = float(((outs[0] - outs[1]).abs() * 127.5)[0][:, inside].mean())
     if identity is None:
@@ -47,7 +47,14 @@ def main(argv: list[str] | None = None) -> int:
 
     samples = list(get_dataset(a.dataset, a.root, a.split).samples)[:: a.every][: a.n]
     finder, identity = FaceFinder(), IdentityDistance("cpu", 0.3)
-    faces = [(img, finder.primary(img).landmarks) for img in (load_image(s.path) for s in samples)]
+    faces = []
+    for s in samples:
+        img = load_image(s.path)
+        face = finder.primary(img)
+        if face is None:
+            print(f"note: {s.path}: no face found, left out")
+            continue
+        faces.append((img, face.landmarks))
     for w in a.weights:
         inpainter = FaceInpainter("sparse7+dense68", None if w == "shipped" else w, "cpu", mask_kind="ellipse")
         res = [draw_difference(inpainter, img, lm, identity=identity) for img, lm in faces]

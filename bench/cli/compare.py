@@ -30,7 +30,9 @@ def cmd_compare(a) -> int:
               f"({diffs[0].n_probes} images of {diffs[0].n_people} people for {diffs[0].metric})")
         print(f"  A  {methods[0]}\n  B  {methods[1]}")
         for d in diffs:
-            _print_difference(d, f"{d.metric}[{d.backend}]" if d.backend else d.metric)
+            label = f"{d.metric}[{d.backend}]" if d.backend else d.metric
+            same_n = (d.n_probes, d.n_people) == (diffs[0].n_probes, diffs[0].n_people)
+            _print_difference(d, label if same_n else f"{label} ({d.n_probes} images of {d.n_people} people)")
         return 0
     d = compare(a.run, methods[0], methods[1], eps_a, eps_b, metric=a.metric, dataset=a.dataset, seed=a.seed)
     print(f"{d.metric}, strongest valid attack, {d.n_probes} probes of {d.n_people} people, paired identity "

@@ -86,10 +86,13 @@ class AttributeGroup(MetricGroup):
         orig = cell.gallery_feats.get(FEATURE)
         if not cell.probes or orig is None:
             return {}
+        have = [k for k, p in enumerate(cell.probes) if FEATURE in p[2]]  # absent: not measured
+        if not have:
+            return {}
         probes = load_probes()
-        values = agreement(orig[cell.probe_index], cell.probe_features(FEATURE), probes.attributes, probes.used)
-        everyone = list(range(len(cell.probes)))
-        return {("attribute_agreement", name): (everyone, values[k]) for k, name in enumerate([*probes.used, "mean"])}
+        anon = np.stack([np.asarray(cell.probes[k][2][FEATURE], np.float64) for k in have])
+        values = agreement(orig[cell.probe_index[have]], anon, probes.attributes, probes.used)
+        return {("attribute_agreement", name): (have, values[k]) for k, name in enumerate([*probes.used, "mean"])}
 
     def aggregate(self, cell) -> list[Row]:
         orig = cell.gallery_feats.get(FEATURE)

@@ -116,10 +116,13 @@ class DiversityGroup(MetricGroup):
             orig = cell_a.gallery_feats[key][cell_a.probe_index[pos]]
             ids = cell_a.probe_identities[pos]
             anon_a, anon_b = np.stack([a[i] for i in common]), np.stack([b[i] for i in common])
+            value_a, value_b = identity_diversity(anon_a, orig, ids), identity_diversity(anon_b, orig, ids)
+            if not (np.isfinite(value_a) and np.isfinite(value_b)):  # one person only: undefined, as in aggregate
+                continue
             out[("identity_diversity", rec)] = Paired(
-                identity_diversity(anon_a, orig, ids), identity_diversity(anon_b, orig, ids),
-                np.stack([diversity_replicates(anon_a, orig, ids, n_boot, seed),
-                          diversity_replicates(anon_b, orig, ids, n_boot, seed)], 1), len(common), len(set(ids)))
+                value_a, value_b, np.stack([diversity_replicates(anon_a, orig, ids, n_boot, seed),
+                                            diversity_replicates(anon_b, orig, ids, n_boot, seed)], 1),
+                len(common), len(set(ids)))
         return out
 
     def aggregate(self, cell) -> list[Row]:

@@ -152,7 +152,7 @@ class SeamGroup(MetricGroup):
         out = super().paired(cell_a, cell_b, n_boot, seed)
         a, b = (_edge_energies(c) for c in (cell_a, cell_b))
         common = [i for i in a if i in b]
-        if common:
+        if common and ("seam_step", "") in out:  # aggregate gives the ratio only beside seam_step
             who = dict(zip((r[0] for r in cell_a.probes), cell_a.probe_identities))
             e = np.array([[a[i][0] for i in common], [a[i][1] for i in common],
                           [b[i][0] for i in common], [b[i][1] for i in common]], np.float64)

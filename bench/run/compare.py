@@ -151,6 +151,8 @@ def compare_utility(run_dir, method_a: str, method_b: str, eps_a=None, eps_b=Non
     images both measured; ``"all"``: every metric that the run's groups pair, in declaration order."""
 
     specs = list(all_metrics().values()) if metric == "all" else [metric_spec(metric)]  # unknown: the known ones
+    if metric != "all" and specs[0].privacy:
+        raise ValueError(f"'{metric}' is a privacy metric; the ones that pair (compare): {', '.join(PAIRED_METRICS)}")
     run = _open(run_dir, method_a, method_b, eps_a, eps_b, dataset, seed)
     recognizers = run_recognizers(run.meta)
     cfg = aggregation_config(recognizers, run.meta.get("seeds") or [0], [])
@@ -161,6 +163,8 @@ def compare_utility(run_dir, method_a: str, method_b: str, eps_a=None, eps_b=Non
     for name in dict.fromkeys(s.group for s in specs):
         group = metric_groups()[name]()
         for spec in (s for s in specs if s.group == name):
+            # a seed per metric, so that one metric's interval is the same asked alone or with 'all' (a group
+            # with several metrics pairs once per metric: seconds, against a run's hours)
             boot_seed = cell_seed(run.ds.name, *run.cells[0], *run.cells[1], run.seed, spec.name)
             paired = {k: v for k, v in group.paired(cell_a, cell_b, n_boot, boot_seed).items() if k[0] == spec.name}
             if not paired and metric != "all":

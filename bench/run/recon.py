@@ -22,6 +22,7 @@ from __future__ import annotations
 import time
 from contextlib import contextmanager
 from pathlib import Path
+
 import numpy as np
 
 from bench import methods as method_registry

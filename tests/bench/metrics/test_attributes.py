@@ -1,11 +1,14 @@
 """Attributes kept: the CelebA split rule, the committed attribute probes and the metric group."""
 import json
 import shutil
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from bench.metrics.attribute_probes import load_probes
+from bench.metrics.attributes import FEATURE, AttributeGroup
 from kpdp.datasets import CelebA, get_dataset
 from tests.conftest import SHARED
 
@@ -181,3 +184,19 @@ def test_fid_and_attributes_share_one_inception_forward(face_image, monkeypatch)
     AttributeGroup().anonymised(ctx)
     assert len(calls) == 1
     np.testing.assert_array_equal(fid, inception_features([image])[0])
+
+
+def test_per_image_agreement_covers_the_probes_measured_and_pairs_them():
+    probes = load_probes()
+    rng = np.random.default_rng(0)
+    orig = rng.normal(size=(4, len(probes.attributes)))
+    anon = orig.copy()
+    anon[0] *= -1  # the first face: every label flipped
+    records = [(f"i{k}", {}, {FEATURE: anon[k]}) for k in range(3)] + [("i3", {}, {})]  # the last not measured
+    cell = SimpleNamespace(gallery_feats={FEATURE: orig}, probes=records, probe_index=np.arange(4),
+                           probe_identities=np.array(["p", "q", "r", "s"]))
+    per = AttributeGroup().per_image(cell)
+    positions, mean = per[("attribute_agreement", "mean")]
+    assert positions == [0, 1, 2] and mean.tolist() == [0.0, 1.0, 1.0]
+    paired = AttributeGroup().paired(cell, cell, 100, 0)[("attribute_agreement", "mean")]
+    assert paired.n == 3 and paired.a == paired.b == pytest.approx(2 / 3)

@@ -97,6 +97,8 @@ def test_a_utility_metric_pairs_on_the_images_both_cells_measured(tiny_run, caps
     every = compare_utility(tiny_run, "mask", "blur", metric="all")  # what the run measured and pairs, in order
     assert [d.metric for d in every] == ["expression_agreement", "expression_tv", "identity_diversity", "sec_per_image"]
     assert every[0].a == expr.a and every[2].a == div["dlib"].a
+    with pytest.raises(ValueError, match="privacy metric; the ones that pair"):
+        compare_utility(tiny_run, "mask", "blur", metric="reid_tar_far1e-3")
     with pytest.raises(ValueError, match="statistic of two image sets"):
         compare_utility(tiny_run, "mask", "blur", metric="fid")
     assert main(["compare", str(tiny_run), "--methods", "mask,blur", "--metric", "identity_diversity"]) == 0
