@@ -102,9 +102,9 @@ class LandmarkGroup(MetricGroup):
         recs = cell.probe_records()
         if not recs:
             return []
-        nme, target = mean_rows(cell, self.per_image(cell)), []
-        if nme and nme[-1].metric == "landmark_nme_target":
-            target = [nme.pop()]
+        per = self.per_image(cell)
+        nme, target = (mean_rows(cell, {k: v for k, v in per.items() if k[0] == metric})
+                       for metric in ("landmark_nme", "landmark_nme_target"))
         fails = sum(bool(r["lm_fail"]) for r in recs)
         fail_rate = Row("landmark_fail_rate", cell.backends.landmarker, fails / len(recs), len(recs),
                         *wilson(fails, len(recs)))

@@ -91,17 +91,22 @@ def mean_rows(cell, per_image: PerImage) -> list[Row]:
             for (metric, backend), (pos, v) in per_image.items() if len(v)]
 
 
+def identities_by_image(cell) -> dict:
+    """{image id: its original's identity} of a cell's probes: how two cells' images are paired."""
+    return dict(zip((r[0] for r in cell.probes), cell.probe_identities))
+
+
 def paired_means(cell_a, cell_b, per_a: PerImage, per_b: PerImage, n_boot: int, seed: int) -> dict:
     """:class:`Paired` of every mean-over-images statistic both cells have, on the images both
     measured (matched by image id; each image's identity is its original's)."""
     out = {}
+    who = identities_by_image(cell_a)
     for key in (k for k in per_a if k in per_b):
         a = {cell_a.probes[p][0]: float(v) for p, v in zip(*per_a[key])}
         b = {cell_b.probes[p][0]: float(v) for p, v in zip(*per_b[key])}
         common = [i for i in a if i in b]
         if not common:
             continue
-        who = dict(zip((r[0] for r in cell_a.probes), cell_a.probe_identities))
         groups = [who[i] for i in common]
         values = np.array([[a[i] for i in common], [b[i] for i in common]])
         out[key] = Paired(float(values[0].mean()), float(values[1].mean()),

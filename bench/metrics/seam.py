@@ -24,7 +24,8 @@ import cv2
 import numpy as np
 
 from bench.metrics.intervals import bootstrap_replicates, percentile_interval
-from bench.metrics.registry import MetricGroup, MetricSpec, Paired, PerImage, Row, mean_rows, register_group
+from bench.metrics.registry import (MetricGroup, MetricSpec, Paired, PerImage, Row, identities_by_image, mean_rows,
+                                    register_group)
 
 SECTORS = 16
 MIN_WIDTH = 3
@@ -153,7 +154,7 @@ class SeamGroup(MetricGroup):
         a, b = (_edge_energies(c) for c in (cell_a, cell_b))
         common = [i for i in a if i in b]
         if common and ("seam_step", "") in out:  # aggregate gives the ratio only beside seam_step
-            who = dict(zip((r[0] for r in cell_a.probes), cell_a.probe_identities))
+            who = identities_by_image(cell_a)
             e = np.array([[a[i][0] for i in common], [a[i][1] for i in common],
                           [b[i][0] for i in common], [b[i][1] for i in common]], np.float64)
             reps = bootstrap_replicates(e, [who[i] for i in common], n_boot, seed)
