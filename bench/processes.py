@@ -26,8 +26,13 @@ def guard_worker() -> None:
         os._exit(1)
 
     threading.Thread(target=exit_with_parent, daemon=True).start()
-    # Ctrl-C reaches the whole process group: the driver alone decides, and terminates the pool
+    _leave_signals_to_the_driver()
+
+
+def _leave_signals_to_the_driver() -> None:
+    # Ctrl-C reaches the whole process group: the driver alone decides, and stops the pool
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def init_worker(threads: int = 1) -> None:
@@ -41,9 +46,15 @@ def init_worker(threads: int = 1) -> None:
 
 
 def _start_worker(threads: int, initializer, initargs) -> None:
+    _leave_signals_to_the_driver()  # first: importing torch takes seconds, and a Ctrl-C may come in them
     init_worker(threads)
     if initializer is not None:
-        initializer(*initargs)
+        try:
+            initializer(*initargs)
+        except (KeyboardInterrupt, SystemExit):
+            # the driver's stop, turned into an exception by a handler some library installed: a stop,
+            # not a failure, so no "Exception in initializer" traceback on the run's terminal
+            os._exit(1)
 
 
 def spawn_pool(workers: int, initializer=None, initargs=(), threads: int = 1):
@@ -70,18 +81,20 @@ def map_on_processes(fn, items, workers: int, initializer=None, initargs=(), thr
 
 
 def terminate(pool) -> None:
-    """Stop a ProcessPoolExecutor without waiting for its running tasks (shutdown() would)."""
+    """Stop a ProcessPoolExecutor without waiting for its running tasks (shutdown() would).
+
+    SIGKILL, not SIGTERM: a worker owns nothing to clean up (the driver alone writes the results; the
+    feature cache is SQLite, whole after a kill), and a killed worker cannot print. A SIGTERM can be
+    caught and turned into an exception: one fresh-clone CI saw a worker of an interrupted run print
+    "Exception in initializer" and a traceback (not reproduced in 22 reruns under load)."""
     procs = list((getattr(pool, "_processes", None) or {}).values())
     manager = getattr(pool, "_executor_manager_thread", None)
     for p in procs:
         if p.is_alive():
-            p.terminate()
+            p.kill()
     pool.shutdown(wait=False, cancel_futures=True)
     for p in procs:
-        p.join(timeout=5)
-        if p.exitcode is None:  # outlived SIGTERM, or reaped by the manager thread (below)
-            p.kill()
-            p.join(timeout=30)
+        p.join(timeout=30)  # exitcode may stay None: the manager thread reaped it (below)
     # The pool's manager thread joins the same workers; whichever thread's waitpid loses the race
     # reads no exit code, so a worker reads as alive until that thread is done (a CI run saw one).
     if manager is not None:

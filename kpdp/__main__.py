@@ -51,7 +51,7 @@ def cmd_train(a):
                       mask=a.mask or ("box" if deepprivacy else "ellipse"), steps=a.steps, batch=a.batch, lr=a.lr,
                       seed=a.seed, device=a.device, minutes=a.minutes, base=a.base,
                       mask_dilate=_range(a.mask_dilate), mask_forehead=_range(a.mask_forehead),
-                      init_from=a.init_from, ckpt_every=a.ckpt_every, sample_every=a.sample_every,
+                      init_from=a.init_from, init_discriminator=a.init_discriminator, ckpt_every=a.ckpt_every, sample_every=a.sample_every,
                       foreign_p=a.foreign_p, id_weight=a.id_weight, id_margin=a.id_margin,
                       l1_weight=a.l1_weight, ema=a.ema, d_warmup=a.d_warmup, balance=a.balance,
                       g_lr=a.g_lr, precision=a.precision, tone_weight=a.tone_weight,
@@ -88,10 +88,17 @@ def torch_threads(n: int) -> None:
 
 
 def cmd_export(a):
-    from .train import export
+    from .train_checkpoints import export_generator
 
     meta = {"condition": a.condition, "train_command": a.command, "train_data": a.data_desc}
-    print(export(Path(a.ckpt), Path(a.out), meta))
+    print(export_generator(Path(a.ckpt), Path(a.out), meta))
+
+
+def cmd_export_discriminator(a):
+    from .train_checkpoints import export_discriminator
+
+    meta = {"condition": a.condition, "train_command": a.command, "pairs_with": a.pairs_with}
+    print(export_discriminator(Path(a.ckpt), Path(a.out), meta))
 
 
 from .failclosed import NO_FACE, anonymize_faces, obscure  # noqa: E402  (the CLI's policy is the API's)
@@ -223,6 +230,9 @@ def main(argv=None):
                    "(x face width); 0,0 = the packed masks")
     s.add_argument("--mask-forehead", default="0.1,0.1", help="LO,HI: forehead lift drawn per sample (x face height)")
     s.add_argument("--init-from", default="", help="exported generator to start from (fine-tuning)")
+    s.add_argument("--init-discriminator", default="",
+                   help="exported discriminator to start from (python -m kpdp export-discriminator): a chunk on "
+                        "another machine keeps the last chunk's critic")
     s.add_argument("--mask", choices=("ellipse", "landmarks", "box"),
                    help="training masks (default: ellipse for kpdp, box for --deepprivacy)")
     s.add_argument("--foreign-p", type=float, default=0.0,
@@ -259,6 +269,13 @@ def main(argv=None):
     s.add_argument("--condition", default="dense68"), s.add_argument("--command", default="")
     s.add_argument("--data-desc", default="LFW devtrain (peopleDevTrain.txt), dlib68 landmarks")
     s.set_defaults(func=cmd_export)
+
+    s = sub.add_parser("export-discriminator", help="discriminator -> fp16 safetensors + metadata, so that the "
+                       "next chunk resumes with it on any machine (train --init-discriminator)")
+    s.add_argument("--ckpt", required=True), s.add_argument("--out", required=True)
+    s.add_argument("--condition", default="dense68"), s.add_argument("--command", default="")
+    s.add_argument("--pairs-with", default="", help="the generator it was trained against (file and sha256)")
+    s.set_defaults(func=cmd_export_discriminator)
 
     from . import cli_space  # the identity-space commands live beside it
 

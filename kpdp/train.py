@@ -20,6 +20,7 @@ from kpdp.faces.facenet_torch import load_facenet_casia_torch, standardise
 from . import landmark_net, train_data
 from .faces import geometry as geo
 from .generator import FLIP_68, Generator, PatchDiscriminator, box_masks, grow_condition, render_condition
+from .train_checkpoints import load_discriminator, save_checkpoint
 from .train_targets import EllipseMasks, foreign_targets
 
 
@@ -46,6 +47,9 @@ class TrainConfig:
     mask_dilate: tuple[float, float] = (0.0, 0.0)
     mask_forehead: tuple[float, float] = (0.10, 0.10)
     init_from: str = ""  # exported generator (.safetensors) to start G from, e.g. to fine-tune on larger masks
+    # exported discriminator (kpdp.train_checkpoints.export_discriminator) to start D from: the next
+    # chunk on another machine keeps the critic of the last one; "" = D from scratch
+    init_discriminator: str = ""
     # KPDP v2 (kpdp.train_targets): this fraction of each batch is conditioned on a KPDP release of
     # the face's geometry (no reconstruction loss there); ``mask="ellipse"`` draws the smooth masks
     foreign_p: float = 0.0
@@ -247,7 +251,14 @@ def train(cfg: TrainConfig, log=print) -> Path:
         G.load_state_dict(init), G_ema.load_state_dict(init)
         log(f"generator initialised from {cfg.init_from} ({init_condition}"
             + (f", grown to {cfg.condition} with zero weights on the new channels" if init_condition != cfg.condition
-               else "") + "); discriminator from scratch")
+               else "") + ")")
+    if not ckpt.exists():
+        if cfg.init_discriminator:
+            d_init, d_meta = load_discriminator(cfg.init_discriminator, cfg.condition)
+            D.load_state_dict(d_init)
+            log(f"discriminator initialised from {cfg.init_discriminator} (step {d_meta.get('step', '?')})")
+        else:
+            log("discriminator from scratch")
     if ckpt.exists():
         state = torch.load(ckpt, map_location=dev, weights_only=True)
         G.load_state_dict(state["G"]), D.load_state_dict(state["D"]), G_ema.load_state_dict(state["G_ema"])
@@ -368,14 +379,6 @@ def generator_step(cfg, G, G_ema, D, opt_g, identity, img, mask, cond, cond_own,
     return g_adv, g_l1, g_fm, g_id, id_sim, g_tone, g_geo, g_div, div_sim
 
 
-def save_checkpoint(path, G, D, G_ema, opt_g, opt_d, step, gen):
-    tmp = Path(str(path) + ".tmp")
-    torch.save({"G": G.state_dict(), "D": D.state_dict(), "G_ema": G_ema.state_dict(), "opt_g": opt_g.state_dict(),
-                "opt_d": opt_d.state_dict(), "step": torch.tensor(step), "rng": gen.get_state(),
-                "torch_rng": torch.get_rng_state()}, tmp)
-    tmp.replace(path)  # atomic: a kill mid-write never leaves a broken checkpoint
-
-
 @torch.no_grad()
 def save_grid(G, batch, path, n: int = 8):
     img, mask, cond = (t[:n] for t in batch[:3])
@@ -386,20 +389,3 @@ def save_grid(G, batch, path, n: int = 8):
     grid = torch.cat(list(rows), dim=2)
     arr = ((grid.clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).cpu().numpy()
     Image.fromarray(arr).save(path)
-
-
-def export(ckpt: Path, out: Path, meta: dict) -> str:
-    """Write the EMA generator as fp16 safetensors with its metadata; returns its sha256."""
-    import hashlib
-
-    from safetensors.torch import save_file
-
-    state = torch.load(ckpt, map_location="cpu", weights_only=True)
-    tensors = {k: v.half().contiguous() if v.is_floating_point() else v.contiguous() for k, v in state["G_ema"].items()}
-    meta = {k: str(v) for k, v in {**meta, "step": int(state["step"])}.items()}
-    save_file(tensors, str(out), metadata=meta)
-    digest = hashlib.sha256(Path(out).read_bytes()).hexdigest()
-    # beside it, as generator_kpdp.json: where kpdp.inpaint.load_generator reads the metadata
-    Path(out).with_suffix(".json").write_text(json.dumps({**meta, "sha256": digest}, indent=2) + "\n")
-    return digest
-

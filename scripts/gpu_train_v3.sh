@@ -3,7 +3,9 @@
 # Carry: .gpu/train_128.npz (python -m kpdp pack, LFW devtrain) and .gpu/balance.npz
 # (scripts/gender_weights.py); both are git-ignored. It resumes from .gpu/v3/last.pt when carried,
 # else starts from the shipped v3 weights (kpdp/assets/generator_kpdp_v3.safetensors) when present,
-# else from the DeepPrivacy-style weights grown into the v3 condition.
+# else from the DeepPrivacy-style weights grown into the v3 condition; its discriminator from the committed
+# kpdp/assets/discriminator_kpdp_v3.safetensors when present (the last chunk's critic; else from scratch).
+# Both networks come back under $OUT: commit them together, so the next chunk resumes on any machine.
 # G learns at a fifth of D's rate and foreign samples keep the source's tone (chunk 4 on the CPU: a
 # fine-tuned G under a fresh D at lr 1e-4 collapsed by step 446, and every checkpoint drew dark skin lighter).
 #   run: bash scripts/gpu_train_v3.sh MINUTES [extra kpdp-train arguments]   (CPU check: DEVICE=cpu STEPS=2)
@@ -19,13 +21,18 @@ out=${OUT:-/tmp/gpu-out}; mkdir -p "$out" .gpu/v3
 device=${DEVICE:-cuda}; steps=${STEPS:-40000}; batch=${BATCH:-32}
 init=kpdp/assets/generator_kpdp_v3.safetensors
 [ -f "$init" ] || init=kpdp/assets/generator_deepprivacy.safetensors
+d_init=kpdp/assets/discriminator_kpdp_v3.safetensors
+d_args=(); [ -f "$d_init" ] && [ "$init" = kpdp/assets/generator_kpdp_v3.safetensors ] && d_args=(--init-discriminator "$d_init")
 pip install -q -c constraints.txt -e . 2>&1 | tail -1 || true
 python -m kpdp train --data .gpu/train_128.npz --out .gpu/v3 --condition sparse7+dense68 --mask ellipse \
-  --init-from "$init" --steps "$steps" --d-warmup 200 --batch "$batch" --lr 1e-4 --g-lr 2e-5 --tone-weight 5 \
+  --init-from "$init" "${d_args[@]}" --steps "$steps" --d-warmup 200 --batch "$batch" --lr 1e-4 --g-lr 2e-5 --tone-weight 5 \
   --foreign-p 0.5 --id-weight 1.0 --id-margin 0.3 --l1-weight 2 --ema 0.999 --seed 0 --ckpt-every 500 --sample-every 500 --device "$device" \
   --balance .gpu/balance.npz --minutes "$minutes" "$@" 2>&1 | tr '\r' '\n' | grep -v "it/s\]$" | tail -20
 python -m kpdp export-generator --ckpt .gpu/v3/last.pt --out "$out/generator_kpdp_v3.safetensors" \
   --condition sparse7+dense68 --command "bash scripts/gpu_train_v3.sh $minutes (device $device, batch $batch)"
+python -m kpdp export-discriminator --ckpt .gpu/v3/last.pt --out "$out/discriminator_kpdp_v3.safetensors" \
+  --condition sparse7+dense68 --command "bash scripts/gpu_train_v3.sh $minutes (device $device, batch $batch)" \
+  --pairs-with "generator_kpdp_v3.safetensors of the same command (its EMA)"
 cp .gpu/v3/losses.csv "$out/losses.csv"
 ls -t .gpu/v3/samples_*.png | head -1 | xargs -I{} cp {} "$out/samples_last.png"
 ls -la "$out"
