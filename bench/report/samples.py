@@ -183,6 +183,9 @@ def contact_sheet(dataset, indices: list[int], cells: list[tuple[str, float | No
     the originals as in `bench run`; every method gets the same faces and per-image seed."""
     from PIL import Image
 
+    import sys
+
+    cells = [c for c in cells if c[0] != "original"]  # the first column is always the original
     finder = FaceFinder(device=device)
     methods = {c: method_registry.create(c[0], c[1], device) for c in cells}
     rows = []
@@ -191,6 +194,7 @@ def contact_sheet(dataset, indices: list[int], cells: list[tuple[str, float | No
         image = load_image(s.path)
         faces = finder.all_faces(image)
         if not faces:
+            print(f"note: sheet: no face found in image {i} ({s.image_id}): no row for it", file=sys.stderr)
             continue
         crop = _crop_box(faces[primary_index(faces, image.shape)].box, image.shape)
         row = [_tile(image, crop)]
@@ -198,6 +202,8 @@ def contact_sheet(dataset, indices: list[int], cells: list[tuple[str, float | No
             res = anonymise(meth, image, faces, seed, dataset.name, m, e, s.image_id).image
             row.append(_tile(res, crop))
         rows.append(np.concatenate(row, axis=1))
+    if not rows:
+        raise ValueError(f"sheet: no face found in any of the images {indices}")
     labels = ["original"] + [cell_label(m, e, greek=_label_font() is not None) for m, e in cells]
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(_with_header(np.concatenate(rows, axis=0), labels)).save(out)

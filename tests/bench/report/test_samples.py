@@ -46,7 +46,8 @@ def test_contact_sheet_has_a_row_per_face_and_a_column_per_cell(tmp_path):
     from kpdp.datasets import get_dataset
     from bench.report.samples import contact_sheet
 
-    out = contact_sheet(get_dataset("lfw-sample"), [0, 1], [("blur", None), ("pixelate-8", None)],
+    # "original" asked for too: shown once, as the first column
+    out = contact_sheet(get_dataset("lfw-sample"), [0, 1], [("original", None), ("blur", None), ("pixelate-8", None)],
                         tmp_path / "sheet.png")
     sheet = np.asarray(Image.open(out))
     assert sheet.shape[1] == 3 * 128 and sheet.shape[0] > 2 * 128
