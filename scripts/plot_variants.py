@@ -43,10 +43,11 @@ def plot(run: str, png: str, variants: list[tuple[str, str]]) -> None:
     for i, (name, method) in enumerate(variants):
         y, ylo, yhi = point(d, method, "reid_rank1", "max", "max")
         x, xlo, xhi = point(d, method, "fid")
-        ax.errorbar(x, y, xerr=[[x - xlo], [xhi - x]], yerr=[[y - ylo], [yhi - y]], fmt="o", ms=4, lw=0.8, capsize=2)
-        right = i % 2 == 0  # neighbours' labels on opposite sides: checkpoints of one run sit close together
-        ax.annotate(name, (x, y), textcoords="offset points", xytext=(6, 5) if right else (-6, -9),
-                    ha="left" if right else "right", fontsize=7)
+        ax.errorbar(x, y, xerr=[[x - xlo], [xhi - x]], yerr=[[y - ylo], [yhi - y]], fmt="o", ms=4, lw=0.8, capsize=2,
+                    label=f"{i + 1}  {name}")
+        # checkpoints of one run sit close together: a number beside each point, the names in the legend
+        ax.annotate(str(i + 1), (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7, weight="bold")
+    ax.legend(fontsize=7, loc="best", handlelength=1.2)
     ax.set_xlabel("FID to the originals (lower: more realistic)", fontsize=8)
     ax.set_ylabel("re-identification rank-1, strongest attack\n(lower: more private)", fontsize=8)
     ax.tick_params(labelsize=7)
