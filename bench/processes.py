@@ -26,10 +26,6 @@ def guard_worker() -> None:
         os._exit(1)
 
     threading.Thread(target=exit_with_parent, daemon=True).start()
-    _leave_signals_to_the_driver()
-
-
-def _leave_signals_to_the_driver() -> None:
     # Ctrl-C reaches the whole process group: the driver alone decides, and stops the pool
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
@@ -37,16 +33,15 @@ def _leave_signals_to_the_driver() -> None:
 
 def init_worker(threads: int = 1) -> None:
     """The set-up every pool worker runs first (see the module docstring)."""
+    guard_worker()  # first: importing torch takes seconds, and a Ctrl-C may come in them
     import torch
     from threadpoolctl import threadpool_limits
 
-    guard_worker()
     torch.set_num_threads(threads)
     _THREAD_LIMITS[:] = [threadpool_limits(threads)]
 
 
 def _start_worker(threads: int, initializer, initargs) -> None:
-    _leave_signals_to_the_driver()  # first: importing torch takes seconds, and a Ctrl-C may come in them
     init_worker(threads)
     if initializer is not None:
         try:

@@ -20,7 +20,7 @@ from kpdp.faces.facenet_torch import load_facenet_casia_torch, standardise
 from . import landmark_net, train_data
 from .faces import geometry as geo
 from .generator import FLIP_68, Generator, PatchDiscriminator, box_masks, grow_condition, render_condition
-from .train_checkpoints import load_discriminator, save_checkpoint
+from .train_checkpoints import load_discriminator, read_weights, save_checkpoint
 from .train_targets import EllipseMasks, foreign_targets
 
 
@@ -240,25 +240,6 @@ def train(cfg: TrainConfig, log=print) -> Path:
     opt_d = torch.optim.Adam(D.parameters(), lr=cfg.lr, betas=(0.0, 0.99))
     step = 0
     ckpt = out / "last.pt"
-    if cfg.init_from and not ckpt.exists():
-        from safetensors import safe_open
-
-        with safe_open(cfg.init_from, framework="pt") as f:  # one read: the tensors and their condition
-            init_condition = (f.metadata() or {}).get("condition", cfg.condition)
-            init = {k: f.get_tensor(k).float() for k in f.keys()}
-        if init_condition != cfg.condition:
-            init = grow_condition(init, init_condition, cfg.condition)
-        G.load_state_dict(init), G_ema.load_state_dict(init)
-        log(f"generator initialised from {cfg.init_from} ({init_condition}"
-            + (f", grown to {cfg.condition} with zero weights on the new channels" if init_condition != cfg.condition
-               else "") + ")")
-    if not ckpt.exists():
-        if cfg.init_discriminator:
-            d_init, d_meta = load_discriminator(cfg.init_discriminator, cfg.condition)
-            D.load_state_dict(d_init)
-            log(f"discriminator initialised from {cfg.init_discriminator} (step {d_meta.get('step', '?')})")
-        else:
-            log("discriminator from scratch")
     if ckpt.exists():
         state = torch.load(ckpt, map_location=dev, weights_only=True)
         G.load_state_dict(state["G"]), D.load_state_dict(state["D"]), G_ema.load_state_dict(state["G_ema"])
@@ -270,6 +251,22 @@ def train(cfg: TrainConfig, log=print) -> Path:
         gen.set_state(state["rng"])
         torch.set_rng_state(state["torch_rng"])
         log(f"resumed from {ckpt} at step {step}")
+    else:
+        if cfg.init_from:
+            init, init_meta = read_weights(cfg.init_from)
+            init_condition = init_meta.get("condition", cfg.condition)
+            if init_condition != cfg.condition:
+                init = grow_condition(init, init_condition, cfg.condition)
+            G.load_state_dict(init), G_ema.load_state_dict(init)
+            log(f"generator initialised from {cfg.init_from} ({init_condition}"
+                + (f", grown to {cfg.condition} with zero weights on the new channels"
+                   if init_condition != cfg.condition else "") + ")")
+        if cfg.init_discriminator:
+            d_init, d_meta = load_discriminator(cfg.init_discriminator, cfg.condition)
+            D.load_state_dict(d_init)
+            log(f"discriminator initialised from {cfg.init_discriminator} (step {d_meta.get('step', '?')})")
+        else:
+            log("discriminator from scratch")
     (out / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
     data = Batches(cfg.data, cfg, gen)
     fixed = data.sample()

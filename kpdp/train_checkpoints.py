@@ -60,13 +60,18 @@ def export_discriminator(ckpt: Path, out: Path, meta: dict) -> str:
     return _write(state["D"], out, {**meta, "step": int(state["step"])})
 
 
-def load_discriminator(path: str | Path, condition: str) -> tuple[dict, dict]:
-    """An exported discriminator's fp32 weights and metadata; refuses one of another condition."""
+def read_weights(path: str | Path) -> tuple[dict, dict]:
+    """An exported network's weights as fp32 and the metadata stored in the file, in one read."""
     from safetensors import safe_open
 
     with safe_open(str(path), framework="pt") as f:
-        meta = f.metadata() or {}
-        if meta.get("condition") != condition:
-            raise ValueError(f"{path}: a discriminator for condition {meta.get('condition')!r}, "
-                             f"this run trains {condition!r}")
-        return {k: f.get_tensor(k).float() for k in f.keys()}, meta
+        return {k: f.get_tensor(k).float() for k in f.keys()}, f.metadata() or {}
+
+
+def load_discriminator(path: str | Path, condition: str) -> tuple[dict, dict]:
+    """An exported discriminator's fp32 weights and metadata; refuses one of another condition."""
+    weights, meta = read_weights(path)
+    if meta.get("condition") != condition:
+        raise ValueError(f"{path}: a discriminator for condition {meta.get('condition')!r}, "
+                         f"this run trains {condition!r}")
+    return weights, meta

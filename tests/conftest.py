@@ -27,6 +27,17 @@ def sample_landmarks(sample):
 
 
 @pytest.fixture(scope="session")
+def sample_crops(tmp_path_factory, sample, sample_landmarks):
+    """The first 16 sample faces packed as generator training crops (``python -m kpdp pack``'s file)."""
+    from kpdp import train_data
+
+    path = tmp_path_factory.mktemp("crops") / "crops.npz"
+    arrays = {k: sample_landmarks[k][:16] for k in ("image_id", "identity", "landmarks")}
+    train_data.pack(arrays, {s.image_id: s.path for s in sample}, path)
+    return path
+
+
+@pytest.fixture(scope="session")
 def face_image(sample, sample_landmarks):
     """(image, Face with 68 landmarks) of the first sample image."""
     from kpdp.datasets import load_image

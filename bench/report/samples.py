@@ -4,6 +4,7 @@ grid with a column head per method and ε; and ``bench sheet``'s contact sheet o
 from __future__ import annotations
 
 import functools
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -182,8 +183,6 @@ def contact_sheet(dataset, indices: list[int], cells: list[tuple[str, float | No
     """Faces (rows) under each (method, ε) (columns), for a person to look at. Faces are found on
     the originals as in `bench run`; every method gets the same faces and per-image seed."""
     from PIL import Image
-
-    import sys
 
     cells = [c for c in cells if c[0] != "original"]  # the first column is always the original
     finder = FaceFinder(device=device)

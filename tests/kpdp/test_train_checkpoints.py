@@ -3,30 +3,21 @@ import numpy as np
 import pytest
 import torch
 
-from kpdp import train_data
 from kpdp.generator import PatchDiscriminator
 from kpdp.inpaint import ASSETS, load_generator
 from kpdp.train import Batches, TrainConfig, train
 from kpdp.train_checkpoints import export_discriminator, export_generator, load_discriminator
 
 
-@pytest.fixture(scope="module")
-def crops(tmp_path_factory, sample, sample_landmarks):
-    path = tmp_path_factory.mktemp("crops") / "crops.npz"
-    arrays = {k: sample_landmarks[k][:16] for k in ("image_id", "identity", "landmarks")}
-    train_data.pack(arrays, {s.image_id: s.path for s in sample}, path)
-    return path
-
-
-def test_a_chunk_resumes_from_the_exported_discriminator(tmp_path, crops):
-    first = TrainConfig(data=str(crops), out=str(tmp_path / "a"), steps=1, batch=2, base=8, seed=1)
+def test_a_chunk_resumes_from_the_exported_discriminator(tmp_path, sample_crops):
+    first = TrainConfig(data=str(sample_crops), out=str(tmp_path / "a"), steps=1, batch=2, base=8, seed=1)
     ckpt = train(first, log=lambda *_: None)
     sha = export_discriminator(ckpt, tmp_path / "d.safetensors", {"condition": "dense68", "pairs_with": "test"})
     assert len(sha) == 64 and (tmp_path / "d.json").exists()
     export_generator(ckpt, tmp_path / "g.safetensors", {"condition": "dense68"})
     logs = []
     # lr 0: the second chunk's D is the exported one, to fp16 rounding
-    second = TrainConfig(data=str(crops), out=str(tmp_path / "b"), steps=1, batch=2, base=8, seed=2, lr=0.0,
+    second = TrainConfig(data=str(sample_crops), out=str(tmp_path / "b"), steps=1, batch=2, base=8, seed=2, lr=0.0,
                          init_from=str(tmp_path / "g.safetensors"), init_discriminator=str(tmp_path / "d.safetensors"))
     ckpt2 = train(second, log=logs.append)
     assert any("discriminator initialised from" in m for m in logs)
@@ -37,14 +28,15 @@ def test_a_chunk_resumes_from_the_exported_discriminator(tmp_path, crops):
     assert len(weights) >= 8
     for k in weights:
         assert torch.equal(d2[k], d1[k].half().float()), k
-    fresh = TrainConfig(data=str(crops), out=str(tmp_path / "c"), steps=1, batch=2, base=8, seed=2, lr=0.0)
+    fresh = TrainConfig(data=str(sample_crops), out=str(tmp_path / "c"), steps=1, batch=2, base=8, seed=2, lr=0.0)
     d3 = torch.load(train(fresh, log=logs.append), weights_only=True)["D"]
     assert not all(torch.equal(d3[k], d2[k]) for k in weights)  # without it: a new critic
     assert any("discriminator from scratch" in m for m in logs)
 
 
-def test_a_discriminator_of_another_condition_is_refused(tmp_path, crops):
-    ckpt = train(TrainConfig(data=str(crops), out=str(tmp_path / "a"), steps=1, batch=2, base=8), log=lambda *_: None)
+def test_a_discriminator_of_another_condition_is_refused(tmp_path, sample_crops):
+    ckpt = train(TrainConfig(data=str(sample_crops), out=str(tmp_path / "a"), steps=1, batch=2, base=8),
+                 log=lambda *_: None)
     export_discriminator(ckpt, tmp_path / "d.safetensors", {"condition": "dense68"})
     with pytest.raises(ValueError, match="'dense68'.*'sparse7'"):
         load_discriminator(tmp_path / "d.safetensors", "sparse7")
@@ -61,13 +53,13 @@ def _real_minus_fake(D, G, batch):
     return (real - drawn).numpy()
 
 
-def test_the_shipped_discriminator_tells_the_shipped_v3_faces_from_real_ones(crops):
+def test_the_shipped_discriminator_tells_the_shipped_v3_faces_from_real_ones(sample_crops):
     """The committed critic is worth resuming from: on crops it never trained on (the LFW sample, not
     devtrain) it scores the real face above the shipped generator's drawing of it for most images (12 of 16),
     where a new discriminator is a coin toss (chunk 8's 128 devtrain crops: 81 % against 38 %)."""
     G, _ = load_generator("sparse7+dense68")
     G = G.float().eval()
-    cfg = TrainConfig(data=str(crops), out="", condition="sparse7+dense68", mask="ellipse", batch=16, seed=3)
+    cfg = TrainConfig(data=str(sample_crops), out="", condition="sparse7+dense68", mask="ellipse", batch=16, seed=3)
     batch = Batches(cfg.data, cfg, torch.Generator().manual_seed(3)).sample()
     shipped = PatchDiscriminator("sparse7+dense68").eval()
     shipped.load_state_dict(load_discriminator(ASSETS / "discriminator_kpdp_v3.safetensors", "sparse7+dense68")[0])

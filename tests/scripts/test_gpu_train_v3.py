@@ -7,16 +7,13 @@ from pathlib import Path
 
 from safetensors import safe_open
 
-from kpdp import train_data
 from tests.conftest import ROOT
 
 
-def test_the_gpu_script_trains_from_the_committed_networks_and_returns_both(tmp_path, sample, sample_landmarks):
-    arrays = {k: sample_landmarks[k][:16] for k in ("image_id", "identity", "landmarks")}
-    train_data.pack(arrays, {s.image_id: s.path for s in sample}, tmp_path / "crops.npz")
+def test_the_gpu_script_trains_from_the_committed_networks_and_returns_both(tmp_path, sample_crops):
     out = tmp_path / "out"
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-           "DEVICE": "cpu", "STEPS": "2", "BATCH": "2", "DATA": str(tmp_path / "crops.npz"), "BALANCE": "",
+           "DEVICE": "cpu", "STEPS": "2", "BATCH": "2", "DATA": str(sample_crops), "BALANCE": "",
            "WORK": str(tmp_path / "work"), "OUT": str(out), "SKIP_INSTALL": "1"}
     r = subprocess.run(["bash", "scripts/gpu_train_v3.sh", "1", "--d-warmup", "1"], cwd=ROOT, env=env,
                        capture_output=True, text=True, timeout=900)
