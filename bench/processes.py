@@ -12,6 +12,7 @@ import os
 import signal
 import threading
 import time
+from concurrent.futures import ProcessPoolExecutor
 
 _THREAD_LIMITS: list = []  # this worker's threadpoolctl limiter, kept alive for the worker's life
 
@@ -29,6 +30,8 @@ def guard_worker() -> None:
     # Ctrl-C reaches the whole process group: the driver alone decides, and stops the pool
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    if hasattr(signal, "pthread_sigmask"):  # born with SIGINT held (_Pool): a pending one is now dropped
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
 
 
 def init_worker(threads: int = 1) -> None:
@@ -52,15 +55,33 @@ def _start_worker(threads: int, initializer, initargs) -> None:
             os._exit(1)
 
 
+class _Pool(ProcessPoolExecutor):
+    """Workers are spawned with SIGINT blocked; :func:`guard_worker` ignores it, then unblocks it.
+
+    A child inherits its parent's signal mask through fork and exec, so a Ctrl-C that comes while
+    a worker is still in Python's start-up and spawn bootstrap (about a second, before any code of
+    ours runs) waits, blocked, and is dropped once the worker ignores SIGINT. Without the mask
+    that worker died printing a KeyboardInterrupt traceback on the run's terminal. The driver
+    holds SIGINT only for the fork itself; one that comes then is raised just after it."""
+
+    def _spawn_process(self):  # CPython's one place that starts a worker (3.9+)
+        if not hasattr(signal, "pthread_sigmask"):
+            return super()._spawn_process()
+        held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        try:
+            return super()._spawn_process()
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, held)
+
+
 def spawn_pool(workers: int, initializer=None, initargs=(), threads: int = 1):
     """A ProcessPoolExecutor of ``workers`` spawned processes, each set up by :func:`init_worker`
     and then ``initializer(*initargs)``. Spawned, not forked: the driver has torch's and OpenMP's
     threads running, which fork would copy half-alive."""
     import multiprocessing as mp
-    from concurrent.futures import ProcessPoolExecutor
 
-    return ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=_start_worker,
-                               initargs=(threads, initializer, initargs))
+    return _Pool(workers, mp_context=mp.get_context("spawn"), initializer=_start_worker,
+                 initargs=(threads, initializer, initargs))
 
 
 def map_on_processes(fn, items, workers: int, initializer=None, initargs=(), threads: int = 1):

@@ -90,3 +90,30 @@ def test_a_worker_stopped_while_it_loads_its_models_prints_nothing():
     assert "loading" in r.stdout  # the worker was in its set-up when it was stopped
     assert "stopped in" in r.stdout and float(r.stdout.split("stopped in ")[1].split()[0]) < 10
     assert "Traceback" not in r.stderr and "Exception in initializer" not in r.stderr, r.stderr
+
+
+_CTRL_C_WHILE_STARTING = """
+import os, signal
+from bench.processes import spawn_pool
+pool = spawn_pool(2)
+futures = [pool.submit(os.getpid) for _ in range(2)]
+for pid in list(pool._processes):  # both spawned by now, still in Python's start-up
+    os.kill(pid, signal.SIGINT)
+print("answered by", sorted({f.result(timeout=120) for f in futures}), "of", sorted(pool._processes), flush=True)
+pool.shutdown()
+"""
+
+
+def test_a_ctrl_c_while_workers_are_still_starting_python_is_left_to_the_driver():
+    """Ctrl-C reaches the driver and every worker; one that comes in the second a worker spends in
+    Python's start-up, before any code of ours can ignore it, neither kills the worker nor prints."""
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    r = subprocess.run([sys.executable, "-c", _CTRL_C_WHILE_STARTING], cwd=ROOT, capture_output=True, text=True,
+                       timeout=180)
+    assert r.returncode == 0, r.stderr
+    assert "answered by" in r.stdout, r.stdout
+    assert "Traceback" not in r.stderr and "KeyboardInterrupt" not in r.stderr, r.stderr
