@@ -132,7 +132,7 @@ def cmd_anonymize(a):
     except (KeyError, BackendUnavailable) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    method = KPDPAnonymizer(eps=eps, device=a.device)
+    method = KPDPAnonymizer(eps=eps, device=a.device, hands=a.hands)
     files = sorted(p for p in src.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
     report = ["file\tfaces\tstatus\tdetail"]
     counts = {"anonymised": 0, "faces": 0, "no face": 0, "unreadable": 0}
@@ -197,6 +197,9 @@ def _anonymize_parser(sub):
                         "pixelated and blurred whole) or copy (written unchanged)")
     s.add_argument("--detectors", default="dlib-hog,mtcnn,centerface",
                    help="the detectors whose union finds faces (add dlib-cnn for more recall, ~2 s/image)")
+    s.add_argument("--hands", choices=("paint", "keep"), default="paint",
+                   help="a hand in front of a face: painted over with the face (default) or kept, the face "
+                        "drawn behind it (MediaPipe's hand models, offline; objects and hair are not found)")
     s.set_defaults(func=cmd_anonymize)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from kpdp.faces.analyze import NoFaceError
+from kpdp.faces.hands import HandFinder
 from kpdp.faces.mouth import GROW as MOUTH_GROW
 from kpdp.failclosed import anonymize_faces, find_faces, obscure
 from kpdp.inpaint import FaceInpainter
@@ -19,6 +20,9 @@ from kpdp.residual import MODES
 from kpdp.space import IdentitySpace
 
 from .method import Anonymizer
+
+#: what a hand in front of the face gets: drawn over (as every face before), or kept
+HANDS = ("paint", "keep")
 
 #: generator version -> its landmark condition (kpdp.inpaint.WEIGHTS names the weights of each)
 GENERATORS = {"v2": "dense68", "v3": "sparse7+dense68"}
@@ -32,10 +36,10 @@ class KPDPAnonymizer(Anonymizer):
     def __init__(self, eps=None, split: str = "uniform", weights=None, space=None, postprocess: str = "sample",
                  residual: str = "expression", mask: str = "ellipse", mask_dilate: float = 0.25,
                  mask_forehead: float = 0.45, generator: str = "v2", blend: str = "feather", tone: str = "none",
-                 mouth: str = "drawn", mouth_grow: float = MOUTH_GROW, **kw):
+                 mouth: str = "drawn", mouth_grow: float = MOUTH_GROW, hands: str = "paint", **kw):
         super().__init__(eps=eps, split=split, postprocess=postprocess, residual=residual, mask=mask,
                          mask_dilate=mask_dilate, mask_forehead=mask_forehead, generator=generator, blend=blend,
-                         tone=tone, mouth=mouth, mouth_grow=mouth_grow, **kw)
+                         tone=tone, mouth=mouth, mouth_grow=mouth_grow, hands=hands, **kw)
 
         if postprocess not in POSTPROCESS:
             raise ValueError(f"unknown postprocess '{postprocess}'; valid: {', '.join(POSTPROCESS)}")
@@ -43,6 +47,11 @@ class KPDPAnonymizer(Anonymizer):
             raise ValueError(f"unknown residual '{residual}'; valid: {', '.join(MODES)}")
         if generator not in GENERATORS:
             raise ValueError(f"unknown generator '{generator}'; valid: {', '.join(GENERATORS)}")
+        if hands not in HANDS:
+            raise ValueError(f"unknown hands '{hands}'; valid: {', '.join(HANDS)}")
+        # hands="keep": a hand in front of the face (kpdp.faces.hands) is taken out of the mask, so the
+        # face is drawn behind it instead of through it; "paint" (default) draws over it, as before
+        self.hands = HandFinder() if hands == "keep" else None
         self.split, self.postprocess, self.residual, self.blend, self.tone = split, postprocess, residual, blend, tone
         self.space = IdentitySpace.load(space) if space else default_space()
         # A mask to the hairline and past the cheeks: with the landmark hull alone (dilation 0.08,
@@ -68,6 +77,8 @@ class KPDPAnonymizer(Anonymizer):
             v += f"|b:{self.blend}"
         if self.tone != "none":  # with the Poisson paste the shift is made after the paste (kpdp.inpaint)
             v += f"|t:{self.tone}" + ("@pasted" if self.blend == "poisson" else "")
+        if self.hands is not None:
+            v += "|h:keep"
         if self.inpainter.mouth != "drawn":
             grow = self.inpainter.mouth_grow
             v += f"|m:{self.inpainter.mouth}" + (f"@{grow:g}" if grow != MOUTH_GROW else "")
@@ -80,7 +91,8 @@ class KPDPAnonymizer(Anonymizer):
                         postprocess=self.postprocess, residual=self.residual)
         target = res.landmarks[0]
         noise_seed = None if seed is None else (seed * 7919 + 1) % (2 ** 63)
-        out, changed = self.inpainter.inpaint(image, face.landmarks, target, noise_seed)
+        keep = self.hands.mask(image, face.landmarks) if self.hands is not None else None
+        out, changed = self.inpainter.inpaint(image, face.landmarks, target, noise_seed, keep)
         return out, target, {"eps_spent": res.eps_spent, "noise_mode": res.mode, "changed": changed}
 
 

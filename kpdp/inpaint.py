@@ -84,12 +84,18 @@ class FaceInpainter:
         kw = {"dilate": self.mask_dilate, "forehead": self.mask_forehead}
         return geo.landmark_mask(lm_src, (SIZE, SIZE), **kw) | geo.landmark_mask(lm_tgt, (SIZE, SIZE), **kw)
 
-    def generator_inputs(self, image: np.ndarray, lm_src: np.ndarray, lm_tgt: np.ndarray, seed: int | None):
-        """(alignment matrix, crop mask, the generator's four input tensors) of one face."""
+    def generator_inputs(self, image: np.ndarray, lm_src: np.ndarray, lm_tgt: np.ndarray, seed: int | None,
+                         keep: np.ndarray | None = None):
+        """(alignment matrix, crop mask, the generator's four input tensors) of one face. ``keep``
+        (image-sized, 1 = keep) is taken out of the mask: pixels in front of the face, e.g. a hand
+        (kpdp.faces.hands), stay the photo's and are context the generator draws around."""
         m = geo.alignment_matrix(lm_src, SIZE)
         crop = geo.align_crop(image, m, SIZE)
         src_c, tgt_c = geo.apply_affine(m, lm_src), geo.apply_affine(m, lm_tgt)
         mask = self.crop_mask(src_c, tgt_c)
+        if keep is not None and keep.any():
+            kept = cv2.warpAffine(keep.astype(np.uint8), m, (SIZE, SIZE), flags=cv2.INTER_NEAREST, borderValue=0)
+            mask = mask * (kept == 0).astype(mask.dtype)
         gen = torch.Generator().manual_seed(seed) if seed is not None else None
         noise = torch.randn((1, 1, SIZE, SIZE), generator=gen)
         x = torch.from_numpy(crop).permute(2, 0, 1)[None].float().div(127.5).sub(1)
@@ -99,9 +105,11 @@ class FaceInpainter:
                               for t in (x, mt, cond, noise))
 
     @torch.no_grad()
-    def inpaint(self, image: np.ndarray, lm_src: np.ndarray, lm_tgt: np.ndarray, seed: int | None):
-        """Returns (new image, mask of changed pixels in image coordinates)."""
-        m, mask, inputs = self.generator_inputs(image, lm_src, lm_tgt, seed)
+    def inpaint(self, image: np.ndarray, lm_src: np.ndarray, lm_tgt: np.ndarray, seed: int | None,
+                keep: np.ndarray | None = None):
+        """Returns (new image, mask of changed pixels in image coordinates); ``keep``: see
+        :meth:`generator_inputs`."""
+        m, mask, inputs = self.generator_inputs(image, lm_src, lm_tgt, seed, keep)
         y = self._run(*inputs)[0].float().cpu()
         out_crop = ((y.clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).numpy()
         tone_on_crop = self.tone == "skin" and self.blend == "feather"

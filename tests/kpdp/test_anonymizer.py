@@ -110,6 +110,35 @@ def test_original_mouth_is_moved_onto_the_drawn_one_and_nothing_else_changes(fac
         KPDPAnonymizer(eps=1.0, mouth="smile")
 
 
+def test_a_hand_in_front_of_the_face_is_kept_with_hands_keep(sample, sample_landmarks):
+    """kpdp[hands=keep]: the hand over the mouth (kpdp.faces.hands) stays the photo's, the face around
+    it is drawn as with hands=paint, which draws a face through the hand."""
+    from kpdp.datasets import load_image
+    from kpdp.faces.analyze import face_from_landmarks
+    from kpdp.faces.hands import HandFinder
+
+    image_id = "Celine_Dion/Celine_Dion_0003"
+    image = load_image(sample.root / "lfw-deepfunneled" / f"{image_id}.jpg")
+    face = face_from_landmarks(sample_landmarks["landmarks"][list(sample_landmarks["image_id"]).index(image_id)])
+    kw = dict(eps=1.0, generator="v3", blend="poisson", tone="skin")
+    painted = KPDPAnonymizer(**kw).anonymize(image, [face], seed=3)
+    keeper = KPDPAnonymizer(hands="keep", **kw)
+    kept = keeper.anonymize(image, [face], seed=3)
+    hand = HandFinder().mask(image).astype(bool) & (painted.region > 0)  # the hand where the face is drawn
+    assert hand.sum() > 1000
+
+    def changed(out):
+        return (np.abs(out.image.astype(int) - image.astype(int)).max(-1) > 8)[hand].mean()
+
+    assert changed(painted) > 0.5 and changed(kept) < 0.05, (changed(painted), changed(kept))
+    face_only = (kept.region > 0) & ~hand
+    assert (np.abs(kept.image.astype(int) - image.astype(int)).max(-1) > 8)[face_only].mean() > 0.5
+    assert np.array_equal(kept.target_landmarks[0], painted.target_landmarks[0])
+    assert "|h:keep" in keeper.version
+    with pytest.raises(ValueError, match="paint, keep"):
+        KPDPAnonymizer(eps=1.0, hands="hide")
+
+
 def test_eps_infinity_keeps_the_geometry_and_drawn_face_detectable(face_image):
     from bench.metrics.landmarks import nme
     from kpdp.faces import get_landmarker
@@ -175,6 +204,23 @@ def test_cli_anonymize_folder_fails_closed(tmp_path, face_image, sample):
     r = subprocess.run([sys.executable, "-m", "kpdp", "anonymize", str(tmp_path / "in"), str(tmp_path / "o2"),
                         "--eps", "-1"], capture_output=True, text=True)
     assert r.returncode == 2 and "ε must be > 0" in r.stderr
+
+
+def test_cli_anonymize_keeps_hands_when_asked(tmp_path, sample):
+    from kpdp.__main__ import main
+    from kpdp.datasets import load_image
+    from kpdp.faces.hands import HandFinder
+
+    image = load_image(sample.root / "lfw-deepfunneled" / "Celine_Dion" / "Celine_Dion_0003.jpg")
+    (tmp_path / "in").mkdir()
+    Image.fromarray(image).save(tmp_path / "in" / "hand.png")
+    hand = HandFinder().mask(image).astype(bool)
+    moved = {}
+    for hands in ("paint", "keep"):
+        assert main(["anonymize", str(tmp_path / "in"), str(tmp_path / hands), "--seed", "1", "--hands", hands]) == 0
+        out = np.asarray(Image.open(tmp_path / hands / "hand.png")).astype(int)
+        moved[hands] = (np.abs(out - image).max(-1) > 8)[hand].mean()
+    assert moved["keep"] < 0.05 < 0.3 < moved["paint"], moved
 
 
 @pytest.mark.parametrize("policy", ["blur-all", "copy"])
