@@ -97,7 +97,7 @@ class KPDPAnonymizer(Anonymizer):
 
 
 def anonymize(image: np.ndarray, eps: float = 1.0, seed: int | None = None, device: str = "cpu",
-              faces=None, no_face: str = "raise") -> np.ndarray:
+              faces=None, no_face: str = "raise", hands: str = "paint") -> np.ndarray:
     """Anonymise every face of an RGB ``uint8`` image, failing closed.
 
     ``seed=None`` (the default) draws the noise from the operating system through OpenDP (the
@@ -106,7 +106,8 @@ def anonymize(image: np.ndarray, eps: float = 1.0, seed: int | None = None, devi
     offline detectors (:mod:`kpdp.failclosed`); a face the method fails on is pixelated. When no
     face is found, ``no_face`` decides: ``raise`` (:class:`kpdp.faces.analyze.NoFaceError`, the
     default), ``blur-all`` (the whole image pixelated and blurred) or ``copy`` (unchanged: only
-    when you know there is no face).
+    when you know there is no face). ``hands="keep"`` keeps a hand in front of a face and draws the
+    face behind it (:mod:`kpdp.faces.hands`); ``"paint"`` (the default) draws the face over it.
     """
 
     if no_face not in ("raise", "blur-all", "copy"):
@@ -117,14 +118,14 @@ def anonymize(image: np.ndarray, eps: float = 1.0, seed: int | None = None, devi
             raise NoFaceError("no face found by the union of detectors: nothing anonymised "
                               "(no_face='blur-all' blurs the whole image, 'copy' returns it unchanged)")
         return obscure(image) if no_face == "blur-all" else image.copy()
-    return anonymize_faces(_anonymizer(eps, device), image, faces, seed)[0]
+    return anonymize_faces(_anonymizer(eps, device, hands), image, faces, seed)[0]
 
 
 _CACHE: dict = {}
 
 
-def _anonymizer(eps, device):
-    key = (float(eps), device)
+def _anonymizer(eps, device, hands="paint"):
+    key = (float(eps), device, hands)
     if key not in _CACHE:
-        _CACHE[key] = KPDPAnonymizer(eps=eps, device=device)
+        _CACHE[key] = KPDPAnonymizer(eps=eps, device=device, hands=hands)
     return _CACHE[key]
