@@ -50,9 +50,9 @@ def _palm_anchors() -> np.ndarray:
     return np.concatenate(centres).astype(np.float32)
 
 
-def _weighted_nms(boxes: np.ndarray, scores: np.ndarray, iou_min: float = 0.3) -> list[np.ndarray]:
+def _weighted_nms(boxes: np.ndarray, scores: np.ndarray, iou_min: float = 0.3) -> list[tuple[np.ndarray, float]]:
     """MediaPipe's WEIGHTED suppression: each kept detection is the score-weighted mean of those it
-    overlaps (boxes as x0, y0, x1, y1 followed by the keypoints). Returns the merged rows."""
+    overlaps (boxes as x0, y0, x1, y1 followed by the keypoints). Returns (merged row, its best score)."""
     order, kept = list(np.argsort(-scores)), []
     while order:
         top = boxes[order[0], :4]
@@ -63,7 +63,7 @@ def _weighted_nms(boxes: np.ndarray, scores: np.ndarray, iou_min: float = 0.3) -
         iou = inter / np.maximum(area + (top[2] - top[0]) * (top[3] - top[1]) - inter, 1e-9)
         group = [order[i] for i in np.flatnonzero(iou > iou_min)]
         w = scores[group][:, None]
-        kept.append((boxes[group] * w).sum(0) / w.sum())
+        kept.append(((boxes[group] * w).sum(0) / w.sum(), float(scores[order[0]])))
         order = [o for o in order if o not in group]
     return kept
 
@@ -120,7 +120,7 @@ class HandFinder:
                                kps.reshape(-1, 14)], axis=1)
         merged = _weighted_nms(rows, scores)
         found = []
-        for row, score in zip(merged, sorted(scores, reverse=True)):
+        for row, score in merged:
             pts = row.reshape(-1, 2) * side - [pad_x, pad_y]  # letterbox removed, image pixels
             found.append((pts[:2].reshape(-1), pts[2:], float(score)))
         return found

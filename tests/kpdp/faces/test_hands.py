@@ -102,3 +102,14 @@ def test_a_cheek_the_hand_network_takes_for_a_hand_is_not_in_front_of_the_face()
     finder = HandFinder()
     assert len(finder.find(image)) == 1
     assert finder.mask(image).any() and not finder.mask(image, face.landmarks).any()
+
+
+def test_weighted_suppression_merges_overlapping_palms_and_keeps_each_groups_best_score():
+    from kpdp.faces.hands import _weighted_nms
+
+    boxes = np.array([[0, 0, 10, 10], [1, 0, 11, 10], [50, 50, 60, 60]], float)
+    merged = _weighted_nms(boxes, np.array([0.9, 0.8, 0.7]))
+    assert len(merged) == 2
+    (first, s1), (second, s2) = merged
+    assert s1 == 0.9 and s2 == 0.7  # not the second-best score overall (0.8, of the first group)
+    assert np.allclose(first, (boxes[0] * 0.9 + boxes[1] * 0.8) / 1.7) and np.allclose(second, boxes[2])
