@@ -64,12 +64,16 @@ class _Pool(ProcessPoolExecutor):
     that worker died printing a KeyboardInterrupt traceback on the run's terminal. The driver
     holds SIGINT only for the fork itself; one that comes then is raised just after it."""
 
-    def _spawn_process(self):  # CPython's one place that starts a worker (3.9+)
+    def _adjust_process_count(self):  # where CPython starts spawned workers (3.9-3.13; 3.11+ via _spawn_process)
         if not hasattr(signal, "pthread_sigmask"):
-            return super()._spawn_process()
-        held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+            return super()._adjust_process_count()
+        from multiprocessing import resource_tracker
+
+        resource_tracker.ensure_running()  # its own start unblocks SIGINT: not inside our window
+        held = signal.pthread_sigmask(signal.SIG_BLOCK, ())  # read only: a pending Ctrl-C raises here, unblocked
         try:
-            return super()._spawn_process()
+            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+            return super()._adjust_process_count()
         finally:
             signal.pthread_sigmask(signal.SIG_SETMASK, held)
 

@@ -95,6 +95,11 @@ class FaceInpainter:
         mask = self.crop_mask(src_c, tgt_c)
         if keep is not None and keep.any():
             kept = cv2.warpAffine(keep.astype(np.uint8), m, (SIZE, SIZE), flags=cv2.INTER_NEAREST, borderValue=0)
+            # Caveat: the paste's feather fades over a ring of the original face round the kept hand
+            # (3 crop pixels). Tried instead: eroding the hole by the feather (thin fingers vanished at
+            # 128 px) and drawing the whole face then laying the hand back (the generator smeared the
+            # fingers it saw at the mask's edge into the face); on 6 photos both looked worse. The ring's
+            # cost was measured with it (reports/kpdp-v3-progress/, "Hands").
             mask = mask * (kept == 0).astype(mask.dtype)
         gen = torch.Generator().manual_seed(seed) if seed is not None else None
         noise = torch.randn((1, 1, SIZE, SIZE), generator=gen)

@@ -61,7 +61,8 @@ def _weighted_nms(boxes: np.ndarray, scores: np.ndarray, iou_min: float = 0.3) -
                  * np.clip(np.minimum(rest[:, 3], top[3]) - np.maximum(rest[:, 1], top[1]), 0, None))
         area = (rest[:, 2] - rest[:, 0]) * (rest[:, 3] - rest[:, 1])
         iou = inter / np.maximum(area + (top[2] - top[0]) * (top[3] - top[1]) - inter, 1e-9)
-        group = [order[i] for i in np.flatnonzero(iou > iou_min)]
+        # the top is in its own group even when its box is degenerate (its IoU with itself then 0)
+        group = [order[0]] + [order[i + 1] for i in np.flatnonzero(iou[1:] > iou_min)]
         w = scores[group][:, None]
         kept.append(((boxes[group] * w).sum(0) / w.sum(), float(scores[order[0]])))
         order = [o for o in order if o not in group]
@@ -109,7 +110,7 @@ class HandFinder:
         out = self._run(self.palm, x)
         raw, logits = out["Identity"], out["Identity_1"][:, 0]
         scores = 1 / (1 + np.exp(-np.clip(logits, -100, 100)))
-        keep = scores >= self.min_palm_score
+        keep = (scores >= self.min_palm_score) & (raw[:, 2] > 0) & (raw[:, 3] > 0)  # a box with no area is no palm
         if not keep.any():
             return []
         raw, anchors, scores = raw[keep] / PALM_SIZE, self.anchors[keep], scores[keep]
@@ -140,7 +141,14 @@ class HandFinder:
         return np.array([cx, cy]), max(bw, bh) * 2.6, rotation
 
     def find(self, image: np.ndarray) -> list[Hand]:
-        """Every hand found in an RGB uint8 image: 21 landmarks each, in image pixels."""
+        """Every hand found in an RGB uint8 image (grey and RGBA are read as RGB): 21 landmarks each,
+        in image pixels."""
+        image = np.asarray(image)
+        if image.ndim == 2:
+            image = np.repeat(image[..., None], 3, axis=-1)
+        image = image[..., :3]
+        if min(image.shape[:2]) == 0:
+            return []
         hands = []
         for box, keypoints, _ in self.palms(image):
             centre, side, rotation = self.hand_box(box, keypoints)
@@ -168,20 +176,25 @@ class HandFinder:
         return hand_mask(hands, image.shape[:2])
 
 
-def in_front_of(hand: np.ndarray, face: np.ndarray, min_size: float = 1.2, wrist_out: float = 0.25) -> bool:
+def in_front_of(hand: np.ndarray, face: np.ndarray, min_size: float = 1.2, wrist_out: float = 0.25,
+                forehead: float = 0.45) -> bool:
     """Whether a hand (21 landmarks) can be in front of a face (68 landmarks), by two physical limits,
     in units of the face's eye distance: a hand at the face's depth or nearer is about as large as the
     face or larger (the diagonal of its landmarks' box >= ``min_size``), and it reaches in from an arm,
-    so its wrist lies outside the face (>= ``wrist_out`` beyond the hull of the 68 points).
+    so its wrist lies outside the face (>= ``wrist_out`` beyond the hull of the 68 points with the brows
+    raised by ``forehead`` x the brow-to-chin height: the anonymiser's mask reaches the hairline).
 
     Why: the hand network accepts a few parts of faces as hands (with presence scores up to 0.96) and a
     false hand *on* a face would keep that part of the face unmasked. On 300 LFW devtest photos with a
     hand over the drawn face, the three false ones (a cheek, a nose, an ear) were 0.69-1.62 eye
-    distances large with the wrist 0.28 inside to 0.06 outside the face; the other 18 (hands by eye,
-    two of them unclear) 1.44-3.22 large with the wrist 0.58-3.12 outside."""
+    distances large with the wrist 0.28 inside to 0.06 outside the 68-point hull; the other 18 (hands by
+    eye, two of them unclear) 1.44-3.22 large with the wrist 0.58-3.12 outside it."""
+    face = np.asarray(face, np.float64)
     eye_distance = np.linalg.norm(face[36:42].mean(0) - face[42:48].mean(0))
     size = np.linalg.norm(hand.max(0) - hand.min(0)) / eye_distance
-    hull = cv2.convexHull(np.asarray(face, np.float32))
+    up = face[17:27].mean(0) - face[8]  # chin to brows
+    outline = np.vstack([face, face[17:27] + forehead * up])
+    hull = cv2.convexHull(outline.astype(np.float32))
     inside = cv2.pointPolygonTest(hull, (float(hand[0][0]), float(hand[0][1])), True) / eye_distance
     return bool(size >= min_size and inside <= -wrist_out)
 

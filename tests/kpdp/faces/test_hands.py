@@ -113,3 +113,19 @@ def test_weighted_suppression_merges_overlapping_palms_and_keeps_each_groups_bes
     (first, s1), (second, s2) = merged
     assert s1 == 0.9 and s2 == 0.7  # not the second-best score overall (0.8, of the first group)
     assert np.allclose(first, (boxes[0] * 0.9 + boxes[1] * 0.8) / 1.7) and np.allclose(second, boxes[2])
+
+
+def test_a_degenerate_palm_box_does_not_stall_the_suppression():
+    from kpdp.faces.hands import _weighted_nms
+
+    merged = _weighted_nms(np.array([[5, 5, 5, 9], [0, 0, 10, 10]], float), np.array([0.9, 0.8]))
+    assert len(merged) == 2  # the zero-width box is its own group (its IoU with itself is 0)
+
+
+def test_grey_rgba_and_empty_images_are_read(finder, photo):
+    image, _ = photo(HAND_OVER_MOUTH)
+    grey = image.mean(-1).astype(np.uint8)
+    rgba = np.concatenate([image, np.full(image.shape[:2] + (1,), 255, np.uint8)], axis=-1)
+    assert isinstance(finder.find(grey), list)  # read, not refused (the hand models are trained on colour)
+    assert len(finder.find(rgba)) == 1
+    assert finder.find(np.zeros((0, 0, 3), np.uint8)) == []
