@@ -85,13 +85,14 @@ def main(argv=None) -> int:
     for s in samples:
         scanned += 1
         image = load_image(s.path)
-        if not finder.find(image):
+        found = finder.find(image)
+        if not found:
             continue
         faces = find_faces(image, "cpu")
         if not faces:
             continue
         face = _largest(faces)
-        hand = finder.mask(image, face.landmarks)  # the hands that hands=keep keeps for this face
+        hand = finder.mask(image, face.landmarks, found)  # the hands that hands=keep keeps for this face
         painted = painter.anonymize(image, [face], seed=a.seed)
         over = hand.astype(bool) & (painted.region > 0)
         if over.sum() < 50:  # a hand elsewhere in the photo: both variants draw the same face

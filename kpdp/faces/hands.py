@@ -167,10 +167,12 @@ class HandFinder:
             hands.append(Hand(uv @ to_image[:, :2].T + to_image[:, 2], score))
         return hands
 
-    def mask(self, image: np.ndarray, face_landmarks: np.ndarray | None = None) -> np.ndarray:
-        """uint8 mask (1 = hand) of every hand found (:func:`hand_mask` of :meth:`find`); given a face's
-        68 landmarks, of the hands that can be in front of that face only (:func:`in_front_of`)."""
-        hands = [h.landmarks for h in self.find(image)]
+    def mask(self, image: np.ndarray, face_landmarks: np.ndarray | None = None,
+             found: list[Hand] | None = None) -> np.ndarray:
+        """uint8 mask (1 = hand) of every hand found (:func:`hand_mask` of :meth:`find`, or of ``found``,
+        hands already found in this image); given a face's 68 landmarks, of the hands that can be in
+        front of that face only (:func:`in_front_of`)."""
+        hands = [h.landmarks for h in (self.find(image) if found is None else found)]
         if face_landmarks is not None:
             hands = [h for h in hands if in_front_of(h, face_landmarks)]
         return hand_mask(hands, image.shape[:2])
